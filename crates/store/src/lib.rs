@@ -1,0 +1,1 @@
+//! CDR leg storage.
