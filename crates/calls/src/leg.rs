@@ -20,11 +20,9 @@ pub enum EndReason {
     Bye,
     /// A BYE and its 200 were both seen.
     ByeConfirmed,
-    /// Answered, then nothing ended it before the absolute timeout.
-    AnsweredNoBye,
     /// The INVITE never got a final response within the zombie timeout.
     TimeoutZombie,
-    /// Any leg older than the absolute timeout.
+    /// Any leg older than the absolute timeout (an answered call whose BYE was never seen).
     TimeoutAbsolute,
     /// Still open when the input ended.
     EndOfInput,
@@ -37,7 +35,6 @@ impl EndReason {
             EndReason::Cancel => "cancel",
             EndReason::Bye => "bye",
             EndReason::ByeConfirmed => "bye_confirmed",
-            EndReason::AnsweredNoBye => "answered_no_bye",
             EndReason::TimeoutZombie => "timeout_zombie",
             EndReason::TimeoutAbsolute => "timeout_absolute",
             EndReason::EndOfInput => "end_of_input",
@@ -50,7 +47,6 @@ impl EndReason {
             "cancel" => EndReason::Cancel,
             "bye" => EndReason::Bye,
             "bye_confirmed" => EndReason::ByeConfirmed,
-            "answered_no_bye" => EndReason::AnsweredNoBye,
             "timeout_zombie" => EndReason::TimeoutZombie,
             "timeout_absolute" => EndReason::TimeoutAbsolute,
             "end_of_input" => EndReason::EndOfInput,

@@ -6,3 +6,6 @@
 mod leg;
 
 pub use leg::{EndReason, Leg, LegMessage, Micros, Side};
+mod tracker;
+
+pub use tracker::{Origin, Tracker, TrackerConfig, TrackerStats};
