@@ -445,7 +445,9 @@ fn invite_response(
     to: Option<NameAddr<'_>>,
 ) {
     let tag = to.and_then(|t| t.tag);
-    if code >= 100 && open.leg.answer.is_none() {
+    // The last response to the INVITE, but a late provisional never hides a final one.
+    let final_seen = open.leg.last_response.is_some_and(|c| c >= 200);
+    if code >= 100 && open.leg.answer.is_none() && (code >= 200 || !final_seen) {
         open.leg.last_response = Some(code);
         open.leg.last_response_text = Some(text(reason));
     }
@@ -460,18 +462,14 @@ fn invite_response(
                 open.leg.to_tag = tag.map(text);
             }
         }
-        200..=299 => {
-            if open.leg.answer.is_none() {
-                open.leg.answer = Some(ts);
-                open.leg.to_tag = tag.map(text);
-                open.leg.last_response = Some(code);
-                open.leg.last_response_text = Some(text(reason));
-                // A 2xx revives a leg a failing fork or a racing CANCEL had ended.
-                if matches!(open.phase, Phase::Setup | Phase::Failed | Phase::Cancelled) {
-                    open.phase = Phase::Answered;
-                    open.leg.end = ts;
-                    open.leg.hangup_by = None;
-                }
+        200..=299 if open.leg.answer.is_none() => {
+            open.leg.answer = Some(ts);
+            open.leg.to_tag = tag.map(text);
+            // A 2xx revives a leg a failing fork or a racing CANCEL had ended.
+            if matches!(open.phase, Phase::Setup | Phase::Failed | Phase::Cancelled) {
+                open.phase = Phase::Answered;
+                open.leg.end = ts;
+                open.leg.hangup_by = None;
             }
         }
         300..=699 => {

@@ -88,11 +88,11 @@ fn reason_text(code: u16) -> &'static [u8] {
 }
 
 impl Wire {
-    fn to_tag(mut self, tag: Option<&'static [u8]>) -> Wire {
+    fn with_to_tag(mut self, tag: Option<&'static [u8]>) -> Wire {
         self.to_tag = tag;
         self
     }
-    fn from_callee(mut self) -> Wire {
+    fn sent_by_callee(mut self) -> Wire {
         self.from_caller = false;
         // In a request sent by the callee, From carries the callee's tag.
         self.from_tag = Some(b"ttag");
@@ -291,14 +291,14 @@ fn reinvite_stays_in_the_leg_and_does_not_move_answer() {
 fn a_failing_fork_does_not_end_the_leg_while_another_may_answer() {
     let leg = only(run(&[
         req(T0, Method::Invite, 1),
-        resp(T0 + S, 180, 1, Method::Invite).to_tag(Some(b"fork-a")),
-        resp(T0 + S + 5, 180, 1, Method::Invite).to_tag(Some(b"fork-b")),
-        resp(T0 + 2 * S, 486, 1, Method::Invite).to_tag(Some(b"fork-b")),
+        resp(T0 + S, 180, 1, Method::Invite).with_to_tag(Some(b"fork-a")),
+        resp(T0 + S + 5, 180, 1, Method::Invite).with_to_tag(Some(b"fork-b")),
+        resp(T0 + 2 * S, 486, 1, Method::Invite).with_to_tag(Some(b"fork-b")),
         // Far beyond the 5 s linger: only the pending fork keeps the leg open.
-        resp(T0 + 30 * S, 200, 1, Method::Invite).to_tag(Some(b"fork-a")),
-        req(T0 + 30 * S + 1, Method::Ack, 1).to_tag(Some(b"fork-a")),
-        req(T0 + 50 * S, Method::Bye, 2).to_tag(Some(b"fork-a")),
-        resp(T0 + 50 * S + 1, 200, 2, Method::Bye).to_tag(Some(b"fork-a")),
+        resp(T0 + 30 * S, 200, 1, Method::Invite).with_to_tag(Some(b"fork-a")),
+        req(T0 + 30 * S + 1, Method::Ack, 1).with_to_tag(Some(b"fork-a")),
+        req(T0 + 50 * S, Method::Bye, 2).with_to_tag(Some(b"fork-a")),
+        resp(T0 + 50 * S + 1, 200, 2, Method::Bye).with_to_tag(Some(b"fork-a")),
     ]));
     assert_eq!(leg.answer, Some(T0 + 30 * S));
     assert_eq!(leg.to_tag.as_deref(), Some("fork-a"));
@@ -309,8 +309,8 @@ fn a_failing_fork_does_not_end_the_leg_while_another_may_answer() {
 fn a_late_2xx_within_the_linger_revives_a_failed_leg() {
     let leg = only(run(&[
         req(T0, Method::Invite, 1),
-        resp(T0 + 2 * S, 486, 1, Method::Invite).to_tag(Some(b"fork-b")),
-        resp(T0 + 3 * S, 200, 1, Method::Invite).to_tag(Some(b"fork-a")),
+        resp(T0 + 2 * S, 486, 1, Method::Invite).with_to_tag(Some(b"fork-b")),
+        resp(T0 + 3 * S, 200, 1, Method::Invite).with_to_tag(Some(b"fork-a")),
         req(T0 + 9 * S, Method::Bye, 2),
     ]));
     assert_eq!(leg.answer, Some(T0 + 3 * S));
@@ -324,7 +324,7 @@ fn authentication_challenge_then_new_invite_is_one_leg() {
         req(T0, Method::Invite, 1),
         resp(T0 + 100, 407, 1, Method::Invite),
         req(T0 + 200, Method::Ack, 1),
-        req(T0 + 300, Method::Invite, 2).to_tag(None),
+        req(T0 + 300, Method::Invite, 2).with_to_tag(None),
         resp(T0 + S, 200, 2, Method::Invite),
         req(T0 + 5 * S, Method::Bye, 3),
         resp(T0 + 5 * S + 1, 200, 3, Method::Bye),
@@ -421,7 +421,7 @@ fn unconfirmed_bye_from_the_callee() {
         req(T0, Method::Invite, 1),
         resp(T0 + S, 200, 1, Method::Invite),
         req(T0 + 2 * S, Method::Ack, 1),
-        req(T0 + 10 * S, Method::Bye, 1).from_callee(),
+        req(T0 + 10 * S, Method::Bye, 1).sent_by_callee(),
     ] {
         w.feed(&mut tracker);
     }
