@@ -1,1 +1,183 @@
 //! CDR leg storage.
+//!
+//! The rest of sipmeter talks to one [`Store`] type so that the embedded default (SQLite in the
+//! data directory) and the scale-out option (PostgreSQL, not implemented yet) stay
+//! interchangeable: callers never see which backend they hold. Everything written here is keyed
+//! so that a retry or a re-import cannot duplicate a leg (spec: nothing ingested is ever lost or
+//! duplicated).
+
+mod codec;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+pub use calls::{Leg, LegMessage, Micros};
+
+/// Where an installation keeps its database when nothing else is configured.
+pub const DEFAULT_DATA_DIR: &str = "./sipmeter-data";
+
+/// File name of the SQLite database inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "sipmeter.db";
+
+/// Database id of a stored leg; the handle for fetching its messages.
+pub type LegId = i64;
+
+/// Errors of the store. Variants separate "cannot start" (open, migrate) from "this request
+/// failed" (query) from "the data on disk is damaged" (corrupt), because callers react
+/// differently: exit with a message, retry, or show the rest and flag one leg.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot bring the database schema up to date")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+    #[error("cannot compress the SIP messages of a leg")]
+    Encode(#[source] std::io::Error),
+    #[error("stored SIP messages of leg {leg_id} are corrupt: {reason}")]
+    CorruptMessages { leg_id: LegId, reason: &'static str },
+    #[error("stored leg {leg_id} has an invalid value in column {column}")]
+    CorruptLeg { leg_id: LegId, column: &'static str },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What a batch insert really did. Callers need `inserted` to tell a fresh import from a
+/// repeated one (and to keep statistics honest), since duplicates are skipped silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertReport {
+    /// Legs that were new and are now stored.
+    pub inserted: u64,
+    /// Legs already present (same sensor, Call-ID and start), left untouched.
+    pub duplicates: u64,
+    /// Legs whose messages were stored (new legs with at least one message).
+    pub legs_with_messages: u64,
+}
+
+/// Filter for [`Store::legs`]. Filters on `start_us` only, because that column is indexed and
+/// pages of a CDR list are ordered by start; the time bounds are half-open so consecutive
+/// windows neither overlap nor leave gaps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegQuery {
+    /// Only legs that started at or after this instant.
+    pub start_from: Option<Micros>,
+    /// Only legs that started strictly before this instant.
+    pub start_before: Option<Micros>,
+    /// Only legs of this sensor.
+    pub sensor_id: Option<u32>,
+    /// At most this many legs; `None` means all.
+    pub limit: Option<u32>,
+    /// Skip this many legs first (for paging).
+    pub offset: u64,
+}
+
+/// A leg read back together with its database id, which [`Leg`] itself does not carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLeg {
+    pub id: LegId,
+    pub leg: Leg,
+}
+
+/// The CDR database. An enum rather than a trait object: the set of backends is closed and
+/// small, and an enum keeps the async methods plain (no boxing, no `async_trait`).
+pub struct Store {
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database in `data_dir` and migrates it to the
+    /// current schema, so a database written by an older sipmeter is usable at once.
+    pub async fn open_sqlite(data_dir: impl AsRef<Path>) -> Result<Store> {
+        let backend = Backend::Sqlite(sqlite::SqliteStore::open(data_dir.as_ref()).await?);
+        Ok(Store { backend })
+    }
+
+    /// Stores a batch of legs in one transaction: either all new legs of the batch are stored
+    /// with their messages, or none. Legs already present are skipped, and their messages are
+    /// not written again, so re-sending a batch after a failure is always safe. A sensor id
+    /// the database does not know yet is registered on the fly rather than refused, because
+    /// refusing would lose the legs of a sensor set up before its registration arrived.
+    pub async fn insert_legs(&mut self, legs: &[Leg]) -> Result<InsertReport> {
+        match &mut self.backend {
+            Backend::Sqlite(s) => s.insert_legs(legs).await,
+        }
+    }
+
+    /// Legs matching `query`, ordered by start (then id, for a stable order among equal
+    /// starts). `messages` of each returned leg is left empty: the ladder is loaded on demand
+    /// with [`Store::leg_messages`], as lists would otherwise decompress megabytes per page.
+    pub async fn legs(&self, query: &LegQuery) -> Result<Vec<Leg>> {
+        Ok(self
+            .legs_with_ids(query)
+            .await?
+            .into_iter()
+            .map(|s| s.leg)
+            .collect())
+    }
+
+    /// Like [`Store::legs`], keeping the ids needed to fetch messages.
+    pub async fn legs_with_ids(&self, query: &LegQuery) -> Result<Vec<StoredLeg>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.legs(query).await,
+        }
+    }
+
+    /// The stored SIP messages of a leg, in the order they were given; empty if the leg kept
+    /// none or does not exist. A damaged blob is reported as [`StoreError::CorruptMessages`].
+    pub async fn leg_messages(&self, leg_id: LegId) -> Result<Vec<LegMessage>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.leg_messages(leg_id).await,
+        }
+    }
+
+    /// Number of stored legs, all sensors.
+    pub async fn count_legs(&self) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.count_legs().await,
+        }
+    }
+
+    /// Highest applied migration version, for diagnostics (About page, support bundles).
+    pub async fn schema_version(&self) -> Result<i64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.schema_version().await,
+        }
+    }
+
+    /// Closes all connections, so that the WAL is checkpointed and the file can be copied or
+    /// reopened right away. Dropping a `Store` also closes it, but without waiting.
+    pub async fn close(self) {
+        match self.backend {
+            Backend::Sqlite(s) => s.close().await,
+        }
+    }
+}
+
+/// Text forms stored in the database. Transport and Side have no parser of their own in their
+/// crates; these live here because only storage needs to read them back.
+fn transport_from_str(s: &str) -> Option<sip::Transport> {
+    use sip::Transport::*;
+    [Udp, Tcp, Tls, Sctp, Ws]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+}
+
+fn side_from_str(s: &str) -> Option<calls::Side> {
+    use calls::Side::*;
+    [Caller, Callee].into_iter().find(|t| t.as_str() == s)
+}
