@@ -1,0 +1,148 @@
+//! The TOML configuration file and how command-line flags override it.
+//!
+//! Every key has a flag of the same name (`sip_ports` ↔ `--sip-ports`); a flag given on the
+//! command line wins over the file, the file over the built-in default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The keys of `--config-file`. Unknown keys are an error: a typo must not silently fall
+/// back to a default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub sensor_id: Option<u32>,
+    pub sip_ports: Option<String>,
+    pub sip_any_port: Option<bool>,
+    pub keep_messages: Option<bool>,
+    pub zombie_timeout_s: Option<u64>,
+    pub absolute_timeout_s: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
+    }
+}
+
+/// Options shared by every command that reads captures, after merging file and flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub pipeline: sensor::PipelineConfig,
+}
+
+/// Flags that override [`FileConfig`] keys; `None` = not given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonFlags {
+    /// Data directory (database, license, state) [default: ./sipmeter-data]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Sensor id written into the legs [default: 1]
+    #[arg(long, global = true)]
+    pub sensor_id: Option<u32>,
+    /// SIP ports: list and ranges, e.g. 5060,5061,5080-5090 [default: 5060,5061]
+    #[arg(long, global = true)]
+    pub sip_ports: Option<String>,
+    /// Also detect SIP by content on any UDP/TCP port
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub sip_any_port: Option<bool>,
+    /// Keep each leg's SIP messages for the message ladder [default: true when storing]
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub keep_messages: Option<bool>,
+    /// Close an unanswered leg with no packet for this many seconds [default: 300]
+    #[arg(long, global = true)]
+    pub zombie_timeout_s: Option<u64>,
+    /// Close any leg this many seconds after its start [default: 14400]
+    #[arg(long, global = true)]
+    pub absolute_timeout_s: Option<u64>,
+}
+
+impl Settings {
+    /// Merge defaults, the file and the flags. `storing` picks the default of `keep_messages`
+    /// (messages cost memory and are only worth it when they are stored).
+    pub fn resolve(file: &FileConfig, flags: &CommonFlags, storing: bool) -> Result<Settings> {
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(store::DEFAULT_DATA_DIR));
+        let sensor_id = flags.sensor_id.or(file.sensor_id).unwrap_or(1);
+        if sensor_id == 0 {
+            bail!("sensor id must be at least 1");
+        }
+        let mut pipeline = sensor::PipelineConfig::default();
+        if let Some(ports) = flags.sip_ports.as_ref().or(file.sip_ports.as_ref()) {
+            pipeline.capture.ports = capture::PortSet::parse(ports)
+                .with_context(|| format!("invalid SIP port list {ports:?}"))?;
+        }
+        pipeline.capture.detect_any_port =
+            flags.sip_any_port.or(file.sip_any_port).unwrap_or(false);
+        let t = &mut pipeline.tracker;
+        t.sensor_id = sensor_id;
+        t.keep_messages = flags
+            .keep_messages
+            .or(file.keep_messages)
+            .unwrap_or(storing);
+        if let Some(s) = flags.zombie_timeout_s.or(file.zombie_timeout_s) {
+            t.zombie_timeout = seconds(s, "zombie_timeout_s")?;
+        }
+        if let Some(s) = flags.absolute_timeout_s.or(file.absolute_timeout_s) {
+            t.absolute_timeout = seconds(s, "absolute_timeout_s")?;
+        }
+        Ok(Settings { data_dir, pipeline })
+    }
+}
+
+fn seconds(s: u64, key: &str) -> Result<i64> {
+    if s == 0 || s > 30 * 86_400 {
+        bail!("{key} must be between 1 and 2592000 seconds, not {s}");
+    }
+    Ok(s as i64 * 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/srv/sm\"\nsensor_id = 7\nsip_ports = \"5060,5080-5081\"\nzombie_timeout_s = 60\n",
+        )
+        .unwrap();
+        let flags = CommonFlags {
+            sensor_id: Some(9),
+            ..CommonFlags::default()
+        };
+        let s = Settings::resolve(&file, &flags, false).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/sm"));
+        assert_eq!(s.pipeline.tracker.sensor_id, 9);
+        assert!(s.pipeline.capture.ports.contains(5081));
+        assert!(!s.pipeline.capture.ports.contains(5061));
+        assert_eq!(s.pipeline.tracker.zombie_timeout, 60_000_000);
+        assert!(!s.pipeline.tracker.keep_messages);
+
+        let d = Settings::resolve(&FileConfig::default(), &CommonFlags::default(), true).unwrap();
+        assert_eq!(d.data_dir, PathBuf::from("./sipmeter-data"));
+        assert!(d.pipeline.capture.ports.contains(5061));
+        assert!(d.pipeline.tracker.keep_messages);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = toml::from_str::<FileConfig>("sip_prots = \"5060\"").unwrap_err();
+        assert!(err.to_string().contains("sip_prots"), "{err}");
+        let file = FileConfig {
+            sip_ports: Some("5060,abc".into()),
+            ..FileConfig::default()
+        };
+        let err = Settings::resolve(&file, &CommonFlags::default(), false).unwrap_err();
+        assert!(format!("{err:#}").contains("5060,abc"), "{err:#}");
+    }
+}

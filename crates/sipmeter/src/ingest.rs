@@ -1,0 +1,125 @@
+//! Reading capture paths through the sensor pipeline, with progress and a summary: the shared
+//! part of `read`, `import` and `--readpcapdir`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use calls::Leg;
+use indicatif::{ProgressBar, ProgressStyle};
+use sensor::{Pipeline, Totals};
+
+/// What a run over some paths did.
+pub struct RunSummary {
+    pub totals: Totals,
+    pub seconds: f64,
+    /// Paths or files that could not be read at all or stopped early.
+    pub errors: usize,
+}
+
+impl RunSummary {
+    /// Nothing usable came out: every file failed before its first packet.
+    pub fn nothing_read(&self) -> bool {
+        self.totals.packets == 0 && self.errors > 0
+    }
+
+    pub fn line(&self) -> String {
+        let t = &self.totals;
+        let mb = t.bytes as f64 / 1e6;
+        let rate = if self.seconds > 0.0 {
+            mb / self.seconds
+        } else {
+            0.0
+        };
+        format!(
+            "{} files, {} packets, {} SIP messages, {} malformed, {} legs, {:.2} s, {:.1} MB/s",
+            t.files, t.packets, t.sip_messages, t.malformed, t.legs, self.seconds, rate
+        )
+    }
+}
+
+/// Expand files and directories to capture files, reporting (not failing on) bad paths.
+fn expand(paths: &[PathBuf], errors: &mut usize) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for p in paths {
+        match capture::list_captures(p) {
+            Ok(list) if list.is_empty() => {
+                eprintln!(
+                    "sipmeter: {}: no capture files (.pcap, .pcapng, .cap, .gz) in this directory",
+                    p.display()
+                );
+                *errors += 1;
+            }
+            Ok(list) => files.extend(list),
+            Err(e) => {
+                eprintln!("sipmeter: {e}");
+                *errors += 1;
+            }
+        }
+    }
+    files
+}
+
+/// Run every capture under `paths` through one pipeline, handing closed legs to `on_legs` as
+/// they close (and the rest at the end of input).
+pub fn run(
+    config: sensor::PipelineConfig,
+    paths: &[PathBuf],
+    mut on_legs: impl FnMut(Vec<Leg>) -> Result<()>,
+) -> Result<RunSummary> {
+    if paths.is_empty() {
+        bail!("no capture path given");
+    }
+    let started = Instant::now();
+    let mut errors = 0;
+    let files = expand(paths, &mut errors);
+    let total_bytes: u64 = files.iter().map(|f| file_size(f)).sum();
+    let bar = progress_bar(total_bytes);
+    let mut pipeline = Pipeline::new(config);
+    let mut done_before = 0u64;
+    for file in &files {
+        let report = pipeline.read_file(file, &mut |b| {
+            if let Some(bar) = &bar {
+                bar.set_position(done_before + b);
+            }
+        });
+        done_before += file_size(file);
+        if let Some(err) = report.error {
+            errors += 1;
+            let msg = format!("sipmeter: {err}");
+            match &bar {
+                Some(bar) => bar.println(msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+        on_legs(pipeline.take_legs())?;
+    }
+    on_legs(pipeline.finish())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(RunSummary {
+        totals: pipeline.totals().clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        errors,
+    })
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
