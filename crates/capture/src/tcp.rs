@@ -4,7 +4,7 @@
 //! order (out-of-order segments buffered, bounded; retransmitted and overlapping bytes dropped),
 //! then cut into SIP messages with the framing hook ([`sip::message_len`]: headers plus
 //! Content-Length body). CR/LF keep-alives between messages are skipped; bytes that cannot start
-//! a message are skipped up to the next line that looks like a SIP start line (resync).
+//! a message are skipped up to the next place that looks like a SIP start line (resync).
 //!
 //! Timestamps: a message reassembled from several segments carries the timestamp of the segment
 //! that completed it, because that is when a receiver could have acted on it.
@@ -333,15 +333,16 @@ impl TcpReassembler {
     }
 }
 
-/// Offset of the first line in `b` that looks like a SIP start line.
+/// Offset of the first place in `b` that looks like a SIP start line. Every offset is tried,
+/// not only line starts, because a message often follows a body that has no trailing CRLF.
+/// Only runs while resynchronising, and the first-byte test makes most offsets one comparison.
 fn find_sip_start(b: &[u8], looks: fn(&[u8]) -> bool) -> Option<usize> {
-    if looks(b) {
-        return Some(0);
-    }
-    memchr::memchr_iter(b'\n', b)
-        .map(|i| i + 1)
-        .find(|&i| b.get(i..).is_some_and(looks))
+    (0..b.len()).find(|&i| b[i].is_ascii_uppercase() && looks(&b[i..]))
 }
+
+/// While resynchronising, this many trailing bytes are kept when no start line was found: they
+/// may be the beginning of one (`REGISTER sips:` is 14 bytes).
+const RESYNC_KEEP: usize = 32;
 
 /// Cut complete messages off the front of the stream buffer and deliver them.
 fn frame(
@@ -370,13 +371,8 @@ fn frame(
                     s.resync = false;
                 }
                 None => {
-                    // Keep the last partial line: it may become a start line.
-                    let keep = memchr::memrchr(b'\n', rest).map_or(0, |i| i + 1);
-                    let keep = if rest.len() - keep > cfg.max_message_len {
-                        rest.len()
-                    } else {
-                        keep
-                    };
+                    // Keep the tail: it may be the beginning of a start line.
+                    let keep = rest.len().saturating_sub(RESYNC_KEEP);
                     stats.tcp_garbage_bytes += keep as u64;
                     start += keep;
                     break;
