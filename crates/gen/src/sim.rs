@@ -421,7 +421,14 @@ impl<W: Write, T: Write> Sim<W, T> {
         for t in burst_times {
             self.push(t, u32::MAX, 0, KIND_ARRIVAL);
         }
-        self.push(t0 + RAMP, u32::MAX, 1, KIND_ARRIVAL);
+        // The burst calls all spend their (not memoryless) setup time at once; starting the
+        // steady arrivals one mean setup time later keeps the early concurrency near the target
+        // instead of overshooting by arrival_rate * setup.
+        let setup = expected_occupancy(&Config {
+            duration_s: 0.0,
+            ..self.cfg.clone()
+        });
+        self.push(t0 + RAMP.max(setup as Micros), u32::MAX, 1, KIND_ARRIVAL);
 
         while let Some(Reverse((now, order, slot, gen_, kind))) = self.queue.pop() {
             if !self.stopping && self.cfg.size.is_some_and(|s| self.w.bytes() >= s) {
