@@ -191,14 +191,16 @@ impl Decoder {
         sink: &mut dyn Sink,
     ) {
         // A first fragment of a UDP datagram on non-SIP ports: the rest is not worth buffering.
-        if offset == 0 && proto == IPPROTO_UDP && !self.detect_any {
-            if let (Some(sp), Some(dp)) = (be16(data, 0), be16(data, 2)) {
-                if !self.ports.contains(sp) && !self.ports.contains(dp) {
-                    self.defrag.discard(key, ts, &mut self.stats);
-                    self.stats.non_sip_packets += 1;
-                    return;
-                }
-            }
+        if offset == 0
+            && proto == IPPROTO_UDP
+            && !self.detect_any
+            && let (Some(sp), Some(dp)) = (be16(data, 0), be16(data, 2))
+            && !self.ports.contains(sp)
+            && !self.ports.contains(dp)
+        {
+            self.defrag.discard(key, ts, &mut self.stats);
+            self.stats.non_sip_packets += 1;
+            return;
         }
         let Some(whole) = self
             .defrag
@@ -319,10 +321,10 @@ impl Decoder {
             return;
         }
         let payload = &p[8..end];
-        if !self.ports.contains(sport)
-            && !self.ports.contains(dport)
-            && !(self.detect_any && (self.hooks.looks_like_sip)(payload))
-        {
+        let wanted = self.ports.contains(sport)
+            || self.ports.contains(dport)
+            || (self.detect_any && (self.hooks.looks_like_sip)(payload));
+        if !wanted {
             self.stats.non_sip_packets += 1;
             return;
         }

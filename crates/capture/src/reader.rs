@@ -422,7 +422,7 @@ impl<R: Read> CaptureReader<R> {
             };
             let btype = u32_at(head, 0, big);
             let total = u32_at(head, 4, big) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_BLOCK_LEN {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_BLOCK_LEN {
                 return Err(self.corrupt(
                     offset,
                     format!("pcapng block of type {btype:#x} has invalid length {total}"),
@@ -449,12 +449,8 @@ impl<R: Read> CaptureReader<R> {
             self.pos += total;
             let body = block_start + 8..block_start + total - 4;
             match btype {
-                PCAPNG_SHB => {
-                    if body.len() < 16 {
-                        return Err(
-                            self.corrupt(offset, "section header block too short".to_string())
-                        );
-                    }
+                PCAPNG_SHB if body.len() < 16 => {
+                    return Err(self.corrupt(offset, "section header block too short".to_string()));
                 }
                 1 => {
                     let b = &self.buf[body];
