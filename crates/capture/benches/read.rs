@@ -126,6 +126,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function("rtp_heavy_200k_detect_any_port", |b| {
         b.iter(|| black_box(run(&bytes, &any)))
     });
+    // The same through a real file (page cache) and `read_path`.
+    let path = std::env::temp_dir().join(format!("capture-bench-{}.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).expect("write temp capture");
+    g.bench_function("rtp_heavy_200k_file", |b| {
+        b.iter(|| {
+            let mut dec = Decoder::new(&cfg);
+            let rep = capture::read_path(&path, &cfg, &mut dec, &mut Count(0));
+            assert!(rep.error.is_none());
+            black_box(rep.stats.sip_payloads)
+        })
+    });
+    let _ = std::fs::remove_file(&path);
     g.finish();
 }
 

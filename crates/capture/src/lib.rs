@@ -35,7 +35,8 @@ pub use tcp::TcpConfig;
 /// One SIP message worth of bytes, with where and when it was seen.
 #[derive(Debug, Clone, Copy)]
 pub struct SipPayload<'a> {
-    /// Capture time, microseconds since the Unix epoch (UTC).
+    /// Capture time, microseconds since the Unix epoch (UTC). For a TCP message reassembled
+    /// from several segments, the time of the segment that completed it.
     pub ts_us: i64,
     pub src: SocketAddr,
     pub dst: SocketAddr,

@@ -246,12 +246,15 @@ impl TcpReassembler {
                 return;
             }
             // A SYN starts (or restarts, on port reuse) the stream; data on a SYN (TCP Fast
-            // Open) starts one after the SYN's own sequence number.
+            // Open) starts one after the SYN's own sequence number. A retransmitted SYN (same
+            // sequence number) must not wipe what the stream already holds.
+            let isn = seq.wrapping_add(1);
+            if self.streams.get(&key).is_some_and(|s| s.isn == isn) {
+                stats.tcp_retransmissions += 1;
+                return;
+            }
             self.make_room(now);
-            if let Some(old) = self
-                .streams
-                .insert(key, Stream::new(seq.wrapping_add(1), now, false))
-            {
+            if let Some(old) = self.streams.insert(key, Stream::new(isn, now, false)) {
                 self.buffered -= old.buffered();
             }
             stats.tcp_streams += 1;

@@ -163,6 +163,30 @@ fn garbage_between_messages_is_skipped() {
 }
 
 #[test]
+fn retransmitted_syn_keeps_buffered_bytes() {
+    let m = sip_msg(1, 100);
+    let mut frames = segmented(&m, &[60]);
+    frames.insert(
+        2,
+        (
+            1,
+            seg(
+                40000,
+                5060,
+                ISN,
+                F {
+                    syn: true,
+                    ..F::default()
+                },
+                &[],
+            ),
+        ),
+    );
+    let (_, sink) = decode_frames(1, &frames, &config());
+    assert_eq!(datas(&sink), vec![m]);
+}
+
+#[test]
 fn sequence_wraparound() {
     let m = sip_msg(1, 100);
     let isn = u32::MAX - 60;
