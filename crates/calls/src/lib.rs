@@ -9,3 +9,4 @@ pub use leg::{EndReason, Leg, LegMessage, Micros, Side};
 mod tracker;
 
 pub use tracker::{Origin, Tracker, TrackerConfig, TrackerStats};
+pub mod time;

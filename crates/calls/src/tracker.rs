@@ -146,6 +146,11 @@ impl Tracker {
             .map(|o| &o.leg)
     }
 
+    /// Closed legs waiting to be taken.
+    pub fn closed_count(&self) -> usize {
+        self.closed.len()
+    }
+
     /// Closed legs since the last call, in closing order.
     pub fn take_closed(&mut self) -> Vec<Leg> {
         std::mem::take(&mut self.closed)

@@ -39,10 +39,25 @@ pub struct Pipeline {
     totals: Totals,
 }
 
+/// Closed legs are handed out in batches of this many while a file is read, so memory follows
+/// the number of concurrent calls, not the size of the file.
+const LEG_BATCH: usize = 4096;
+
 struct TrackSink<'a, 'p> {
     tracker: &'a mut Tracker,
     totals: &'a mut Totals,
+    on_legs: &'a mut (dyn FnMut(Vec<Leg>) + 'p),
     progress: &'a mut (dyn FnMut(u64) + 'p),
+}
+
+impl TrackSink<'_, '_> {
+    fn hand_out(&mut self) {
+        let legs = self.tracker.take_closed();
+        if !legs.is_empty() {
+            self.totals.legs += legs.len() as u64;
+            (self.on_legs)(legs);
+        }
+    }
 }
 
 impl capture::Sink for TrackSink<'_, '_> {
@@ -57,6 +72,9 @@ impl capture::Sink for TrackSink<'_, '_> {
                     transport: payload.transport,
                 };
                 self.tracker.message(&origin, &msg, payload.data);
+                if self.tracker.closed_count() >= LEG_BATCH {
+                    self.hand_out();
+                }
             }
             Err(_) => self.totals.malformed += 1,
         }
@@ -77,15 +95,22 @@ impl Pipeline {
         }
     }
 
-    /// Read one capture file to its end (or its first error). `progress` gets the bytes of
-    /// this file consumed so far. Closed legs accumulate until [`Pipeline::take_legs`].
-    pub fn read_file(&mut self, path: &Path, progress: &mut dyn FnMut(u64)) -> FileReport {
+    /// Read one capture file to its end (or its first error). Closed legs go to `on_legs` as
+    /// they close (in batches); `progress` gets the bytes of this file consumed so far.
+    pub fn read_file(
+        &mut self,
+        path: &Path,
+        on_legs: &mut dyn FnMut(Vec<Leg>),
+        progress: &mut dyn FnMut(u64),
+    ) -> FileReport {
         let mut sink = TrackSink {
             tracker: &mut self.tracker,
             totals: &mut self.totals,
+            on_legs,
             progress,
         };
         let report = capture::read_path(path, &self.config.capture, &mut self.decoder, &mut sink);
+        sink.hand_out();
         self.totals.files += 1;
         if report.error.is_some() {
             self.totals.files_with_errors += 1;
@@ -95,17 +120,12 @@ impl Pipeline {
         report
     }
 
-    /// Legs closed since the last call.
-    pub fn take_legs(&mut self) -> Vec<Leg> {
-        let legs = self.tracker.take_closed();
-        self.totals.legs += legs.len() as u64;
-        legs
-    }
-
     /// End of input: every open leg closes (`end_of_input` unless its end was decided).
     pub fn finish(&mut self) -> Vec<Leg> {
         self.tracker.finish();
-        self.take_legs()
+        let legs = self.tracker.take_closed();
+        self.totals.legs += legs.len() as u64;
+        legs
     }
 
     pub fn totals(&self) -> &Totals {

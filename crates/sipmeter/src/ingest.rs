@@ -1,6 +1,7 @@
 //! Reading capture paths through the sensor pipeline, with progress and a summary: the shared
 //! part of `read`, `import` and `--readpcapdir`.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -78,8 +79,18 @@ pub fn run(
     let bar = progress_bar(total_bytes);
     let mut pipeline = Pipeline::new(config);
     let mut done_before = 0u64;
+    // The first error of `on_legs` (a closed stdout, a database failure) stops the run; legs
+    // closed after it are dropped, as nothing can take them.
+    let failed: RefCell<Option<anyhow::Error>> = RefCell::new(None);
+    let mut deliver = |legs: Vec<Leg>| {
+        if failed.borrow().is_none()
+            && let Err(e) = on_legs(legs)
+        {
+            *failed.borrow_mut() = Some(e);
+        }
+    };
     for file in &files {
-        let report = pipeline.read_file(file, &mut |b| {
+        let report = pipeline.read_file(file, &mut deliver, &mut |b| {
             if let Some(bar) = &bar {
                 bar.set_position(done_before + b);
             }
@@ -93,9 +104,15 @@ pub fn run(
                 None => eprintln!("{msg}"),
             }
         }
-        on_legs(pipeline.take_legs())?;
+        if failed.borrow().is_some() {
+            break;
+        }
     }
-    on_legs(pipeline.finish())?;
+    deliver(pipeline.finish());
+    drop(deliver);
+    if let Some(e) = failed.into_inner() {
+        return Err(e);
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
