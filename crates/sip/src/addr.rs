@@ -45,7 +45,7 @@ impl<'a> Uri<'a> {
             out.headers = headers.unwrap_or_default();
             return out;
         }
-        let hostport = match memchr::memchr(b'@', rest) {
+        let hostport = match crate::bytes::find_byte(rest, b'@') {
             Some(at) => {
                 let userinfo = &rest[..at];
                 out.user = split_once(userinfo, b':').0;
@@ -103,7 +103,7 @@ fn split_scheme(uri: &[u8]) -> (&[u8], &[u8]) {
 /// Split `host[:port]...` into host and the rest; `[v6]` loses its brackets.
 fn split_host(hp: &[u8]) -> (&[u8], &[u8]) {
     if let [b'[', inner @ ..] = hp
-        && let Some(end) = memchr::memchr(b']', inner)
+        && let Some(end) = crate::bytes::find_byte(inner, b']')
     {
         return (&inner[..end], &inner[end + 1..]);
     }
@@ -181,7 +181,7 @@ impl<'a> AddrParts<'a> {
             }
             rest = trim_start(r);
         }
-        if let Some(lt) = memchr::memchr(b'<', rest) {
+        if let Some(lt) = crate::bytes::find_byte(rest, b'<') {
             if display.is_none() {
                 let d = trim(&rest[..lt]);
                 if !d.is_empty() {
@@ -189,7 +189,7 @@ impl<'a> AddrParts<'a> {
                 }
             }
             let inside = &rest[lt + 1..];
-            let (uri, params) = match memchr::memchr(b'>', inside) {
+            let (uri, params) = match crate::bytes::find_byte(inside, b'>') {
                 Some(gt) => (&inside[..gt], &inside[gt + 1..]),
                 // Unterminated `<`: take the URI to the end rather than lose the header.
                 None => (inside, &[][..]),
@@ -208,8 +208,8 @@ impl<'a> AddrParts<'a> {
         // Bare addr-spec; a comma would start a second value (multi-valued headers).
         let rest = split_once(rest, b',').0;
         let end_uri = rest.iter().position(|&b| is_ws(b)).unwrap_or(rest.len());
-        let search_from = memchr::memchr(b'@', &rest[..end_uri]).unwrap_or(0);
-        let (uri, params) = match memchr::memchr(b';', &rest[search_from..]) {
+        let search_from = crate::bytes::find_byte(&rest[..end_uri], b'@').unwrap_or(0);
+        let (uri, params) = match crate::bytes::find_byte(&rest[search_from..], b';') {
             Some(i) => {
                 let i = search_from + i;
                 (&rest[..i], &rest[i + 1..])
@@ -281,7 +281,7 @@ pub fn uri_user_host(value: &[u8]) -> (&[u8], &[u8]) {
     let v = trim(value);
     let uri = match v {
         [b'<', ..] | [b'"', ..] => AddrParts::parse(v).map(|p| p.uri).unwrap_or_default(),
-        _ if memchr::memchr(b'<', v).is_some() => {
+        _ if crate::bytes::find_byte(v, b'<').is_some() => {
             AddrParts::parse(v).map(|p| p.uri).unwrap_or_default()
         }
         _ => v,

@@ -48,12 +48,21 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
 }
 
 /// Split at the first occurrence of `b`: `(before, Some(after))`, or `(s, None)`.
+///
+/// A plain loop, not memchr: the slices split here (parameters, URI parts) are a few dozen
+/// bytes, where memchr's SIMD setup costs more than it saves.
 #[inline]
 pub(crate) fn split_once(s: &[u8], b: u8) -> (&[u8], Option<&[u8]>) {
-    match memchr::memchr(b, s) {
+    match find_byte(s, b) {
         Some(i) => (&s[..i], s.get(i + 1..)),
         None => (s, None),
     }
+}
+
+/// Index of the first `b` in a short slice (see [`split_once`] for why not memchr).
+#[inline]
+pub(crate) fn find_byte(s: &[u8], b: u8) -> Option<usize> {
+    s.iter().position(|&c| c == b)
 }
 
 /// Index of the first byte for which `f` holds, or `s.len()`.

@@ -44,7 +44,8 @@ pub(crate) fn next_line<'a>(buf: &'a [u8], pos: &mut usize) -> Line<'a> {
     };
     *pos = end + 1;
     let line = &buf[start..end];
-    match memchr::memchr(b':', line) {
+    // Header names are short, so a scalar scan for the colon beats memchr here.
+    match crate::bytes::find_byte(line, b':') {
         Some(c) => Line::Header(trim_end(&line[..c]), trim(&line[c + 1..])),
         None => Line::Header(&[], line),
     }

@@ -9,7 +9,16 @@ impl<'a> Sdp<'a> {
     pub fn parse(body: &'a [u8]) -> Sdp<'a> {
         let mut sdp = Sdp::default();
         let mut media_is_audio = false;
-        for line in body.split(|&b| b == b'\n') {
+        // One SIMD pass finds every line start; only `c=` and `m=` lines are looked at.
+        let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', body).map(|i| i + 1));
+        for start in starts {
+            let line = match body.get(start..start.saturating_add(2)) {
+                Some([b'c' | b'm', b'=']) => {
+                    let rest = &body[start..];
+                    &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())]
+                }
+                _ => continue,
+            };
             let line = match line {
                 [rest @ .., b'\r'] => rest,
                 _ => line,
