@@ -124,20 +124,24 @@ fn position_or_delim(s: &[u8]) -> usize {
 /// case-insensitively, values are trimmed, a parameter without `=` or with an empty value gives
 /// `None` because callers use the result as an identifier.
 pub fn find_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    params.split(|&b| b == b';').find_map(|item| {
+    // Hand-rolled rather than `split(..).find_map(..)`: this runs for every tag and branch on
+    // the hot path, and skipping items by length first avoids most comparisons.
+    let mut rest = params;
+    loop {
+        let (item, next) = split_once(rest, b';');
         let (n, v) = split_once(item, b'=');
-        if trim(n).eq_ignore_ascii_case(name) {
+        let n = trim(n);
+        if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
             let v = trim(v?);
             // A quoted value (rare, but legal for generic params) loses its quotes.
             let v = match v {
                 [b'"', inner @ .., b'"'] => inner,
                 _ => v,
             };
-            (!v.is_empty()).then_some(v)
-        } else {
-            None
+            return (!v.is_empty()).then_some(v);
         }
-    })
+        rest = next?;
+    }
 }
 
 /// Split a quoted string starting at `s[0] == '"'`: returns the inner bytes (escapes left as on
@@ -206,7 +210,16 @@ impl<'a> AddrParts<'a> {
             });
         }
         // Bare addr-spec; a comma would start a second value (multi-valued headers).
-        let rest = split_once(rest, b',').0;
+        let mut rest = split_once(rest, b',').0;
+        // Broken stacks send `Name sip:a@b;tag=x` without brackets: words before the URI are a
+        // display name.
+        let head = crate::bytes::trim_end(split_once(rest, b';').0);
+        if let Some(ws) = head.iter().rposition(|&b| is_ws(b)) {
+            if display.is_none() {
+                display = Some(trim(&head[..ws]));
+            }
+            rest = &rest[ws + 1..];
+        }
         let end_uri = rest.iter().position(|&b| is_ws(b)).unwrap_or(rest.len());
         let search_from = crate::bytes::find_byte(&rest[..end_uri], b'@').unwrap_or(0);
         let (uri, params) = match crate::bytes::find_byte(&rest[search_from..], b';') {
@@ -336,6 +349,18 @@ mod tests {
         assert_eq!(a.user, b"+1555;npdi;rn=1");
         assert_eq!(a.domain, b"gw.example");
         assert_eq!(a.tag, Some(&b"x9"[..]));
+    }
+
+    #[test]
+    fn unbracketed_display_name() {
+        let a = na(b"Anonymous sip:anon@anonymous.invalid;tag=z1");
+        assert_eq!(a.display, Some(&b"Anonymous"[..]));
+        assert_eq!(a.user, b"anon");
+        assert_eq!(a.domain, b"anonymous.invalid");
+        assert_eq!(a.tag, Some(&b"z1"[..]));
+        let a = na(b"\"Q\" sip:q@h\r\n ;tag=t");
+        assert_eq!(a.display, Some(&b"Q"[..]));
+        assert_eq!((a.user, a.tag), (&b"q"[..], Some(&b"t"[..])));
     }
 
     #[test]

@@ -377,6 +377,15 @@ pub fn skip_keepalive(buf: &[u8]) -> usize {
 /// Content-Length, [`ParseError::Truncated`] when more than [`MAX_HEADER_LEN`] bytes arrived
 /// without the end of the headers. Each call rescans from the start of `buf`, which is cheap
 /// because headers are bounded.
+///
+/// ```
+/// // Two messages and a keep-alive in one TCP segment, the second one incomplete.
+/// let stream = b"BYE sip:a@b SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n\
+///                \r\n\r\nSIP/2.0 200 OK\r\nCall-ID: 1\r\nContent-Length: 2\r\n\r\nx";
+/// let n = sip::message_len(stream).unwrap().unwrap();
+/// assert_eq!(sip::parse(&stream[..n]).unwrap().method(), Some(sip::Method::Bye));
+/// assert_eq!(sip::message_len(&stream[n..]), None); // wait for one more body byte
+/// ```
 pub fn message_len(buf: &[u8]) -> Option<Result<usize, ParseError>> {
     let k = skip_keepalive(buf);
     let b = &buf[k..];
