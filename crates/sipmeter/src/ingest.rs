@@ -25,6 +25,15 @@ impl RunSummary {
         self.totals.packets == 0 && self.errors > 0
     }
 
+    /// Non-zero only when nothing at all could be read; partial damage is reported, not fatal.
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if self.nothing_read() {
+            std::process::ExitCode::FAILURE
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    }
+
     pub fn line(&self) -> String {
         let t = &self.totals;
         let mb = t.bytes as f64 / 1e6;

@@ -1,6 +1,7 @@
 //! `sipmeter`: the command line of the VoIP call monitor.
 
 mod config;
+mod import;
 mod ingest;
 mod output;
 
@@ -71,9 +72,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
         ),
         (Some(Command::Import { paths }), None) => {
-            import(Settings::resolve(&file, &cli.common, true)?, &paths)
+            import::import(Settings::resolve(&file, &cli.common, true)?, &paths)
         }
-        (None, Some(dir)) => import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
+        (None, Some(dir)) => import::import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
         (None, None) => bail!("nothing to do: give a subcommand (see --help) or --readpcapdir DIR"),
     }
 }
@@ -98,63 +99,7 @@ fn read(settings: Settings, paths: &[PathBuf], format: Format) -> Result<ExitCod
         return Err(e).context("cannot write to standard output");
     }
     eprintln!("sipmeter: {}", summary.line());
-    Ok(exit_code(&summary))
-}
-
-fn import(settings: Settings, paths: &[PathBuf]) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let mut store = rt
-        .block_on(store::Store::open_sqlite(&settings.data_dir))
-        .with_context(|| {
-            format!(
-                "cannot open the database in {}",
-                settings.data_dir.display()
-            )
-        })?;
-    let mut inserted = 0u64;
-    let mut duplicates = 0u64;
-    const BATCH: usize = 20_000;
-    let mut pending: Vec<calls::Leg> = Vec::with_capacity(BATCH);
-    let mut flush = |pending: &mut Vec<calls::Leg>| -> Result<()> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let report = rt
-            .block_on(store.insert_legs(pending))
-            .context("cannot store legs")?;
-        inserted += report.inserted;
-        duplicates += report.duplicates;
-        pending.clear();
-        Ok(())
-    };
-    let summary = ingest::run(settings.pipeline, paths, |legs| {
-        pending.extend(legs);
-        if pending.len() >= BATCH {
-            flush(&mut pending)?;
-        }
-        Ok(())
-    })?;
-    flush(&mut pending)?;
-    drop(flush);
-    rt.block_on(store.close());
-    eprintln!(
-        "sipmeter: {}; stored {inserted} new legs ({duplicates} already present) in {}",
-        summary.line(),
-        settings.data_dir.display()
-    );
-    Ok(exit_code(&summary))
-}
-
-/// Non-zero only when nothing at all could be read; partial damage is reported, not fatal.
-fn exit_code(summary: &ingest::RunSummary) -> ExitCode {
-    if summary.nothing_read() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    Ok(summary.exit_code())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -1,0 +1,97 @@
+//! `sipmeter import` and `--readpcapdir`: legs into the database.
+//!
+//! Reading captures and writing the database each want a core, so the pipeline runs on the
+//! calling thread and a writer thread owns the store; batches travel over a bounded channel
+//! (two in flight), which caps memory and lets a slow disk slow the reader down instead of
+//! piling up legs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result, anyhow};
+use calls::Leg;
+
+use crate::config::Settings;
+use crate::ingest;
+
+/// Legs per database transaction.
+const BATCH: usize = 10_000;
+
+#[derive(Default)]
+struct Written {
+    inserted: u64,
+    duplicates: u64,
+}
+
+fn writer(
+    store: store::Store,
+    rt: tokio::runtime::Runtime,
+    rx: mpsc::Receiver<Vec<Leg>>,
+) -> Result<Written> {
+    let mut store = store;
+    let mut written = Written::default();
+    for batch in rx {
+        let report = rt
+            .block_on(store.insert_legs(&batch))
+            .context("cannot store legs")?;
+        written.inserted += report.inserted;
+        written.duplicates += report.duplicates;
+    }
+    rt.block_on(store.close());
+    Ok(written)
+}
+
+pub fn import(settings: Settings, paths: &[PathBuf]) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let store = rt
+        .block_on(store::Store::open_sqlite(&settings.data_dir))
+        .with_context(|| {
+            format!(
+                "cannot open the database in {}",
+                settings.data_dir.display()
+            )
+        })?;
+    let (tx, rx) = mpsc::sync_channel::<Vec<Leg>>(2);
+    let handle = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || writer(store, rt, rx))
+        .context("cannot start the database writer")?;
+
+    let mut pending: Vec<Leg> = Vec::with_capacity(BATCH);
+    // A failed send means the writer stopped; its own error is the one worth reporting.
+    let send = |batch: Vec<Leg>| {
+        tx.send(batch)
+            .map_err(|_| anyhow!("the database writer stopped"))
+    };
+    let run = ingest::run(settings.pipeline, paths, |legs| {
+        pending.extend(legs);
+        if pending.len() >= BATCH {
+            send(std::mem::replace(&mut pending, Vec::with_capacity(BATCH)))?;
+        }
+        Ok(())
+    })
+    .and_then(|summary| {
+        if !pending.is_empty() {
+            send(std::mem::take(&mut pending))?;
+        }
+        Ok(summary)
+    });
+    drop(tx);
+    let written = handle
+        .join()
+        .map_err(|_| anyhow!("the database writer crashed"))?;
+    let written = written?;
+    let summary = run?;
+    eprintln!(
+        "sipmeter: {}; stored {} new legs ({} already present) in {}",
+        summary.line(),
+        written.inserted,
+        written.duplicates,
+        settings.data_dir.display()
+    );
+    Ok(summary.exit_code())
+}
