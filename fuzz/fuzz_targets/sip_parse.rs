@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(m.body.len() <= n);
         }
         // Raw values handed to helpers must not panic either.
-        for v in [m.refer_to, m.referred_by, m.contact, m.replaces].into_iter().flatten() {
+        for v in [m.refer_to, m.referred_by, m.contact, m.replaces]
+            .into_iter()
+            .flatten()
+        {
             let _ = sip::NameAddr::parse(v);
             let _ = sip::uri_user_host(v);
             let _ = sip::Replaces::parse(v);
