@@ -118,7 +118,6 @@ pub fn run(
         }
     }
     deliver(pipeline.finish());
-    drop(deliver);
     if let Some(e) = failed.into_inner() {
         return Err(e);
     }
