@@ -120,7 +120,7 @@ available() {
                 echo "$sipmeter_build_error"
             elif [[ ! -x "$sipmeter" ]]; then
                 echo "binary not built"
-            elif ! "$sipmeter" read --help 2>&1 | grep -qi 'read'; then
+            elif ! "$sipmeter" read --help 2>&1 | grep -qi 'usage:.*sipmeter read'; then
                 echo "'sipmeter read' not implemented in this build"
             fi
             ;;

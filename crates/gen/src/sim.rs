@@ -12,8 +12,8 @@ use std::io::{self, Write};
 
 use crate::args::Config;
 use crate::pcap::{
-    ETH_LEN, Endpoint, IPPROTO_UDP, IPV4_LEN, PcapWriter, RECORD_HEADER_LEN, TCP_ACK, TCP_PSH,
-    TCP_SYN, TOS_SIGNALLING, TOS_VOICE, UDP_LEN, build_tcp_record, build_udp_record,
+    ETH_LEN, Endpoint, IPPROTO_UDP, IPV4_LEN, PcapWriter, RECORD_HEADER_LEN, TCP_ACK, TCP_FIN,
+    TCP_PSH, TCP_SYN, TOS_SIGNALLING, TOS_VOICE, UDP_LEN, build_tcp_record, build_udp_record,
     patch_record_time, push_eth_ipv4, push_record_header,
 };
 use crate::rng::Rng;
@@ -47,7 +47,10 @@ const D_CANCEL: (u64, u64) = (2 * SECOND, 30 * SECOND);
 const D_CANCEL_OK: (u64, u64) = (2 * MILLI, 30 * MILLI);
 const D_487: (u64, u64) = (0, 5 * MILLI);
 const D_ACK_FINAL: (u64, u64) = (2 * MILLI, 40 * MILLI);
+/// The Linux default ephemeral port range.
+const EPHEMERAL: (u64, u64) = (32_768, 60_999);
 const D_TCP_HS: (u64, u64) = (200, 2 * MILLI);
+const D_TCP_CLOSE: (u64, u64) = (10 * MILLI, 200 * MILLI);
 const D_RTP_START: (u64, u64) = (MILLI, 20 * MILLI);
 /// Capture-time jitter added to each RTP packet's nominal 20 ms slot (network + scheduling).
 const RTP_JITTER_MAX: u64 = 2 * MILLI;
@@ -118,6 +121,9 @@ enum Step {
     Syn,
     SynAck,
     HandshakeAck,
+    Fin,
+    FinAck,
+    LastAck,
     Invite,
     Trying,
     Ringing,
@@ -294,6 +300,9 @@ pub struct Sim<W: Write, T: Write> {
     rec: Vec<u8>,
     line: String,
     ip_id: u16,
+    /// Next ephemeral TCP port per carrier IP, handed out in sequence as a kernel does, so two
+    /// calls never share a connection 4-tuple (ports wrap only after ~28000 connections).
+    next_port: [u16; CARRIER_IPS.len()],
     started: u64,
     stopping: bool,
     /// Mean gap between call arrivals in steady state (Little's law: rate = concurrency / occupancy).
@@ -351,8 +360,11 @@ impl<W: Write, T: Write> Sim<W, T> {
         let arrival_gap_mean = expected_occupancy(&cfg) / f64::from(cfg.concurrency);
         let cap = cfg.concurrency as usize * 2;
         let start = cfg.start;
+        let mut rng = Rng::new(cfg.seed);
+        let next_port = std::array::from_fn(|_| rng.range(EPHEMERAL.0, EPHEMERAL.1) as u16);
         Ok(Self {
-            rng: Rng::new(cfg.seed),
+            rng,
+            next_port,
             w: PcapWriter::new(out)?,
             truth,
             queue: BinaryHeap::with_capacity(cap * 3),
@@ -515,7 +527,13 @@ impl<W: Write, T: Write> Sim<W, T> {
             }
         };
         let a_port = if tcp {
-            rng.range(32_768, 60_999) as u16
+            let port = self.next_port[ci];
+            self.next_port[ci] = if u64::from(port) >= EPHEMERAL.1 {
+                EPHEMERAL.0 as u16
+            } else {
+                port + 1
+            };
+            port
         } else {
             5060
         };
@@ -705,8 +723,8 @@ impl<W: Write, T: Write> Sim<W, T> {
         } else {
             (&mut tcp.seq_b, tcp.seq_a)
         };
-        // Sequence numbers of the handshake: the SYN consumes one; the peer's ISN is acked
-        // only once it was sent, so ACK flags follow the exchange.
+        // SYN and FIN each consume one sequence number; the ACK field is only set with the
+        // ACK flag (the very first SYN carries none).
         let ack_no = if flags & TCP_ACK != 0 { ack } else { 0 };
         self.ip_id = self.ip_id.wrapping_add(1);
         build_tcp_record(
@@ -720,7 +738,7 @@ impl<W: Write, T: Write> Sim<W, T> {
             flags,
             &[],
         );
-        if flags & TCP_SYN != 0 {
+        if flags & (TCP_SYN | TCP_FIN) != 0 {
             *seq = seq.wrapping_add(1);
         }
         self.w.write_record(&self.rec)?;
@@ -748,6 +766,20 @@ impl<W: Write, T: Write> Sim<W, T> {
                 self.send_tcp_control(now, slot, true, TCP_ACK)?;
                 let t = d(&mut self.rng, D_TCP_HS);
                 self.schedule(slot, t, Step::Invite);
+            }
+            Step::Fin => {
+                self.send_tcp_control(now, slot, true, TCP_FIN | TCP_ACK)?;
+                let t = d(&mut self.rng, D_TCP_HS);
+                self.schedule(slot, t, Step::FinAck);
+            }
+            Step::FinAck => {
+                self.send_tcp_control(now, slot, false, TCP_FIN | TCP_ACK)?;
+                let t = d(&mut self.rng, D_TCP_HS);
+                self.schedule(slot, t, Step::LastAck);
+            }
+            Step::LastAck => {
+                self.send_tcp_control(now, slot, true, TCP_ACK)?;
+                self.release(slot);
             }
             Step::Invite => {
                 self.slots[slot as usize].as_mut().expect("live").start = now;
@@ -836,7 +868,7 @@ impl<W: Write, T: Write> Sim<W, T> {
                 self.send_sip(now, slot, by_callee, 1)?;
                 self.stats.answered += 1;
                 self.concurrency_change(now, false);
-                self.finish(slot, now, EndReason::ByeConfirmed)?;
+                self.finish(slot, now, now, EndReason::ByeConfirmed)?;
             }
             Step::Final(code) => {
                 let reason = match code {
@@ -870,7 +902,7 @@ impl<W: Write, T: Write> Sim<W, T> {
                     .as_ref()
                     .and_then(|c| c.end)
                     .unwrap_or(now);
-                self.finish(slot, end, reason)?;
+                self.finish(slot, now, end, reason)?;
             }
             Step::Cancel => {
                 self.build_cancel(slot);
@@ -908,11 +940,30 @@ impl<W: Write, T: Write> Sim<W, T> {
         Ok(())
     }
 
-    /// Writes the truth line and frees the slot (pending RTP events die on the generation check).
-    fn finish(&mut self, slot: u32, end: Micros, reason: EndReason) -> io::Result<()> {
-        let call = self.slots[slot as usize].take().expect("live slot");
+    /// The call's SIP is over: writes its truth line, then frees the slot, or for TCP first
+    /// closes the connection (caller side closes, as the UA that opened it).
+    fn finish(&mut self, slot: u32, now: Micros, end: Micros, reason: EndReason) -> io::Result<()> {
+        self.write_truth(slot, end, reason)?;
+        let call = self.slots[slot as usize].as_mut().expect("live slot");
+        if call.tcp.is_some() {
+            call.rtp_end = 0;
+            let t = now + uniform(&mut self.rng, D_TCP_CLOSE);
+            self.schedule(slot, t, Step::Fin);
+        } else {
+            self.release(slot);
+        }
+        Ok(())
+    }
+
+    /// Frees the slot; pending RTP events of the call die on the generation check.
+    fn release(&mut self, slot: u32) {
+        self.slots[slot as usize] = None;
         self.free.push(slot);
         self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1);
+    }
+
+    fn write_truth(&mut self, slot: u32, end: Micros, reason: EndReason) -> io::Result<()> {
+        let call = self.slots[slot as usize].as_ref().expect("live slot");
         let Some(truth) = self.truth.as_mut() else {
             return Ok(());
         };
@@ -944,7 +995,9 @@ impl<W: Write, T: Write> Sim<W, T> {
                 let who = if callee_hangs_up { "callee" } else { "caller" };
                 let _ = write!(l, ",\"hangup_by\":\"{who}\"");
             }
-            _ => l.push_str(",\"hangup_by\":null"),
+            // The caller abandons a call by cancelling it; a rejection is nobody's hang-up.
+            Outcome::Cancel => l.push_str(",\"hangup_by\":\"caller\""),
+            Outcome::Reject(_) => l.push_str(",\"hangup_by\":null"),
         }
         l.push_str("}\n");
         truth.write_all(l.as_bytes())

@@ -101,6 +101,7 @@ struct Capture {
     packets: u64,
     rtp_packets: u64,
     tcp_segments: u64,
+    tcp_fins: u64,
     sip: Vec<Sip>,
 }
 
@@ -160,6 +161,7 @@ fn parse_pcap(path: &Path) -> Capture {
     let mut last_time = 0;
     // TCP reassembly keyed by (src ip, src port, dst ip, dst port): next expected seq + buffer.
     let mut streams: HashMap<FourTuple, (u32, Vec<u8>)> = HashMap::new();
+    let mut fins = 0;
     while off < data.len() {
         assert!(off + 16 <= data.len(), "truncated record header at {off}");
         let (sec, usec) = (le32(&data[off..]), le32(&data[off + 4..]));
@@ -233,8 +235,17 @@ fn parse_pcap(path: &Path) -> Capture {
                     );
                     continue;
                 }
-                let st = streams.get_mut(&key).expect("data only after a SYN");
-                if payload.is_empty() {
+                if payload.is_empty() && flags & 0x01 == 0 {
+                    continue; // a pure ACK (the last one arrives after this side's FIN)
+                }
+                let st = streams
+                    .get_mut(&key)
+                    .expect("data and FIN only after a SYN");
+                if flags & 0x01 != 0 {
+                    assert_eq!(seq, st.0, "FIN at the end of the sent data");
+                    assert!(st.1.is_empty(), "no partial SIP message left at FIN");
+                    streams.remove(&key);
+                    fins += 1;
                     continue;
                 }
                 assert_eq!(seq, st.0, "TCP sequence continuity");
@@ -246,9 +257,11 @@ fn parse_pcap(path: &Path) -> Capture {
         }
     }
     assert_eq!(off, data.len());
-    for (k, (_, rest)) in &streams {
-        assert!(rest.is_empty(), "incomplete TCP message left in {k:?}");
-    }
+    assert!(
+        streams.is_empty(),
+        "every TCP connection is closed: {streams:?}"
+    );
+    cap.tcp_fins = fins;
     cap
 }
 
@@ -318,6 +331,16 @@ fn capture_is_valid_pcap_and_matches_the_truth() {
     }
     let truth = read_truth(&truth);
     assert_eq!(truth.len(), 300);
+    let tcp_calls = truth.iter().filter(|t| t["transport"] == "tcp").count() as u64;
+    assert!(
+        tcp_calls > 50,
+        "30 % of 300 calls over TCP, got {tcp_calls}"
+    );
+    assert_eq!(
+        cap.tcp_fins,
+        2 * tcp_calls,
+        "each call's connection is closed by both sides"
+    );
     assert_eq!(by_call.len(), 300, "one Call-ID per call");
     let mut reasons: HashMap<String, usize> = HashMap::new();
     for t in &truth {
@@ -361,6 +384,7 @@ fn capture_is_valid_pcap_and_matches_the_truth() {
                 assert!(t["answer"].is_null());
                 assert_eq!(code, 487);
                 assert_eq!(Some(end), at(&|m| m.first_line.starts_with("CANCEL ")));
+                assert_eq!(t["hangup_by"], "caller");
                 assert!(at(&|m| m.first_line.starts_with("SIP/2.0 487")).unwrap() >= end);
             }
             other => panic!("unexpected end_reason {other}"),
