@@ -38,7 +38,8 @@ Rules (SPEC.md section 1), applied per Call-ID in capture order:
     rounded to 6 decimals, computed from integer microseconds.
   * last_response / last_response_text: if answered, the answering 2xx (code and reason
     phrase); else the final response that ended the leg (so 487 for a cancelled call when the
-    487 was captured); else null.  Provisional responses never count.
+    487 was captured); else the last provisional response (a leg still ringing when the
+    capture ends shows 180); else null.  A provisional never replaces a final or a 2xx.
   * to_tag: To-tag of the answering 2xx (the fork that answered), else of the final response
     that ended the leg, else null.
   * caller / called / caller_domain / called_domain: user and host parts of the From / To URI
@@ -190,6 +191,8 @@ def leg_of(call_id, msgs):
     else:
         end, reason = last, "end_of_input"
     result = answer or ended_by_final
+    provisional = [m for m in to_initial if m["code"] < 200]
+    shown = result or (provisional[-1] if provisional else None)
     refer = next((m for m in msgs if m.get("method") == "REFER"), None)
     if partial:  # the opener is a response: it travels callee -> caller
         caller_ip, caller_port = opener["dst"], opener["dport"]
@@ -215,8 +218,8 @@ def leg_of(call_id, msgs):
         "end": rfc3339(end["ts"]),
         "duration": seconds(end["ts"] - opener["ts"]),
         "connect_duration": seconds(end["ts"] - answer["ts"]) if answer else None,
-        "last_response": result["code"] if result else None,
-        "last_response_text": reason_phrase(result) if result else None,
+        "last_response": shown["code"] if shown else None,
+        "last_response_text": reason_phrase(shown) if shown else None,
         "end_reason": reason,
         "hangup_by": hangup_by,
         "to_tag": result.get("to_tag") if result else None,

@@ -418,12 +418,11 @@ fn apply(open: &mut OpenLeg, ts: Micros, msg: &Message<'_>, cseq: u32, cseq_meth
                     open.leg.hangup_by = Some(side_of(open, msg.from));
                 }
             }
+            // The REFER's own Referred-By names the transferor, who is a party of this leg
+            // anyway; `referred_by` stays reserved for "this leg was created by a referral".
             Method::Refer => {
                 if let Some(refer_to) = msg.refer_to {
                     open.leg.refer_to = Some(text(refer_to));
-                }
-                if open.leg.referred_by.is_none() {
-                    open.leg.referred_by = msg.referred_by.map(text);
                 }
             }
             _ => {}

@@ -454,8 +454,8 @@ fn transfer_gives_two_legs_with_their_links() {
     assert_eq!(legs.len(), 2);
     assert_eq!(legs[0].refer_to.as_deref(), Some("<sip:300@example.com>"));
     assert_eq!(
-        legs[0].referred_by.as_deref(),
-        Some("<sip:200@example.com>")
+        legs[0].referred_by, None,
+        "the leg was not created by a referral"
     );
     assert_eq!(legs[1].call_id, "call-2@example.com");
     assert_eq!(
