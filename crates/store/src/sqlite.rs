@@ -9,8 +9,8 @@ use std::time::Duration;
 use calls::{EndReason, Leg, LegMessage};
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite};
 
@@ -69,10 +69,9 @@ const MAX_CONNECTIONS: u32 = 4;
 
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
-    /// SQL for a full chunk, built once: batches are mostly full chunks, and the identical
-    /// text lets sqlx reuse its prepared statement.
-    full_chunk_sql: String,
-    full_chunk_returning_sql: String,
+    /// SQL for a full chunk without and with RETURNING, built once: batches are mostly full
+    /// chunks, and the identical text lets sqlx reuse its prepared statement.
+    full_chunk_sql: [String; 2],
 }
 
 impl SqliteStore {
@@ -95,7 +94,10 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             // 64 MiB page cache: index pages of a large legs table stay hot during imports.
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // RETURNING rows queue here while this thread compresses messages; a smaller
+            // buffer (sqlx's default is 50) would stall SQLite's worker mid-statement.
+            .row_buffer_size(LEGS_PER_STATEMENT + 1);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
@@ -107,8 +109,10 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore {
             pool,
-            full_chunk_sql: insert_legs_sql(LEGS_PER_STATEMENT, false),
-            full_chunk_returning_sql: insert_legs_sql(LEGS_PER_STATEMENT, true),
+            full_chunk_sql: [
+                insert_legs_sql(LEGS_PER_STATEMENT, false),
+                insert_legs_sql(LEGS_PER_STATEMENT, true),
+            ],
         })
     }
 
@@ -121,90 +125,54 @@ impl SqliteStore {
         if legs.is_empty() {
             return Ok(report);
         }
-        let mut encoder: Option<Encoder> = None;
+        let tail_len = legs.len() % LEGS_PER_STATEMENT;
+        let tail_sql = if tail_len > 0 {
+            [
+                insert_legs_sql(tail_len, false),
+                insert_legs_sql(tail_len, true),
+            ]
+        } else {
+            Default::default()
+        };
+        let build = |chunk| build_leg_insert(chunk, &self.full_chunk_sql, &tail_sql);
+
         let mut tx = self.pool.begin().await?;
+        register_sensors(&mut tx, legs).await?;
 
-        let mut sensors: Vec<u32> = Vec::new();
-        for leg in legs {
-            if !sensors.contains(&leg.sensor_id) {
-                sensors.push(leg.sensor_id);
-            }
-        }
-        let now = now_us();
-        for id in sensors {
-            sqlx::query(
-                "INSERT INTO sensors (id, name, created_us) VALUES (?, ?, ?) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(i64::from(id))
-            .bind(format!("sensor {id}"))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for chunk in legs.chunks(LEGS_PER_STATEMENT) {
-            let with_messages = chunk.iter().any(|l| !l.messages.is_empty());
-            let owned_sql;
-            let sql = match (chunk.len() == LEGS_PER_STATEMENT, with_messages) {
-                (true, false) => &self.full_chunk_sql,
-                (true, true) => &self.full_chunk_returning_sql,
-                (false, returning) => {
-                    owned_sql = insert_legs_sql(chunk.len(), returning);
-                    &owned_sql
+        // SQLite runs on sqlx's worker thread, so this thread is free while a statement runs.
+        // The loop uses that: while one chunk's legs are inserted, it compresses the messages
+        // of the previous chunk's new legs and binds the next chunk. `biased` makes sure the
+        // statement reaches the worker before the CPU work starts.
+        let mut encoder: Option<Encoder> = None;
+        let mut chunks = legs.chunks(LEGS_PER_STATEMENT);
+        let mut next = chunks.next().map(build);
+        let mut pending: Vec<(LegId, &Leg)> = Vec::new();
+        while let Some((chunk, query, returning)) = next.take() {
+            let to_encode = std::mem::take(&mut pending);
+            let (outcome, (blobs, built)) = tokio::join!(
+                biased;
+                run_leg_insert(query, returning, &mut tx),
+                async {
+                    let blobs = encode_messages(&mut encoder, &to_encode);
+                    (blobs, chunks.next().map(build))
+                },
+            );
+            let blobs = blobs?;
+            match outcome? {
+                LegInsertOutcome::Inserted(n) => report.inserted += n,
+                LegInsertOutcome::Returned(rows) => {
+                    report.inserted += rows.len() as u64;
+                    pending = new_legs_with_messages(chunk, &rows)?;
                 }
-            };
-            let mut query = sqlx::query(sql);
-            for leg in chunk {
-                query = bind_leg(query, leg);
             }
-            if !with_messages {
-                report.inserted += query.execute(&mut *tx).await?.rows_affected();
-                continue;
-            }
-
-            // Only new legs come back; match them to their input by the identity key, since
-            // SQLite does not promise RETURNING rows in VALUES order. Within one batch the
-            // first of two equal keys is the one stored, so the first one is kept here too.
-            let rows = query.fetch_all(&mut *tx).await?;
-            report.inserted += rows.len() as u64;
-            let mut by_key: HashMap<(i64, &str, i64), &Leg> = HashMap::with_capacity(chunk.len());
-            for leg in chunk {
-                by_key
-                    .entry((i64::from(leg.sensor_id), leg.call_id.as_str(), leg.start))
-                    .or_insert(leg);
-            }
-            let encoder = match &mut encoder {
-                Some(e) => e,
-                None => encoder.insert(Encoder::new().map_err(StoreError::Encode)?),
-            };
-            let mut blobs: Vec<(LegId, i64, Vec<u8>)> = Vec::new();
-            for row in &rows {
-                let id: LegId = row.try_get(0)?;
-                let sensor_id: i64 = row.try_get(1)?;
-                let call_id: &str = row.try_get(2)?;
-                let start: i64 = row.try_get(3)?;
-                let Some(leg) = by_key.get(&(sensor_id, call_id, start)) else {
-                    continue;
-                };
-                if leg.messages.is_empty() {
-                    continue;
-                }
-                let blob = encoder.encode(&leg.messages).map_err(StoreError::Encode)?;
-                blobs.push((id, leg.messages.len() as i64, blob));
-            }
+            write_messages(&mut tx, &blobs).await?;
             report.legs_with_messages += blobs.len() as u64;
-            for part in blobs.chunks(MESSAGE_ROWS_PER_STATEMENT) {
-                let mut sql =
-                    String::from("INSERT INTO leg_messages (leg_id, message_count, data) VALUES ");
-                push_placeholders(&mut sql, part.len(), 3);
-                let mut query = sqlx::query(&sql);
-                for (id, count, blob) in part {
-                    query = query.bind(*id).bind(*count).bind(blob.as_slice());
-                }
-                query.execute(&mut *tx).await?;
-            }
+            next = built;
         }
+        let blobs = encode_messages(&mut encoder, &pending)?;
+        write_messages(&mut tx, &blobs).await?;
+        report.legs_with_messages += blobs.len() as u64;
+
         tx.commit().await?;
         report.duplicates = legs.len() as u64 - report.inserted;
         Ok(report)
@@ -276,6 +244,131 @@ impl SqliteStore {
                 .await?;
         Ok(v.unwrap_or(0))
     }
+}
+
+/// Makes sure every sensor id of the batch has a row, for the foreign key.
+async fn register_sensors(conn: &mut SqliteConnection, legs: &[Leg]) -> Result<()> {
+    let mut sensors: Vec<u32> = Vec::new();
+    for leg in legs {
+        if !sensors.contains(&leg.sensor_id) {
+            sensors.push(leg.sensor_id);
+        }
+    }
+    let now = now_us();
+    for id in sensors {
+        sqlx::query(
+            "INSERT INTO sensors (id, name, created_us) VALUES (?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(i64::from(id))
+        .bind(format!("sensor {id}"))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The multi-row INSERT for one chunk, with RETURNING only when some leg of the chunk has
+/// messages (only then are the new ids needed). `full_sql` and `tail_sql` are indexed by that.
+fn build_leg_insert<'q>(
+    chunk: &'q [Leg],
+    full_sql: &'q [String; 2],
+    tail_sql: &'q [String; 2],
+) -> (&'q [Leg], LegInsert<'q>, bool) {
+    let returning = chunk.iter().any(|l| !l.messages.is_empty());
+    let sql = if chunk.len() == LEGS_PER_STATEMENT {
+        &full_sql[usize::from(returning)]
+    } else {
+        &tail_sql[usize::from(returning)]
+    };
+    let mut query = sqlx::query(sql);
+    for leg in chunk {
+        query = bind_leg(query, leg);
+    }
+    (chunk, query, returning)
+}
+
+enum LegInsertOutcome {
+    /// Without RETURNING: only the count of new rows.
+    Inserted(u64),
+    /// With RETURNING: `id, sensor_id, call_id, start_us` of each new row.
+    Returned(Vec<SqliteRow>),
+}
+
+async fn run_leg_insert(
+    query: LegInsert<'_>,
+    returning: bool,
+    conn: &mut SqliteConnection,
+) -> Result<LegInsertOutcome> {
+    Ok(if returning {
+        LegInsertOutcome::Returned(query.fetch_all(conn).await?)
+    } else {
+        LegInsertOutcome::Inserted(query.execute(conn).await?.rows_affected())
+    })
+}
+
+/// Pairs the rows RETURNING reported as new with their input legs, keeping those with messages.
+/// Matched by the identity key, since SQLite does not promise RETURNING rows in VALUES order.
+/// Within one chunk the first of two equal keys is the one stored, so the first is kept here.
+fn new_legs_with_messages<'a>(
+    chunk: &'a [Leg],
+    rows: &[SqliteRow],
+) -> Result<Vec<(LegId, &'a Leg)>> {
+    let mut by_key: HashMap<(i64, &str, i64), &Leg> = HashMap::with_capacity(chunk.len());
+    for leg in chunk {
+        by_key
+            .entry((i64::from(leg.sensor_id), leg.call_id.as_str(), leg.start))
+            .or_insert(leg);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: LegId = row.try_get(0)?;
+        let sensor_id: i64 = row.try_get(1)?;
+        let call_id: &str = row.try_get(2)?;
+        let start: i64 = row.try_get(3)?;
+        if let Some(leg) = by_key.get(&(sensor_id, call_id, start))
+            && !leg.messages.is_empty()
+        {
+            out.push((id, *leg));
+        }
+    }
+    Ok(out)
+}
+
+type MessageRow = (LegId, i64, Vec<u8>);
+
+fn encode_messages(
+    encoder: &mut Option<Encoder>,
+    legs: &[(LegId, &Leg)],
+) -> Result<Vec<MessageRow>> {
+    if legs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let encoder = match encoder {
+        Some(e) => e,
+        None => encoder.insert(Encoder::new().map_err(StoreError::Encode)?),
+    };
+    legs.iter()
+        .map(|(id, leg)| {
+            let blob = encoder.encode(&leg.messages).map_err(StoreError::Encode)?;
+            Ok((*id, leg.messages.len() as i64, blob))
+        })
+        .collect()
+}
+
+async fn write_messages(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Result<()> {
+    for part in rows.chunks(MESSAGE_ROWS_PER_STATEMENT) {
+        let mut sql =
+            String::from("INSERT INTO leg_messages (leg_id, message_count, data) VALUES ");
+        push_placeholders(&mut sql, part.len(), 3);
+        let mut query = sqlx::query(&sql);
+        for (id, count, blob) in part {
+            query = query.bind(*id).bind(*count).bind(blob.as_slice());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn insert_legs_sql(rows: usize, returning: bool) -> String {

@@ -509,3 +509,22 @@ async fn empty_batch_is_a_no_op() {
     );
     assert_eq!(store.count_legs().await.unwrap(), 0);
 }
+
+/// The server keeps the store in shared state and calls it from axum handlers and spawned
+/// tasks, which requires `Store` and the futures of its methods to be `Send`.
+#[allow(dead_code)]
+fn futures_are_send(store: &mut Store, legs: &[Leg]) {
+    fn send<T: Send>(_: T) {}
+    send(store.insert_legs(legs));
+    send(store.legs(&LegQuery::default()));
+    send(store.legs_with_ids(&LegQuery::default()));
+    send(store.leg_messages(1));
+    send(store.count_legs());
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    send_sync::<StoreError>();
+}
