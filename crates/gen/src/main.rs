@@ -4,11 +4,7 @@
 //! Everything is deterministic for a seed, so a benchmark capture can be regenerated instead of
 //! stored, and a reader's output can be compared against `--truth` exactly.
 
-mod args;
-mod pcap;
-mod rng;
-mod sim;
-mod time;
+use sipmeter_gen::{args, sim};
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
