@@ -1,12 +1,13 @@
 //! Insert throughput of the store:
-//! `cargo run --release -p store --example insert_bench [LEGS [BATCH]]`.
+//! `cargo run --release -p store --example insert_bench [--plain-only] [LEGS [BATCH]]`.
 //!
 //! Writes LEGS (default 200,000) synthetic legs, BATCH (default 10,000) per `insert_legs`
 //! call, into a fresh SQLite database in a temporary directory: first without messages, then
 //! with 8 SIP messages per leg; each import is repeated to measure the duplicate path (a
-//! re-imported capture). Legs are built before the clock starts, so the figures are the
-//! store's cost only, as a pcap import would see it. Besides wall-clock legs/s it prints legs
-//! per CPU-second, which stays comparable on a machine shared with other work.
+//! re-imported capture); `--plain-only` skips the second part. Legs are built before the
+//! clock starts, so the figures are the store's cost only, as a pcap import would see it.
+//! Besides wall-clock legs/s it prints legs per CPU-second, which stays comparable on a
+//! machine shared with other work.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
@@ -189,7 +190,8 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let plain_only = std::env::args().any(|a| a == "--plain-only");
+    let mut args = std::env::args().skip(1).filter(|a| a != "--plain-only");
     let count: u64 = args
         .next()
         .map(|s| s.parse().expect("LEGS must be a number"))
@@ -218,6 +220,9 @@ async fn main() {
         dir_size(dir.path()) as f64 / 1048576.0
     );
     drop(plain);
+    if plain_only {
+        return;
+    }
 
     let full: Vec<Leg> = (0..count).map(|n| leg(n, true)).collect();
     let raw_bytes: usize = full
