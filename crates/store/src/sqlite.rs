@@ -92,8 +92,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            // 64 MiB page cache: index pages of a large legs table stay hot during imports.
+            // 64 MiB page cache per connection: the random-order caller/called index pages of
+            // a large legs table stay hot during imports.
             .pragma("cache_size", "-65536")
+            // A multi-row INSERT inside a transaction keeps a statement journal; in memory it
+            // costs a copy, in a temp file a syscall per page (measured ~1.5x slower inserts).
             .pragma("temp_store", "memory")
             // RETURNING rows queue here while this thread compresses messages; a smaller
             // buffer (sqlx's default is 50) would stall SQLite's worker mid-statement.
