@@ -1090,29 +1090,25 @@ impl<W: Write, T: Write> Sim<W, T> {
         }
     }
 
+    /// ACK of a 2xx: a new transaction, so a fresh branch.
     fn build_ack_2xx(&mut self, slot: u32) {
-        let call = self.slots[slot as usize].as_ref().expect("live");
         let mut branch = String::from("z9hG4bK");
         self.rng.hex_into(&mut branch, 20);
-        let m = &mut self.msg;
-        m.clear();
-        let _ = write!(m, "ACK {} SIP/2.0\r\n", strip_angle(&call.contact_b));
-        Self::via(m, call, true, &branch);
-        let _ = write!(
-            m,
-            "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\n\
-             User-Agent: {}\r\nContent-Length: 0\r\n\r\n",
-            call.from_a, call.to_b_tag, call.call_id, call.ua_a
-        );
+        self.build_ack(slot, Some(&branch));
     }
 
     /// ACK of a non-2xx final response: same branch as the INVITE (RFC 3261 17.1.1.3).
     fn build_ack_final(&mut self, slot: u32) {
+        self.build_ack(slot, None);
+    }
+
+    /// `branch` `None` reuses the INVITE's.
+    fn build_ack(&mut self, slot: u32, branch: Option<&str>) {
         let call = self.slots[slot as usize].as_ref().expect("live");
         let m = &mut self.msg;
         m.clear();
         let _ = write!(m, "ACK {} SIP/2.0\r\n", strip_angle(&call.contact_b));
-        Self::via(m, call, true, &call.invite_branch);
+        Self::via(m, call, true, branch.unwrap_or(&call.invite_branch));
         let _ = write!(
             m,
             "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\n\
