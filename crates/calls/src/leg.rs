@@ -20,9 +20,11 @@ pub enum EndReason {
     Bye,
     /// A BYE and its 200 were both seen.
     ByeConfirmed,
-    /// The INVITE never got a final response within the zombie timeout.
+    /// Answered, and no BYE came before the absolute timeout closed it.
+    AnsweredNoBye,
+    /// An unanswered leg with no packet for the zombie timeout.
     TimeoutZombie,
-    /// Any leg older than the absolute timeout (an answered call whose BYE was never seen).
+    /// An unanswered leg still getting packets (retransmissions) at the absolute timeout.
     TimeoutAbsolute,
     /// Still open when the input ended.
     EndOfInput,
@@ -35,6 +37,7 @@ impl EndReason {
             EndReason::Cancel => "cancel",
             EndReason::Bye => "bye",
             EndReason::ByeConfirmed => "bye_confirmed",
+            EndReason::AnsweredNoBye => "answered_no_bye",
             EndReason::TimeoutZombie => "timeout_zombie",
             EndReason::TimeoutAbsolute => "timeout_absolute",
             EndReason::EndOfInput => "end_of_input",
@@ -47,6 +50,7 @@ impl EndReason {
             "cancel" => EndReason::Cancel,
             "bye" => EndReason::Bye,
             "bye_confirmed" => EndReason::ByeConfirmed,
+            "answered_no_bye" => EndReason::AnsweredNoBye,
             "timeout_zombie" => EndReason::TimeoutZombie,
             "timeout_absolute" => EndReason::TimeoutAbsolute,
             "end_of_input" => EndReason::EndOfInput,

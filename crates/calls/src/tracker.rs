@@ -309,17 +309,13 @@ impl Tracker {
         }
     }
 
-    /// Emit a leg. `reason` overrides the one implied by the phase (timeouts, end of input).
+    /// Emit a leg. `reason` is given for timeouts and end of input, which end a leg at its last
+    /// packet; otherwise the phase decided both the reason and the end.
     fn close(&mut self, mut open: OpenLeg, reason: Option<EndReason>) {
         match reason {
             Some(r) => {
                 open.leg.end_reason = r;
-                if matches!(
-                    r,
-                    EndReason::EndOfInput | EndReason::TimeoutZombie | EndReason::TimeoutAbsolute
-                ) {
-                    open.leg.end = open.last_packet;
-                }
+                open.leg.end = open.last_packet;
             }
             None => {
                 open.leg.end_reason = match open.phase {
@@ -340,11 +336,9 @@ impl Tracker {
 fn timeout_reason(config: &TrackerConfig, open: &OpenLeg) -> Option<EndReason> {
     let absolute = open.leg.start.saturating_add(config.absolute_timeout);
     match open.phase {
-        Phase::Setup | Phase::Answered if open.deadline >= absolute => {
-            Some(EndReason::TimeoutAbsolute)
-        }
+        Phase::Setup if open.deadline >= absolute => Some(EndReason::TimeoutAbsolute),
         Phase::Setup => Some(EndReason::TimeoutZombie),
-        Phase::Answered => Some(EndReason::TimeoutAbsolute),
+        Phase::Answered => Some(EndReason::AnsweredNoBye),
         _ => None,
     }
 }

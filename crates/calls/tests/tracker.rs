@@ -390,7 +390,7 @@ fn answered_leg_without_bye_hits_the_absolute_timeout() {
     assert_eq!(tracker.live_legs().count(), 1);
     tracker.advance(T0 + 4 * 3600 * S + 2 * S);
     let leg = only(tracker.take_closed());
-    assert_eq!(leg.end_reason, EndReason::TimeoutAbsolute);
+    assert_eq!(leg.end_reason, EndReason::AnsweredNoBye);
     assert_eq!(leg.end, T0 + 2 * S);
 }
 
@@ -561,4 +561,20 @@ proptest! {
         prop_assert_eq!(a, b);
         prop_assert_eq!(plain.len(), calls.len());
     }
+}
+
+#[test]
+fn an_unanswered_leg_kept_alive_by_retransmissions_hits_the_absolute_timeout() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    // A broken UA re-sending its INVITE every 200 s: never a zombie (packets keep coming),
+    // but no leg outlives the absolute timeout.
+    let mut t = T0;
+    while t < T0 + 4 * 3600 * S {
+        req(t, Method::Invite, 1).feed(&mut tracker);
+        t += 200 * S;
+    }
+    tracker.advance(T0 + 4 * 3600 * S + 2 * S);
+    let leg = only(tracker.take_closed());
+    assert_eq!(leg.end_reason, EndReason::TimeoutAbsolute);
+    assert_eq!(leg.end, t - 200 * S, "ends at its last packet");
 }

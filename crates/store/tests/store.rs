@@ -6,11 +6,12 @@ use calls::{EndReason, Leg, LegMessage, Side};
 use sip::Transport;
 use store::{InsertReport, LegQuery, Store, StoreError};
 
-const ALL_END_REASONS: [EndReason; 7] = [
+const ALL_END_REASONS: [EndReason; 8] = [
     EndReason::NotAnswered,
     EndReason::Cancel,
     EndReason::Bye,
     EndReason::ByeConfirmed,
+    EndReason::AnsweredNoBye,
     EndReason::TimeoutZombie,
     EndReason::TimeoutAbsolute,
     EndReason::EndOfInput,
@@ -24,6 +25,7 @@ fn all_end_reasons_listed(r: EndReason) {
         | EndReason::Cancel
         | EndReason::Bye
         | EndReason::ByeConfirmed
+        | EndReason::AnsweredNoBye
         | EndReason::TimeoutZombie
         | EndReason::TimeoutAbsolute
         | EndReason::EndOfInput => {}
