@@ -6,12 +6,15 @@
 //! so that a retry or a re-import cannot duplicate a leg (spec: nothing ingested is ever lost or
 //! duplicated).
 
+mod channel_stats;
 mod codec;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
 
 pub use calls::{Leg, LegMessage, Micros};
+pub use channel_stats::ChannelUpdate;
+pub use channels::{ActiveMode, MinuteRow};
 
 /// Where an installation keeps its database when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./sipmeter-data";
@@ -47,6 +50,8 @@ pub enum StoreError {
     Encode(#[source] std::io::Error),
     #[error("stored SIP messages of leg {leg_id} are corrupt: {reason}")]
     CorruptMessages { leg_id: LegId, reason: &'static str },
+    #[error("channel statistics: {0}")]
+    Channels(String),
     #[error("stored leg {leg_id} has an invalid value in column {column}")]
     CorruptLeg { leg_id: LegId, column: &'static str },
 }
@@ -149,6 +154,44 @@ impl Store {
     pub async fn count_legs(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(s) => s.count_legs().await,
+        }
+    }
+
+    /// Bring the per-minute channel figures up to date with every leg stored so far: only
+    /// the UTC days touched by legs stored since the last update are recomputed (from all
+    /// sensors' legs). A change of `mode` recomputes everything.
+    pub async fn update_channel_stats(&mut self, mode: ActiveMode) -> Result<ChannelUpdate> {
+        match &mut self.backend {
+            Backend::Sqlite(s) => s.update_channel_stats(mode).await,
+        }
+    }
+
+    /// Recompute every minute figure from all legs (after deleting CDRs, or to be sure).
+    pub async fn recompute_channel_stats(&mut self, mode: ActiveMode) -> Result<ChannelUpdate> {
+        match &mut self.backend {
+            Backend::Sqlite(s) => s.recompute_channel_stats(mode).await,
+        }
+    }
+
+    /// Stored minute rows with `from <= minute < to`, in time order. Minutes without a row
+    /// had no channel (or were never computed: call [`Store::update_channel_stats`] first).
+    pub async fn channel_minutes(&self, from: Micros, to: Micros) -> Result<Vec<MinuteRow>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.channel_minutes(from, to).await,
+        }
+    }
+
+    /// First and last minute with channels, if any.
+    pub async fn channel_extent(&self) -> Result<Option<(Micros, Micros)>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.channel_extent().await,
+        }
+    }
+
+    /// Every stored leg with `start <= t < end` (all sensors), for "explain".
+    pub async fn legs_active_at(&self, t: Micros) -> Result<Vec<StoredLeg>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.legs_active_at(t).await,
         }
     }
 

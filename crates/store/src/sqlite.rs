@@ -21,7 +21,7 @@ use crate::{InsertReport, LegId, LegQuery, Result, StoreError, StoredLeg};
 const MAX_PARAMS: usize = 32766;
 
 /// Columns of `legs` written on insert, in bind order (`id` is assigned by the database).
-const LEG_COLUMNS: [&str; 28] = [
+pub(crate) const LEG_COLUMNS: [&str; 28] = [
     "sensor_id",
     "call_id",
     "caller",
@@ -68,7 +68,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 4;
 
 pub(crate) struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// SQL for a full chunk without and with RETURNING, built once: batches are mostly full
     /// chunks, and the identical text lets sqlx reuse its prepared statement.
     full_chunk_sql: [String; 2],
@@ -176,6 +176,9 @@ impl SqliteStore {
         write_messages(&mut tx, &blobs).await?;
         report.legs_with_messages += blobs.len() as u64;
 
+        if report.inserted > 0 {
+            crate::channel_stats::mark_dirty(&mut tx, legs).await?;
+        }
         tx.commit().await?;
         report.duplicates = legs.len() as u64 - report.inserted;
         Ok(report)
@@ -441,7 +444,7 @@ fn bind_leg<'q>(q: LegInsert<'q>, leg: &'q Leg) -> LegInsert<'q> {
 
 /// Reads a row of `SELECT id, LEG_COLUMNS...`. Values the schema allows but the model cannot
 /// hold (an unknown end reason, a port over 65535) are reported as a corrupt leg.
-fn leg_from_row(row: &SqliteRow) -> Result<StoredLeg> {
+pub(crate) fn leg_from_row(row: &SqliteRow) -> Result<StoredLeg> {
     let id: LegId = row.try_get(0)?;
     let corrupt = |column: &'static str| StoreError::CorruptLeg { leg_id: id, column };
     let int = |i: usize| col::<i64>(row, i);

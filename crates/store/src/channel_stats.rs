@@ -1,0 +1,302 @@
+//! Channel statistics kept by the store: per-minute rows of `channels(t)` (SPEC §2), brought
+//! up to date incrementally.
+//!
+//! Every batch of new legs records the time ranges it covers in `channel_dirty`, in the same
+//! transaction, so no leg can be missed. An update recomputes only the UTC days those ranges
+//! touch, from all legs of all sensors overlapping them (a late sensor's legs thus update the
+//! days they fall in), and replaces those days' minute rows. Reports and license checks read
+//! the minute rows, never the legs.
+
+use calls::{Leg, Micros};
+use channels::{ActiveMode, Keyer, MinuteRow, Span, Window};
+use sqlx::{Row, SqliteConnection};
+
+use crate::sqlite::SqliteStore;
+use crate::{Result, StoredLeg};
+
+const DAY: Micros = 86_400_000_000;
+const MAX_LEG: &str = "max_leg_us";
+const MODE: &str = "channel_mode";
+
+/// What an update did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelUpdate {
+    /// UTC days recomputed.
+    pub days: u64,
+    /// Legs read to recompute them.
+    pub legs: u64,
+    /// Minute rows written.
+    pub minutes: u64,
+}
+
+fn mode_code(mode: ActiveMode) -> i64 {
+    match mode {
+        ActiveMode::Signalling => 0,
+        ActiveMode::Answered => 1,
+    }
+}
+
+/// Time ranges `[from, to)` covering the legs, merged where they overlap or touch, so a
+/// batch of a busy hour records one range rather than thousands.
+pub(crate) fn covered_ranges(legs: &[Leg]) -> Vec<(Micros, Micros)> {
+    let mut spans: Vec<(Micros, Micros)> =
+        legs.iter().map(|l| (l.start, l.end.max(l.start))).collect();
+    spans.sort_unstable();
+    let mut out: Vec<(Micros, Micros)> = Vec::new();
+    for (from, to) in spans {
+        match out.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => out.push((from, to)),
+        }
+    }
+    out
+}
+
+/// Record that the legs' time ranges are stale, and the longest leg. Runs inside the insert
+/// transaction.
+pub(crate) async fn mark_dirty(conn: &mut SqliteConnection, legs: &[Leg]) -> Result<()> {
+    for chunk in covered_ranges(legs).chunks(1000) {
+        let mut qb = sqlx::QueryBuilder::new("INSERT INTO channel_dirty (from_us, to_us) ");
+        qb.push_values(chunk, |mut b, (from, to)| {
+            b.push_bind(*from).push_bind(*to);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    let longest = legs.iter().map(|l| l.end - l.start).max().unwrap_or(0);
+    sqlx::query(
+        "INSERT INTO store_meta (name, value) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+    )
+    .bind(MAX_LEG)
+    .bind(longest)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whole UTC days covering the ranges, merged.
+fn day_windows(ranges: &[(Micros, Micros)]) -> Vec<Window> {
+    let mut days: Vec<(Micros, Micros)> = ranges
+        .iter()
+        .map(|&(from, to)| {
+            let start = from.div_euclid(DAY) * DAY;
+            // A zero-length range still marks its day.
+            let end = (to.max(from + 1) - 1).div_euclid(DAY) * DAY + DAY;
+            (start, end)
+        })
+        .collect();
+    days.sort_unstable();
+    let mut merged: Vec<Window> = Vec::new();
+    for (start, end) in days {
+        match merged.last_mut() {
+            Some(w) if start <= w.end => w.end = w.end.max(end),
+            _ => merged.push(Window { start, end }),
+        }
+    }
+    // One day at a time: bounded memory whatever the range, and each day commits on its own.
+    merged
+        .into_iter()
+        .flat_map(|w| {
+            (0..(w.end - w.start) / DAY).map(move |i| Window {
+                start: w.start + i * DAY,
+                end: w.start + (i + 1) * DAY,
+            })
+        })
+        .collect()
+}
+
+impl SqliteStore {
+    async fn meta(&self, name: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The longest leg stored: legs active at `t` started at or after `t - max_leg`.
+    async fn max_leg(&self) -> Result<Micros> {
+        Ok(self.meta(MAX_LEG).await?.unwrap_or(0))
+    }
+
+    pub(crate) async fn update_channel_stats(&mut self, mode: ActiveMode) -> Result<ChannelUpdate> {
+        if self.meta(MODE).await? != Some(mode_code(mode)) {
+            // Rows computed in another mode are all wrong: start over.
+            return self.recompute_channel_stats(mode).await;
+        }
+        let dirty: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT id, from_us, to_us FROM channel_dirty ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        let Some(last_id) = dirty.last().map(|d| d.0) else {
+            return Ok(ChannelUpdate::default());
+        };
+        let ranges: Vec<(Micros, Micros)> = dirty.iter().map(|d| (d.1, d.2)).collect();
+        let mut update = ChannelUpdate::default();
+        let max_leg = self.max_leg().await?;
+        for window in day_windows(&ranges) {
+            let (legs, rows) = self.compute_window(window, mode, max_leg).await?;
+            self.replace_minutes(window, &rows).await?;
+            update.days += 1;
+            update.legs += legs;
+            update.minutes += rows.len() as u64;
+        }
+        // Ranges added meanwhile (ids above last_id) stay for the next update.
+        sqlx::query("DELETE FROM channel_dirty WHERE id <= ?")
+            .bind(last_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(update)
+    }
+
+    pub(crate) async fn recompute_channel_stats(
+        &mut self,
+        mode: ActiveMode,
+    ) -> Result<ChannelUpdate> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM channel_minutes")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO channel_dirty (from_us, to_us) \
+             SELECT MIN(start_us), MAX(end_us) FROM legs HAVING COUNT(*) > 0",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO store_meta (name, value) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(MODE)
+        .bind(mode_code(mode))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Box::pin(self.update_channel_stats(mode)).await
+    }
+
+    /// Minute rows of one window from every leg overlapping it.
+    async fn compute_window(
+        &self,
+        window: Window,
+        mode: ActiveMode,
+        max_leg: Micros,
+    ) -> Result<(u64, Vec<MinuteRow>)> {
+        use futures_util::TryStreamExt;
+        let mut keyer = Keyer::new();
+        let mut spans: Vec<Span> = Vec::new();
+        let mut legs = 0u64;
+        let mut rows = sqlx::query(
+            "SELECT caller, called, start_us, answer_us, end_us FROM legs \
+             WHERE start_us < ? AND start_us >= ? AND end_us > ?",
+        )
+        .bind(window.end)
+        .bind(window.start.saturating_sub(max_leg))
+        .bind(window.start)
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            legs += 1;
+            let (start, answer, end): (i64, Option<i64>, i64) =
+                (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
+            if let Some((from, to)) = channels::active_interval(start, answer, end, mode) {
+                let key = keyer.key(row.try_get(0)?, row.try_get(1)?);
+                spans.push(Span { key, from, to });
+            }
+        }
+        drop(rows);
+        let minutes = channels::minute_rows(&spans, window)
+            .map_err(|e| crate::StoreError::Channels(e.to_string()))?;
+        Ok((legs, minutes))
+    }
+
+    async fn replace_minutes(&self, window: Window, rows: &[MinuteRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM channel_minutes WHERE minute_us >= ? AND minute_us < ?")
+            .bind(window.start)
+            .bind(window.end)
+            .execute(&mut *tx)
+            .await?;
+        // Minutes with no channel at all are not stored: an idle night costs nothing, and a
+        // missing row inside a computed day reads as zero.
+        let busy: Vec<&MinuteRow> = rows.iter().filter(|r| r.peak > 0).collect();
+        for chunk in busy.chunks(5000) {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO channel_minutes (minute_us, peak, peak_at_us, integral, covered_us) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.start)
+                    .push_bind(i64::from(r.peak))
+                    .push_bind(r.peak_at)
+                    .push_bind(r.integral as i64)
+                    .push_bind(r.covered as i64);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn channel_minutes(&self, from: Micros, to: Micros) -> Result<Vec<MinuteRow>> {
+        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT minute_us, peak, peak_at_us, integral, covered_us FROM channel_minutes \
+             WHERE minute_us >= ? AND minute_us < ? ORDER BY minute_us",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(start, peak, peak_at, integral, covered)| MinuteRow {
+                start,
+                peak: peak.clamp(0, u32::MAX as i64) as u32,
+                peak_at,
+                integral: integral.max(0) as u64,
+                covered: covered.max(0) as u64,
+            })
+            .collect())
+    }
+
+    /// The first and last instants covered by channel rows, if any.
+    pub(crate) async fn channel_extent(&self) -> Result<Option<(Micros, Micros)>> {
+        let row: (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(minute_us), MAX(minute_us) FROM channel_minutes")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.0.zip(row.1))
+    }
+
+    pub(crate) async fn legs_active_at(&self, t: Micros) -> Result<Vec<StoredLeg>> {
+        let max_leg = self.max_leg().await?;
+        let sql = format!(
+            "SELECT id, {} FROM legs WHERE start_us <= ? AND start_us >= ? AND end_us > ? \
+             ORDER BY start_us, id",
+            crate::sqlite::LEG_COLUMNS.join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(t)
+            .bind(t.saturating_sub(max_leg))
+            .bind(t)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(crate::sqlite::leg_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_windows_cover_every_touched_day_once() {
+        let w = day_windows(&[
+            (DAY + 5, DAY + 10),
+            (DAY + 20, 3 * DAY),
+            (10 * DAY, 10 * DAY),
+        ]);
+        let starts: Vec<Micros> = w.iter().map(|w| w.start / DAY).collect();
+        assert_eq!(starts, vec![1, 2, 10]);
+        assert!(w.iter().all(|w| w.end - w.start == DAY));
+    }
+}
