@@ -29,7 +29,7 @@ mod stats;
 mod sweep;
 
 pub use error::ChannelsError;
-pub use key::{DedupKey, KeyId, Keyer, PartCode, dedup_part};
+pub use key::{DedupKey, Keyer, PartCode, dedup_part};
 pub use stats::{
     DayStats, MAX_WINDOW_MINUTES, MINUTE, MinuteAccumulator, MinuteRow, Peak, Period, Report,
     Window, day_bounds, day_of, day_start, days_touched, minute_rows, minute_rows_from_steps,

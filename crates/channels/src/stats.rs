@@ -12,7 +12,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::error::ChannelsError;
-use crate::sweep::{Span, Step, sweep_with};
+use crate::sweep::{Span, Step, sweep_filtered};
 
 /// One minute in microseconds.
 pub const MINUTE: Micros = 60_000_000;
@@ -54,7 +54,7 @@ pub struct Window {
     pub end: Micros,
 }
 
-/// Turns steps of `channels(t)` (in increasing time, as [`sweep_with`] emits them) into minute
+/// Turns steps of `channels(t)` (in increasing time, as [`crate::sweep_with`] emits them) into minute
 /// rows over a window, without storing the steps. Memory: the rows only.
 #[derive(Debug)]
 pub struct MinuteAccumulator {
@@ -89,10 +89,10 @@ impl MinuteAccumulator {
     /// `channels(t) = value` from `at` on. Steps before the window set the value carried into
     /// it; steps at or after its end are ignored. Steps must not go back in time.
     pub fn push(&mut self, at: Micros, value: u32) -> Result<(), ChannelsError> {
-        if let Some(previous) = self.last_at {
-            if at < previous {
-                return Err(ChannelsError::StepsOutOfOrder { at, previous });
-            }
+        if let Some(previous) = self.last_at
+            && at < previous
+        {
+            return Err(ChannelsError::StepsOutOfOrder { at, previous });
         }
         self.last_at = Some(at);
         if at >= self.window.end {
@@ -160,7 +160,7 @@ pub fn minute_rows_from_steps(
 /// started before the window and are still active in it (with the 4 h absolute timeout, a store
 /// can select `start < window.end AND end > window.start`, and `start >= window.start - 4h` can
 /// serve as an index hint only if legs are known to be capped). Spans entirely outside the
-/// window are allowed and change nothing. All spans must share one [`crate::Keyer`].
+/// window are allowed and change nothing. All spans must be keyed by one [`crate::Keyer`].
 ///
 /// One row is returned for each UTC minute overlapping the window; a minute cut by a window
 /// edge has `covered` < 60 s. For rows that can replace stored rows one for one, use a window
@@ -168,13 +168,9 @@ pub fn minute_rows_from_steps(
 pub fn minute_rows(spans: &[Span], window: Window) -> Result<Vec<MinuteRow>, ChannelsError> {
     let mut acc = MinuteAccumulator::new(window)?;
     // Only the spans touching the window matter; leaving the others out keeps the sort small.
-    let inside: Vec<Span> = spans
-        .iter()
-        .filter(|s| s.from < window.end && s.to > window.start)
-        .copied()
-        .collect();
+    let touches = |s: &Span| s.from < window.end && s.to > window.start;
     let mut err = None;
-    sweep_with(&inside, |at, value| {
+    sweep_filtered(spans, touches, |at, value| {
         if err.is_none() {
             err = acc.push(at, value).err();
         }
@@ -234,7 +230,7 @@ impl Period {
     }
 }
 
-/// One local day of the license time zone, and its 60-minute windows.
+/// One local day of the license time zone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayStats {
     pub day: Date,
@@ -353,10 +349,10 @@ pub fn report(
             }
             h = Period::empty(h.end, (h.end + 60 * MINUTE).min(end));
         }
-        if let Some(p) = d.peak {
-            if out.peak.is_none_or(|b| p.value > b.value) {
-                out.peak = Some(p);
-            }
+        if let Some(p) = d.peak
+            && out.peak.is_none_or(|b| p.value > b.value)
+        {
+            out.peak = Some(p);
         }
         out.days.push(DayStats { day, stats: d });
         if day >= last_day {
@@ -371,7 +367,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyId;
+    use crate::key::DedupKey;
 
     fn w(start: Micros, end: Micros) -> Window {
         Window { start, end }
@@ -381,7 +377,7 @@ mod tests {
     fn minute_peak_includes_the_value_carried_in() {
         // One channel from 30 s before the minute to 10 s into the next one.
         let spans = [Span {
-            key: KeyId(0),
+            key: DedupKey::from_u64(0),
             from: 30_000_000,
             to: 70_000_000,
         }];
@@ -405,7 +401,7 @@ mod tests {
     #[test]
     fn partial_minutes_at_window_edges() {
         let spans = [Span {
-            key: KeyId(0),
+            key: DedupKey::from_u64(0),
             from: 0,
             to: 200_000_000,
         }];

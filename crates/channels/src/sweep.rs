@@ -5,9 +5,12 @@
 //! interval `[t, t)` (or one with `to < from`) is active at no instant and is ignored, so a
 //! call rejected in the same microsecond it arrived never counts.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use calls::{Leg, Micros};
 
-use crate::key::{KeyId, Keyer};
+use crate::key::{DedupKey, FastHash, Keyer};
 
 /// Which part of a leg occupies a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,11 +40,11 @@ pub fn active_interval(
 }
 
 /// What the sweep needs of a leg: its key and its active interval `[from, to)`. 24 bytes, so 14
-/// M of them fit in about 340 MB; the store builds these from its rows without materialising
-/// full [`Leg`]s.
+/// M of them fit in about 340 MB; the store builds these from its rows (caller, called, start,
+/// answer, end) without materialising full [`Leg`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    pub key: KeyId,
+    pub key: DedupKey,
     pub from: Micros,
     pub to: Micros,
 }
@@ -101,11 +104,19 @@ const PARALLEL_SORT_MIN: usize = 1 << 16;
 ///
 /// Per key a reference count is kept (the same key active on two sensors, or twice on one, is
 /// one channel); the count of keys with a non-zero reference count is `channels(t)`.
-pub fn sweep_with(spans: &[Span], mut emit: impl FnMut(Micros, u32)) {
-    let live = spans.iter().filter(|s| s.from < s.to);
-    let mut starts: Vec<(Micros, u32)> = live.clone().map(|s| (s.from, s.key.0)).collect();
-    let mut ends: Vec<(Micros, u32)> = live.map(|s| (s.to, s.key.0)).collect();
-    let slots = densify(&mut starts, &mut ends);
+pub fn sweep_with(spans: &[Span], emit: impl FnMut(Micros, u32)) {
+    sweep_filtered(spans, |_| true, emit)
+}
+
+/// [`sweep_with`] over the spans that pass `keep`, without copying the spans.
+pub(crate) fn sweep_filtered(
+    spans: &[Span],
+    keep: impl Fn(&Span) -> bool + Clone,
+    mut emit: impl FnMut(Micros, u32),
+) {
+    let live = spans.iter().filter(move |s| s.from < s.to && keep(s));
+    let mut starts: Vec<(Micros, u64)> = live.clone().map(|s| (s.from, s.key.as_u64())).collect();
+    let mut ends: Vec<(Micros, u64)> = live.map(|s| (s.to, s.key.as_u64())).collect();
 
     if starts.len() >= PARALLEL_SORT_MIN {
         std::thread::scope(|sc| {
@@ -117,7 +128,9 @@ pub fn sweep_with(spans: &[Span], mut emit: impl FnMut(Micros, u32)) {
         ends.sort_unstable_by_key(|e| e.0);
     }
 
-    let mut refs = vec![0u32; slots];
+    // Reference counts of the keys active now; an entry is removed when it drops to 0, so the
+    // table holds only the keys active at one instant and stays in cache.
+    let mut refs: HashMap<u64, u32, FastHash> = HashMap::with_hasher(FastHash);
     let (mut i, mut j) = (0usize, 0usize);
     let mut distinct = 0u32;
     let mut last = 0u32;
@@ -133,11 +146,13 @@ pub fn sweep_with(spans: &[Span], mut emit: impl FnMut(Micros, u32)) {
                 break;
             }
             // Every span ending at t started before t, so its start was applied already and the
-            // count is at least 1 here.
-            let r = &mut refs[k as usize];
-            *r -= 1;
-            if *r == 0 {
-                distinct -= 1;
+            // key is in the table with a count of at least 1.
+            if let Entry::Occupied(mut e) = refs.entry(k) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                    distinct -= 1;
+                }
             }
             j += 1;
         }
@@ -145,7 +160,7 @@ pub fn sweep_with(spans: &[Span], mut emit: impl FnMut(Micros, u32)) {
             if at != t {
                 break;
             }
-            let r = &mut refs[k as usize];
+            let r = refs.entry(k).or_insert(0);
             if *r == 0 {
                 distinct += 1;
             }
@@ -166,37 +181,13 @@ pub fn sweep(spans: &[Span]) -> Steps {
     Steps(out)
 }
 
-/// Makes key ids usable as indexes of a small array. Ids from a [`Keyer`] are dense already and
-/// are kept; arbitrary ids (a caller's own numbering) are renumbered so that one huge id cannot
-/// make us allocate gigabytes. Returns the array size needed.
-fn densify(starts: &mut [(Micros, u32)], ends: &mut [(Micros, u32)]) -> usize {
-    let max = starts
-        .iter()
-        .map(|s| s.1)
-        .max()
-        .map_or(0, |m| m as usize + 1);
-    if max <= starts.len().saturating_mul(2).saturating_add(1024) {
-        return max;
-    }
-    let mut map = std::collections::HashMap::new();
-    for s in starts.iter_mut() {
-        let next = map.len() as u32;
-        s.1 = *map.entry(s.1).or_insert(next);
-    }
-    for e in ends.iter_mut() {
-        // Every end's key has a start (same span), so it is in the map.
-        e.1 = map.get(&e.1).copied().unwrap_or(0);
-    }
-    map.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn span(key: u32, from: Micros, to: Micros) -> Span {
+    fn span(key: u64, from: Micros, to: Micros) -> Span {
         Span {
-            key: KeyId(key),
+            key: DedupKey::from_u64(key),
             from,
             to,
         }
@@ -241,8 +232,8 @@ mod tests {
     }
 
     #[test]
-    fn huge_key_ids_are_renumbered() {
-        let s = sweep(&[span(u32::MAX, 0, 10), span(7, 5, 15), span(u32::MAX, 1, 2)]);
+    fn any_key_value_works() {
+        let s = sweep(&[span(u64::MAX, 0, 10), span(7, 5, 15), span(u64::MAX, 1, 2)]);
         assert_eq!(s, steps(&[(0, 1), (5, 2), (10, 1), (15, 0)]));
     }
 
