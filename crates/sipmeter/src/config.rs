@@ -20,9 +20,36 @@ pub struct FileConfig {
     pub keep_messages: Option<bool>,
     pub zombie_timeout_s: Option<u64>,
     pub absolute_timeout_s: Option<u64>,
+    /// IANA zone whose days the license counts in (default UTC).
+    pub license_time_zone: Option<String>,
+    /// What occupies a channel: `signalling` = [start, end) (default), `answered` = [answer, end).
+    pub channel_mode: Option<String>,
 }
 
 impl FileConfig {
+    /// The license time zone: `flag`, else the file's key, else UTC.
+    pub fn time_zone(&self, flag: Option<&str>) -> Result<jiff::tz::TimeZone> {
+        match flag.or(self.license_time_zone.as_deref()) {
+            None => Ok(jiff::tz::TimeZone::UTC),
+            Some(name) => jiff::tz::TimeZone::get(name).with_context(|| {
+                format!("unknown time zone {name:?} (use an IANA name such as Europe/Prague)")
+            }),
+        }
+    }
+
+    /// The channel mode: `flag` (`--answered-only`) wins, else the file's key.
+    pub fn channel_mode(&self, answered_only: bool) -> Result<channels::ActiveMode> {
+        if answered_only {
+            return Ok(channels::ActiveMode::Answered);
+        }
+        match self.channel_mode.as_deref() {
+            None | Some("signalling") => Ok(channels::ActiveMode::Signalling),
+            Some("answered") => Ok(channels::ActiveMode::Answered),
+            Some(other) => {
+                bail!("channel_mode must be \"signalling\" or \"answered\", not {other:?}")
+            }
+        }
+    }
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;

@@ -1,5 +1,6 @@
 //! `sipmeter`: the command line of the VoIP call monitor.
 
+mod channels_cmd;
 mod config;
 mod import;
 mod ingest;
@@ -46,6 +47,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Concurrent channels: peaks per day and per 60-minute window, and why (explain)
+    Channels(channels_cmd::ChannelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         (Some(Command::Import { paths }), None) => {
             import::import(Settings::resolve(&file, &cli.common, true)?, &paths)
+        }
+        (Some(Command::Channels(args)), None) => {
+            channels_cmd::run(args, &file, &cli.common).map(|()| ExitCode::SUCCESS)
         }
         (None, Some(dir)) => import::import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
         (None, None) => bail!("nothing to do: give a subcommand (see --help) or --readpcapdir DIR"),
