@@ -170,6 +170,41 @@ fn spans_of(legs: &[TLeg], mode: ActiveMode) -> Vec<Span> {
         .collect()
 }
 
+fn to_leg(i: usize, l: &TLeg) -> calls::Leg {
+    use std::net::{IpAddr, Ipv4Addr};
+    calls::Leg {
+        call_id: format!("c{i}"),
+        sensor_id: (i % 4) as u32 + 1,
+        caller: l.caller.into(),
+        caller_domain: String::new(),
+        caller_name: None,
+        called: l.called.into(),
+        called_domain: String::new(),
+        called_name: None,
+        from_tag: None,
+        to_tag: None,
+        start: l.start,
+        answer: l.answer,
+        end: l.end,
+        last_response: None,
+        last_response_text: None,
+        end_reason: calls::EndReason::ByeConfirmed,
+        hangup_by: None,
+        transport: sip::Transport::Udp,
+        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        src_port: 5060,
+        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        dst_port: 5060,
+        partial: false,
+        referred_by: None,
+        refer_to: None,
+        replaces: None,
+        user_agent: None,
+        sip_message_count: 0,
+        messages: Vec::new(),
+    }
+}
+
 fn mode() -> impl Strategy<Value = ActiveMode> {
     prop_oneof![Just(ActiveMode::Signalling), Just(ActiveMode::Answered)]
 }
@@ -206,6 +241,18 @@ proptest! {
             prop_assert!(w[0].value != w[1].value);
         }
         prop_assert_eq!(steps.0.last().map_or(0, |s| s.value), 0);
+        // Explain lists exactly channels(t) groups, each leg in the group of its key.
+        let full: Vec<calls::Leg> = legs.iter().enumerate().map(|(i, l)| to_leg(i, l)).collect();
+        for &t in table.at.iter().take(12) {
+            let e = channels::explain::explain(&full, t, mode);
+            prop_assert_eq!(e.channels as u32, steps.value_at(t));
+            for g in &e.groups {
+                for l in &g.legs {
+                    prop_assert_eq!((dedup_part(&l.caller), dedup_part(&l.called)), (g.caller_part.clone(), g.called_part.clone()));
+                    prop_assert!(l.active_from <= t && t < l.active_to);
+                }
+            }
+        }
     }
 
     /// Minute rows and hour windows (max, first instant, integral, mean) against the table,
