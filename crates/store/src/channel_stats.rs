@@ -9,6 +9,7 @@
 
 use calls::{Leg, Micros};
 use channels::{ActiveMode, Keyer, MinuteRow, Span, Window};
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::{Row, SqliteConnection};
 
 use crate::sqlite::SqliteStore;
@@ -135,13 +136,22 @@ impl SqliteStore {
         let ranges: Vec<(Micros, Micros)> = dirty.iter().map(|d| (d.1, d.2)).collect();
         let mut update = ChannelUpdate::default();
         let max_leg = self.max_leg().await?;
-        for window in day_windows(&ranges) {
-            let (legs, rows) = self.compute_window(window, mode, max_leg).await?;
-            self.replace_minutes(window, &rows).await?;
+        // Two days in flight: each query runs on its own connection (and SQLite worker
+        // thread), so reading one day overlaps with keying and sweeping the other.
+        let this = &*self;
+        let mut days = futures_util::stream::iter(day_windows(&ranges))
+            .map(|window| async move {
+                let (legs, rows) = this.compute_window(window, mode, max_leg).await?;
+                Ok::<_, crate::StoreError>((window, legs, rows))
+            })
+            .buffered(2);
+        while let Some((window, legs, rows)) = days.try_next().await? {
+            this.replace_minutes(window, &rows).await?;
             update.days += 1;
             update.legs += legs;
             update.minutes += rows.len() as u64;
         }
+        drop(days);
         // Ranges added meanwhile (ids above last_id) stay for the next update.
         sqlx::query("DELETE FROM channel_dirty WHERE id <= ?")
             .bind(last_id)
@@ -183,7 +193,6 @@ impl SqliteStore {
         mode: ActiveMode,
         max_leg: Micros,
     ) -> Result<(u64, Vec<MinuteRow>)> {
-        use futures_util::TryStreamExt;
         let mut keyer = Keyer::new();
         let mut spans: Vec<Span> = Vec::new();
         let mut legs = 0u64;

@@ -1,0 +1,171 @@
+//! Channel statistics at license scale, through the real store:
+//! `cargo run --release -p store --example channels_bench [LEGS_PER_DAY [DAYS]]`
+//! (default 1,000,000 × 14 = 14 M legs, as issue 3 asks).
+//!
+//! Builds a SQLite database in a temporary directory with DAYS days of calls (arrivals spread
+//! over each day with a daytime bulge, durations exponential with a 3-minute mean, numbers from
+//! a pool so that dedup matters, 15 % of calls also seen by a second sensor), then measures:
+//! the full recompute of the per-minute figures, an incremental update after one late batch,
+//! the 14-day report (days + 60-minute windows) from the minute rows, and the peak memory.
+//! Loading the legs is the slow part and is not what is measured.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use calls::{EndReason, Leg};
+use sip::Transport;
+use store::{ActiveMode, Store};
+
+const S: i64 = 1_000_000;
+const DAY: i64 = 86_400 * S;
+/// 2026-11-01T00:00:00Z
+const D0: i64 = 1_793_491_200 * S;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn leg(rng: &mut Rng, n: u64, day: i64, sensor: u32) -> Leg {
+    // Daytime bulge: two uniform draws averaged put most calls mid-day.
+    let at = ((rng.unit() + rng.unit()) / 2.0 * DAY as f64) as i64;
+    let start = D0 + day * DAY + at;
+    let duration = (-(1.0 - rng.unit()).ln() * 180.0 * S as f64) as i64;
+    let answered = rng.next() % 5 != 0;
+    Leg {
+        call_id: format!("{n:x}-{sensor}@bench"),
+        sensor_id: sensor,
+        caller: format!("+4930{:07}", rng.next() % 200_000),
+        caller_domain: "a.example".into(),
+        caller_name: None,
+        called: format!("0{:09}", rng.next() % 2_000_000),
+        called_domain: "b.example".into(),
+        called_name: None,
+        from_tag: None,
+        to_tag: None,
+        start,
+        answer: answered.then_some(start + 3 * S),
+        end: start + duration + 3 * S,
+        last_response: Some(200),
+        last_response_text: None,
+        end_reason: EndReason::ByeConfirmed,
+        hangup_by: None,
+        transport: Transport::Udp,
+        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        src_port: 5060,
+        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        dst_port: 5060,
+        partial: false,
+        referred_by: None,
+        refer_to: None,
+        replaces: None,
+        user_agent: None,
+        sip_message_count: 7,
+        messages: Vec::new(),
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
+    let per_day = args.first().copied().unwrap_or(1_000_000);
+    let days = args.get(1).copied().unwrap_or(14) as i64;
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open_sqlite(dir.path()).await?;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+
+    let t = Instant::now();
+    let mut n = 0u64;
+    let mut batch = Vec::with_capacity(50_000);
+    for day in 0..days {
+        for _ in 0..per_day {
+            n += 1;
+            let l = leg(&mut rng, n, day, 1);
+            if rng.next() % 100 < 15 {
+                let mut copy = l.clone();
+                copy.sensor_id = 2;
+                copy.call_id.push_str("-b");
+                copy.start += 30_000;
+                batch.push(copy);
+            }
+            batch.push(l);
+            if batch.len() >= 50_000 {
+                store.insert_legs(&batch).await?;
+                batch.clear();
+            }
+        }
+    }
+    store.insert_legs(&batch).await?;
+    let legs = store.count_legs().await?;
+    println!(
+        "loaded {legs} legs over {days} days in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let up = store
+        .recompute_channel_stats(ActiveMode::Signalling)
+        .await?;
+    let full = t.elapsed().as_secs_f64();
+    println!(
+        "full recompute: {full:.2} s for {} legs read, {} days, {} minute rows ({:.0} legs/s)",
+        up.legs,
+        up.days,
+        up.minutes,
+        up.legs as f64 / full
+    );
+
+    // A late sensor delivers one batch for day 3.
+    let late: Vec<Leg> = (0..1000)
+        .map(|i| leg(&mut rng, 10_000_000_000 + i, 3, 3))
+        .collect();
+    store.insert_legs(&late).await?;
+    let t = Instant::now();
+    let up = store.update_channel_stats(ActiveMode::Signalling).await?;
+    println!(
+        "incremental update after a late batch: {:.3} s ({} days recomputed)",
+        t.elapsed().as_secs_f64(),
+        up.days
+    );
+
+    let tz = jiff::tz::TimeZone::UTC;
+    let first = jiff::civil::date(2026, 11, 1);
+    let last = first.checked_add(jiff::Span::new().days(days - 1))?;
+    let mut best = f64::MAX;
+    let mut peak = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let rows = store.channel_minutes(D0, D0 + days * DAY).await?;
+        let rep = channels::report(&rows, &tz, first, last)?;
+        best = best.min(t.elapsed().as_secs_f64());
+        peak = rep.peak.map_or(0, |p| p.value);
+    }
+    println!(
+        "{days}-day report (days + 60-minute windows) from minute rows: {:.1} ms, peak {peak}",
+        best * 1e3
+    );
+    println!("peak RSS {:.0} MB", peak_rss_mb());
+    Ok(())
+}
