@@ -39,7 +39,7 @@ fn leg(rng: &mut Rng, n: u64, day: i64, sensor: u32) -> Leg {
     let at = ((rng.unit() + rng.unit()) / 2.0 * DAY as f64) as i64;
     let start = D0 + day * DAY + at;
     let duration = (-(1.0 - rng.unit()).ln() * 180.0 * S as f64) as i64;
-    let answered = rng.next() % 5 != 0;
+    let answered = !rng.next().is_multiple_of(5);
     Leg {
         call_id: format!("{n:x}-{sensor}@bench"),
         sensor_id: sensor,
