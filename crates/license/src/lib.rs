@@ -43,9 +43,9 @@ pub use timeline::{DailyPeak, LOCK_DAY, LOCKDOWN_DAY, OverLimit, Timeline, over_
 
 /// Re-exported so callers name exactly the date and time-zone types this crate speaks.
 pub use jiff;
-/// The operating system's random source, re-exported for callers that generate keys or a
+/// `rand_core` and the operating system's random source, re-exported for callers that generate keys or a
 /// fallback id; this crate itself never draws randomness on its own.
-pub use rand_core::OsRng;
+pub use rand_core::{self, OsRng};
 
 /// Microseconds since the Unix epoch, UTC: the workspace's instant type.
 pub type Micros = i64;

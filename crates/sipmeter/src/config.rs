@@ -24,6 +24,18 @@ pub struct FileConfig {
     pub license_time_zone: Option<String>,
     /// What occupies a channel: `signalling` = [start, end) (default), `answered` = [answer, end).
     pub channel_mode: Option<String>,
+    /// License token `XXXX-XXXX-XXXX-XXXX` for the portal's Get License (`--set-license-key`).
+    pub license_key: Option<String>,
+    /// License file [default: `<data_dir>/license.key`].
+    pub license_file: Option<PathBuf>,
+    /// Operator-configured channel limit below the licensed one (`--channel-limit`).
+    pub channel_limit: Option<u32>,
+    /// Extra vendor public keys to trust besides the built-in ones (`--trusted-key`).
+    pub trusted_keys: Option<Vec<PathBuf>>,
+    /// Hardware id to use instead of the machine's own, for containers (`--hwid-override`).
+    pub hwid_override: Option<String>,
+    /// Domain name of this server, for domain-bound licenses (`--domain`).
+    pub license_domain: Option<String>,
 }
 
 impl FileConfig {

@@ -4,7 +4,9 @@ mod channels_cmd;
 mod config;
 mod import;
 mod ingest;
+mod license_cmd;
 mod output;
+mod portal_cmd;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -26,6 +28,9 @@ struct Cli {
     /// (Re)compute CDRs from every capture in DIR into the configured database
     #[arg(long, value_name = "DIR")]
     readpcapdir: Option<PathBuf>,
+    /// Store the license token XXXX-XXXX-XXXX-XXXX (for the portal's Get License)
+    #[arg(long, value_name = "TOKEN")]
+    set_license_key: Option<String>,
     #[command(flatten)]
     common: CommonFlags,
     #[command(subcommand)]
@@ -49,6 +54,10 @@ enum Command {
     },
     /// Concurrent channels: peaks per day and per 60-minute window, and why (explain)
     Channels(channels_cmd::ChannelsArgs),
+    /// The channel license: status, verify, hwid, install
+    License(license_cmd::LicenseArgs),
+    /// Offline license issuing: keygen, issue
+    Portal(portal_cmd::PortalArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +76,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    if let Some(token) = &cli.set_license_key {
+        if cli.command.is_some() || cli.readpcapdir.is_some() {
+            bail!("--set-license-key cannot be combined with other commands");
+        }
+        return license_cmd::set_license_key(token, &file, &cli.common);
+    }
     match (cli.command, cli.readpcapdir) {
         (Some(_), Some(_)) => bail!("--readpcapdir cannot be combined with a subcommand"),
         (Some(Command::Read { format, paths }), None) => read(
@@ -80,6 +95,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         (Some(Command::Channels(args)), None) => {
             channels_cmd::run(args, &file, &cli.common).map(|()| ExitCode::SUCCESS)
         }
+        (Some(Command::License(args)), None) => license_cmd::run(args, &file, &cli.common),
+        (Some(Command::Portal(args)), None) => portal_cmd::run(args),
         (None, Some(dir)) => import::import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
         (None, None) => bail!("nothing to do: give a subcommand (see --help) or --readpcapdir DIR"),
     }

@@ -1,0 +1,579 @@
+//! `sipmeter license …` and `--set-license-key`: the license as this server sees it.
+//!
+//! All rules live in the pure `license` crate; this module only gathers the facts it needs
+//! (license file, machine identity, clock, persisted clock high-water mark, daily channel
+//! peaks from the database) and persists what must survive a restart (fallback hardware id,
+//! high-water mark, token, the previous license file).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use license::rand_core::RngCore;
+use license::{
+    DailyPeak, Hwid, Keyring, LicenseFile, LicenseToken, MachineIdentity, Micros, PublicKey,
+    ResolvedHwid, Status, StatusInput, VerifyContext,
+};
+use serde::Serialize;
+
+use crate::config::{CommonFlags, FileConfig, Settings};
+
+/// Name of the license file in the data directory.
+pub const LICENSE_FILE_NAME: &str = "license.key";
+/// The previous license file, kept by `install`.
+const OLD_SUFFIX: &str = ".old";
+/// The license token given with `--set-license-key`.
+const TOKEN_FILE_NAME: &str = "license.token";
+/// Random hardware id source for machines without machine-id or DMI uuid.
+const FALLBACK_FILE_NAME: &str = "hwid-fallback";
+/// High-water mark of the clock (RFC 3339), to notice a clock set back.
+const CLOCK_FILE_NAME: &str = "license.clock";
+/// Days of daily peaks read for the over-limit timeline. The state needs 15 days; more
+/// lets the status name the whole offending streak of a long lock.
+const PEAK_HISTORY_DAYS: i64 = 62;
+
+#[derive(Debug, clap::Args)]
+pub struct LicenseArgs {
+    #[command(subcommand)]
+    command: LicenseCommand,
+    #[command(flatten)]
+    flags: LicenseFlags,
+}
+
+/// Flags of every `license` command; each also a config key.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LicenseFlags {
+    /// License file [config: license_file; default: <data_dir>/license.key]
+    #[arg(long, global = true, value_name = "FILE")]
+    license_file: Option<PathBuf>,
+    /// Also trust this vendor public key file (repeatable) [config: trusted_keys]
+    #[arg(long = "trusted-key", global = true, value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
+    /// Use this hardware id instead of the machine's own (containers) [config: hwid_override]
+    #[arg(long, global = true, value_name = "HWID")]
+    hwid_override: Option<String>,
+    /// Domain name of this server, for domain-bound licenses [config: license_domain]
+    #[arg(long, global = true)]
+    domain: Option<String>,
+    /// Channel limit below the licensed one [config: channel_limit]
+    #[arg(long, global = true, value_name = "N")]
+    channel_limit: Option<u32>,
+    /// License time zone (IANA name) whose days count [config: license_time_zone; default: UTC]
+    #[arg(long, global = true)]
+    tz: Option<String>,
+    /// Evaluate at this instant (RFC 3339) instead of now, for what-if questions; the clock
+    /// high-water mark is then neither updated nor saved
+    #[arg(long, global = true, hide = true)]
+    now: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LicenseCommand {
+    /// State, limits, over-limit days, dates, hardware id, binding, grants, warnings, errors
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a license file against this machine; non-zero exit and the reason on failure
+    Verify { file: PathBuf },
+    /// This machine's hardware id, for the portal's Get License
+    Hwid {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify FILE, then make it the license (the previous one is kept as license.key.old)
+    Install { file: PathBuf },
+}
+
+pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
+    let env = Env::resolve(&args.flags, file, common)?;
+    match args.command {
+        LicenseCommand::Status { json } => status(&env, file, json),
+        LicenseCommand::Verify { file } => verify(&env, &file),
+        LicenseCommand::Hwid { json } => hwid(&env, json),
+        LicenseCommand::Install { file } => install(&env, &file),
+    }
+}
+
+/// Everything the license commands need, resolved from flags, config and the machine.
+struct Env {
+    data_dir: PathBuf,
+    license_path: PathBuf,
+    keyring: Keyring,
+    hwid: ResolvedHwid,
+    domain: Option<String>,
+    operator_limit: Option<u32>,
+    tz: TimeZone,
+    now: Micros,
+    /// `--now` given: a what-if, not the real clock.
+    simulated_now: bool,
+    token: Option<LicenseToken>,
+}
+
+impl Env {
+    fn resolve(flags: &LicenseFlags, file: &FileConfig, common: &CommonFlags) -> Result<Env> {
+        let data_dir = Settings::resolve(file, common, false)?.data_dir;
+        let license_path = flags
+            .license_file
+            .clone()
+            .or_else(|| file.license_file.clone())
+            .unwrap_or_else(|| data_dir.join(LICENSE_FILE_NAME));
+        let mut keyring = Keyring::builtin();
+        let configured = file.trusted_keys.iter().flatten();
+        for path in configured.chain(&flags.trusted_keys) {
+            keyring.add(read_public_key(path)?);
+        }
+        let hwid_override = flags
+            .hwid_override
+            .as_deref()
+            .or(file.hwid_override.as_deref())
+            .map(|h| {
+                h.parse::<Hwid>()
+                    .map_err(anyhow::Error::msg)
+                    .context("invalid hwid_override")
+            })
+            .transpose()?;
+        let hwid = machine_hwid(&data_dir, hwid_override)?;
+        let domain = flags.domain.clone().or_else(|| file.license_domain.clone());
+        let operator_limit = flags.channel_limit.or(file.channel_limit);
+        if operator_limit == Some(0) {
+            bail!("channel_limit must be at least 1");
+        }
+        let tz = file.time_zone(flags.tz.as_deref())?;
+        let (now, simulated_now) = match &flags.now {
+            Some(s) => (
+                s.parse::<jiff::Timestamp>()
+                    .with_context(|| format!("--now must be an RFC 3339 instant, not {s:?}"))?
+                    .as_microsecond(),
+                true,
+            ),
+            None => (jiff::Timestamp::now().as_microsecond(), false),
+        };
+        let token = stored_token(&data_dir, file)?;
+        Ok(Env {
+            data_dir,
+            license_path,
+            keyring,
+            hwid,
+            domain,
+            operator_limit,
+            tz,
+            now,
+            simulated_now,
+            token,
+        })
+    }
+
+    fn verify_context(&self, high_water: Option<Micros>) -> VerifyContext<'_> {
+        VerifyContext {
+            keyring: &self.keyring,
+            hwid: self.hwid.hwid,
+            domain: self.domain.as_deref(),
+            now: self.now,
+            high_water,
+            time_zone: &self.tz,
+        }
+    }
+}
+
+fn read_public_key(path: &Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read trusted key {}", path.display()))?;
+    PublicKey::from_armored(&text)
+        .with_context(|| format!("trusted key {} is not usable", path.display()))
+}
+
+/// Base name of a path for messages (`license.key`), as users know the file by it.
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Replaces `path` by `contents` atomically (write beside it, then rename), so a crash never
+/// leaves half a license or a truncated clock file.
+fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp-write");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+}
+
+/// The machine's hardware id. Creates and persists the fallback id when the machine has no
+/// machine-id and no readable DMI uuid (containers), so the id stays the same afterwards.
+fn machine_hwid(data_dir: &Path, hwid_override: Option<Hwid>) -> Result<ResolvedHwid> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let fallback_path = data_dir.join(FALLBACK_FILE_NAME);
+    let mut machine = MachineIdentity {
+        machine_id: read("/etc/machine-id").or_else(|| read("/var/lib/dbus/machine-id")),
+        dmi_product_uuid: read("/sys/class/dmi/id/product_uuid"),
+        fallback_id: read_optional(&fallback_path)?,
+        hwid_override,
+    };
+    if let Some(r) = license::resolve_hwid(&machine) {
+        return Ok(r);
+    }
+    let mut random = [0u8; 16];
+    license::OsRng.fill_bytes(&mut random);
+    let id = license::new_fallback_id(random);
+    write_atomic(&fallback_path, format!("{id}\n").as_bytes())?;
+    eprintln!(
+        "sipmeter: this machine has no machine-id; created the fallback hardware identity {}",
+        fallback_path.display()
+    );
+    machine.fallback_id = Some(id);
+    license::resolve_hwid(&machine).context("cannot determine a hardware id")
+}
+
+/// The token from `--set-license-key` (data directory) or, failing that, the config key.
+fn stored_token(data_dir: &Path, file: &FileConfig) -> Result<Option<LicenseToken>> {
+    let stored = read_optional(&data_dir.join(TOKEN_FILE_NAME))?;
+    match stored.as_deref().or(file.license_key.as_deref()) {
+        None => Ok(None),
+        Some(t) => t
+            .parse::<LicenseToken>()
+            .map(Some)
+            .map_err(anyhow::Error::msg)
+            .context("invalid license token (license_key)"),
+    }
+}
+
+fn read_high_water(data_dir: &Path) -> Result<Option<Micros>> {
+    let path = data_dir.join(CLOCK_FILE_NAME);
+    let Some(text) = read_optional(&path)? else {
+        return Ok(None);
+    };
+    match text.trim().parse::<jiff::Timestamp>() {
+        Ok(t) => Ok(Some(t.as_microsecond())),
+        Err(_) => {
+            eprintln!(
+                "sipmeter: ignoring unreadable clock high-water mark {}",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn write_high_water(data_dir: &Path, us: Micros) -> Result<()> {
+    let t = license::timestamp(us).context("clock out of range")?;
+    write_atomic(&data_dir.join(CLOCK_FILE_NAME), format!("{t}\n").as_bytes())
+}
+
+/// Daily channel peaks (license time zone) for the over-limit timeline, from the channel
+/// engine's per-minute figures in the database, brought up to date first so that new,
+/// deleted or recomputed CDRs count at once. No database, or one without channel figures,
+/// gives an empty list (nothing counted yet), never an error.
+fn daily_peaks(
+    data_dir: &Path,
+    file: &FileConfig,
+    tz: &TimeZone,
+    today: Date,
+) -> Result<Vec<DailyPeak>> {
+    if !data_dir.join(store::SQLITE_FILE_NAME).exists() {
+        return Ok(Vec::new());
+    }
+    let mode = file.channel_mode(false)?;
+    let first = today
+        .checked_sub(jiff::Span::new().days(PEAK_HISTORY_DAYS - 1))
+        .context("date out of range")?;
+    let from = channels::day_start(first, tz)?;
+    let to = channels::day_start(today.tomorrow()?, tz)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let rows = rt.block_on(async {
+        let mut store = store::Store::open_sqlite(data_dir)
+            .await
+            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+        store
+            .update_channel_stats(mode)
+            .await
+            .context("cannot bring the channel figures up to date")?;
+        let rows = store.channel_minutes(from, to).await?;
+        store.close().await;
+        Ok::<_, anyhow::Error>(rows)
+    })?;
+    let report = channels::report(&rows, tz, first, today)?;
+    Ok(report
+        .days
+        .iter()
+        .filter_map(|d| {
+            d.stats.peak.map(|p| DailyPeak {
+                date: d.day,
+                peak: p.value,
+            })
+        })
+        .collect())
+}
+
+/// `license status --json`: the library's status plus where things are.
+#[derive(Serialize)]
+struct StatusOut<'a> {
+    license_file: String,
+    license_token: Option<String>,
+    time_zone: String,
+    #[serde(flatten)]
+    status: &'a Status,
+}
+
+fn status(env: &Env, file: &FileConfig, json: bool) -> Result<ExitCode> {
+    let text = read_optional(&env.license_path)?;
+    let name = display_name(&env.license_path);
+    let high_water = read_high_water(&env.data_dir)?;
+    let today = license::day_of(env.now, &env.tz);
+    let peaks = daily_peaks(&env.data_dir, file, &env.tz, today)?;
+    let st = license::status(&StatusInput {
+        license: text
+            .as_deref()
+            .map(|text| LicenseFile { name: &name, text }),
+        keyring: &env.keyring,
+        hwid: env.hwid,
+        domain: env.domain.as_deref(),
+        now: env.now,
+        time_zone: &env.tz,
+        high_water,
+        operator_limit: env.operator_limit,
+        daily_peaks: &peaks,
+    });
+    if !env.simulated_now && Some(st.high_water) != high_water {
+        write_high_water(&env.data_dir, st.high_water)?;
+    }
+    if json {
+        let out = StatusOut {
+            license_file: env.license_path.display().to_string(),
+            license_token: env.token.as_ref().map(|t| t.to_string()),
+            time_zone: env.tz.iana_name().unwrap_or("UTC").to_string(),
+            status: &st,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_status(env, &st);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(env: &Env, st: &Status) {
+    let state = serde_json::to_value(st.state).unwrap_or_default();
+    let mode = serde_json::to_value(st.mode).unwrap_or_default();
+    println!(
+        "state:     {} ({})",
+        state.as_str().unwrap_or("?"),
+        mode.as_str().unwrap_or("?")
+    );
+    println!("file:      {}", env.license_path.display());
+    println!(
+        "hwid:      {} ({})",
+        st.hwid.hwid,
+        st.hwid.source.describe()
+    );
+    if let Some(t) = &st.license {
+        println!(
+            "license:   {} for {:?}, key {}",
+            t.license_id,
+            t.customer,
+            st.key_id.as_deref().unwrap_or("?")
+        );
+        println!("binding:   {}", t.binding);
+        let kind = if t.emergency {
+            " (emergency trial)"
+        } else if t.trial {
+            " (trial)"
+        } else if t.cancelled {
+            " (cancelled)"
+        } else {
+            ""
+        };
+        println!(
+            "dates:     formal end {}, grace end {}{kind}",
+            t.formal_end, t.grace_end
+        );
+        for g in &t.grants {
+            let active = if st.active_grants.contains(g) {
+                "active"
+            } else {
+                "inactive"
+            };
+            match g {
+                license::Grant::Increase {
+                    channels,
+                    start,
+                    end,
+                } => {
+                    println!("grant:     {channels} channels from {start} to {end} ({active})")
+                }
+                license::Grant::Concurrent { systems, until } => {
+                    println!(
+                        "grant:     concurrent use on {systems} systems until {until} ({active})"
+                    )
+                }
+            }
+        }
+    }
+    let l = &st.limit;
+    let mut how = format!("licensed {}", l.licensed);
+    if let Some(t) = l.temporary_increase {
+        how.push_str(&format!(", temporary increase {t}"));
+    }
+    if let Some(o) = l.operator_limit {
+        how.push_str(&format!(", channel_limit {o}"));
+    }
+    println!("limit:     {} ({how})", l.effective);
+    println!(
+        "over:      {} day{} (N) — {}",
+        st.timeline.days_over,
+        if st.timeline.days_over == 1 { "" } else { "s" },
+        st.timeline.reason
+    );
+    let f = st.features;
+    println!(
+        "features:  gui {}, alerts {}, reports {}, csv export {}, data api {}, ingest {}",
+        on(f.gui),
+        on(f.alerts),
+        on(f.reports),
+        on(f.csv_export),
+        on(f.data_api),
+        on(f.ingest)
+    );
+    if let Some(t) = &env.token {
+        println!("token:     {t} (fetching the license from the portal is not available yet)");
+    }
+    for w in &st.warnings {
+        println!("warning:   {w}");
+    }
+    for e in &st.errors {
+        println!("error:     {} [{}]", e.message, e.code);
+    }
+}
+
+fn on(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// Reads `path` and verifies it fully (including expiry) for this machine, naming it by its
+/// base name in messages.
+fn check_file(env: &Env, path: &Path) -> Result<(license::Verified, String), license::VerifyError> {
+    let name = display_name(path);
+    let bytes = std::fs::read(path).map_err(|e| license::VerifyError::Malformed {
+        file: name.clone(),
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let text = license::license_text(&bytes, &name)?;
+    let high_water = read_high_water(&env.data_dir).ok().flatten();
+    let v = license::verify(text, &name, &env.verify_context(high_water))?;
+    Ok((v, text.to_string()))
+}
+
+fn verify(env: &Env, path: &Path) -> Result<ExitCode> {
+    match check_file(env, path) {
+        Ok((v, _)) => {
+            let t = &v.terms;
+            println!(
+                "OK license file {}: {} channels, {}, formal end {}, access until {}, key {}",
+                display_name(path),
+                t.channels,
+                t.binding,
+                t.formal_end,
+                t.access_end(),
+                v.key_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("sipmeter: license verification failed [{}]", e.code());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HwidOut {
+    hwid: String,
+    source: license::HwidSource,
+    is_override: bool,
+}
+
+fn hwid(env: &Env, json: bool) -> Result<ExitCode> {
+    let h = env.hwid;
+    if json {
+        let out = HwidOut {
+            hwid: h.hwid.to_string(),
+            source: h.source,
+            is_override: h.source == license::HwidSource::Override,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("{} ({})", h.hwid, h.source.describe());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn install(env: &Env, path: &Path) -> Result<ExitCode> {
+    let (v, text) = match check_file(env, path) {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "sipmeter: not installed; {} is unchanged",
+                env.license_path.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let target = &env.license_path;
+    if target.exists() {
+        let mut old = target.as_os_str().to_owned();
+        old.push(OLD_SUFFIX);
+        std::fs::copy(target, &old).with_context(|| {
+            format!(
+                "cannot keep the previous license as {}",
+                Path::new(&old).display()
+            )
+        })?;
+    }
+    write_atomic(target, text.as_bytes())?;
+    println!(
+        "installed {} as {}: {} channels, {}, access until {} (takes effect at once)",
+        display_name(path),
+        target.display(),
+        v.terms.channels,
+        v.terms.binding,
+        v.terms.access_end()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sipmeter --set-license-key TOKEN`: stores the token for the portal's Get License.
+pub fn set_license_key(token: &str, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
+    let token: LicenseToken = token.parse().map_err(anyhow::Error::msg)?;
+    let data_dir = Settings::resolve(file, common, false)?.data_dir;
+    let path = data_dir.join(TOKEN_FILE_NAME);
+    write_atomic(&path, format!("{token}\n").as_bytes())?;
+    println!("stored license token {token} in {}", path.display());
+    println!(
+        "note: fetching the license file for this token from the portal is not available yet \
+         (no portal is configured); install a license file with `sipmeter license install FILE`"
+    );
+    Ok(ExitCode::SUCCESS)
+}
