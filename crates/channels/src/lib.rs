@@ -4,6 +4,11 @@
 //! Pure: no I/O, no clock; instants are [`calls::Micros`] (µs since the epoch, UTC) and the
 //! license time zone is a [`jiff::tz::TimeZone`] the caller loads.
 //!
+//! Incremental recompute (late legs): for a new leg, mark dirty the local days its span touches
+//! ([`days_touched`]); for each dirty day, load the spans overlapping [`day_bounds`] of it (see
+//! the contract of [`minute_rows`]) and replace that day's minute rows. Reports then read only
+//! minute rows ([`report`]): 14 days are 20 160 rows and take well under a millisecond.
+//!
 //! Typical use (the store and the CLI):
 //! ```
 //! use channels::{ActiveMode, Keyer, Span, Window, minute_rows, report};

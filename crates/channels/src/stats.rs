@@ -155,16 +155,22 @@ pub fn minute_rows_from_steps(
 /// The minute rows of `window` from the spans: keys + sweep + minute figures in one pass.
 ///
 /// # Contract (what makes the answer exact)
-/// `spans` must contain **every** span whose active interval intersects the window, i.e. every
-/// leg with `from < window.end && to > window.start`, from **all** sensors — including legs that
-/// started before the window and are still active in it (with the 4 h absolute timeout, a store
-/// can select `start < window.end AND end > window.start`, and `start >= window.start - 4h` can
-/// serve as an index hint only if legs are known to be capped). Spans entirely outside the
-/// window are allowed and change nothing. All spans must be keyed by one [`crate::Keyer`].
+/// `spans` must hold the span of **every leg of every sensor whose active interval intersects
+/// the window**: `from < window.end && to > window.start`. In store terms (default mode):
+/// `WHERE start < :window_end AND end > :window_start`; in answered mode the same query is a
+/// superset, which is fine. Legs that began before the window and are still active in it are
+/// required (they give the value carried in at the window's start); legs that end after it are
+/// required too (they are active inside it). Anything else may be passed and changes nothing:
+/// spans outside the window are skipped, and a span given twice has the same key as itself, so
+/// it is counted once. A missing required span can only lower the figures. All spans must be
+/// keyed by one [`crate::Keyer`].
 ///
-/// One row is returned for each UTC minute overlapping the window; a minute cut by a window
-/// edge has `covered` < 60 s. For rows that can replace stored rows one for one, use a window
-/// on whole minutes (the store uses whole local days).
+/// One row is returned for each UTC minute overlapping the window, in order; a minute cut by a
+/// window edge has `covered` < 60 s. Rows of a whole-minute window are identical to the rows
+/// of the same minutes in any larger computation (property-tested), so the store can replace
+/// them one for one. The store recomputes whole local days ([`day_bounds`]), which are whole
+/// UTC minutes; because rows are UTC minutes, changing the license time zone needs no
+/// recompute, only a new [`report`].
 pub fn minute_rows(spans: &[Span], window: Window) -> Result<Vec<MinuteRow>, ChannelsError> {
     let mut acc = MinuteAccumulator::new(window)?;
     // Only the spans touching the window matter; leaving the others out keeps the sort small.
