@@ -83,6 +83,9 @@ pub fn run(args: ChannelsArgs, file: &FileConfig, common: &CommonFlags) -> Resul
     }
 }
 
+/// First and last local day with data.
+type DayRange = (Date, Date);
+
 /// Everything needed to answer from one source.
 struct Counted {
     tz: TimeZone,
@@ -90,7 +93,7 @@ struct Counted {
     /// Minute rows covering the data (or the requested days, from the database).
     rows: Vec<MinuteRow>,
     /// The span of days with data, if any.
-    data_days: Option<(Date, Date)>,
+    data_days: Option<DayRange>,
 }
 
 fn parse_day(s: &str, what: &str) -> Result<Date> {
@@ -165,7 +168,7 @@ fn rows_from_legs(legs: &[calls::Leg], mode: ActiveMode) -> Result<Vec<MinuteRow
     Ok(rows.into_iter().filter(|r| r.peak > 0).collect())
 }
 
-fn data_days(rows: &[MinuteRow], tz: &TimeZone) -> Result<Option<(Date, Date)>> {
+fn data_days(rows: &[MinuteRow], tz: &TimeZone) -> Result<Option<DayRange>> {
     match (rows.first(), rows.last()) {
         (Some(f), Some(l)) => Ok(Some((local_day(f.start, tz)?, local_day(l.start, tz)?))),
         _ => Ok(None),
@@ -187,7 +190,7 @@ fn count_from_database(
     mode: ActiveMode,
     recompute: bool,
     tz: &TimeZone,
-) -> Result<(Vec<MinuteRow>, Option<(Date, Date)>)> {
+) -> Result<(Vec<MinuteRow>, Option<DayRange>)> {
     let settings = Settings::resolve(file, common, false)?;
     let dir = settings.data_dir;
     block_on(async {
@@ -226,7 +229,7 @@ fn count(
     recompute: bool,
 ) -> Result<Counted> {
     let tz = file.time_zone(source.tz.as_deref())?;
-    let mode = file.channel_mode(source.answered_only)?;
+    let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
     let (rows, data_days) = if source.pcap.is_empty() {
         count_from_database(file, common, mode, recompute, &tz)?
     } else {
@@ -377,6 +380,107 @@ fn print_table(out: &ReportOut) {
     }
 }
 
+#[derive(Serialize)]
+struct ExplainedLegOut {
+    sensor_id: u32,
+    call_id: String,
+    caller: String,
+    called: String,
+    start: String,
+    answer: Option<String>,
+    end: String,
+}
+
+#[derive(Serialize)]
+struct GroupOut {
+    caller_part: String,
+    called_part: String,
+    /// Why this group is a channel of its own.
+    not_merged: Vec<String>,
+    legs: Vec<ExplainedLegOut>,
+}
+
+#[derive(Serialize)]
+struct ExplainOut {
+    at: String,
+    channels: usize,
+    groups: Vec<GroupOut>,
+}
+
+fn explain_out(e: &channels::explain::Explanation) -> ExplainOut {
+    use channels::explain::NotMerged;
+    ExplainOut {
+        at: format_rfc3339(e.at),
+        channels: e.channels,
+        groups: e
+            .groups
+            .iter()
+            .map(|g| GroupOut {
+                caller_part: g.caller_part.clone(),
+                called_part: g.called_part.clone(),
+                not_merged: g
+                    .not_merged
+                    .iter()
+                    .map(|n| match n {
+                        NotMerged::DifferentNumbers => {
+                            "different numbers: no other active leg has this key".to_string()
+                        }
+                        NotMerged::Linked {
+                            link,
+                            leg,
+                            other,
+                            other_leg,
+                        } => {
+                            let other_group = &e.groups[*other];
+                            format!(
+                                "{} (leg {} here, leg {} of group {} -> {})",
+                                link.as_str(),
+                                g.legs[*leg].call_id,
+                                other_group.legs[*other_leg].call_id,
+                                other_group.caller_part,
+                                other_group.called_part
+                            )
+                        }
+                    })
+                    .collect(),
+                legs: g
+                    .legs
+                    .iter()
+                    .map(|l| ExplainedLegOut {
+                        sensor_id: l.sensor_id,
+                        call_id: l.call_id.clone(),
+                        caller: l.caller.clone(),
+                        called: l.called.clone(),
+                        start: format_rfc3339(l.start),
+                        answer: l.answer.map(format_rfc3339),
+                        end: format_rfc3339(l.end),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The instant to explain: `--at`, or the peak of `--day` in the license time zone.
+fn explain_instant(
+    at: Option<&str>,
+    day: Option<&str>,
+    rows: &[MinuteRow],
+    tz: &TimeZone,
+) -> Result<Micros> {
+    if let Some(at) = at {
+        return parse_rfc3339(at).with_context(|| {
+            format!("--at must be an RFC 3339 instant like 2026-11-28T14:05:00Z, not {at:?}")
+        });
+    }
+    let day = parse_day(day.unwrap_or_default(), "--day")?;
+    let rep = channels::report(rows, tz, day, day)?;
+    match rep.peak {
+        Some(p) => Ok(p.at),
+        None => bail!("no channel was active on {day}: nothing to explain"),
+    }
+}
+
 fn explain(
     file: &FileConfig,
     common: &CommonFlags,
@@ -384,13 +488,49 @@ fn explain(
     at: Option<&str>,
     day: Option<&str>,
 ) -> Result<()> {
-    let _ = (
-        file,
-        common,
-        source,
-        at,
-        day,
-        parse_rfc3339 as fn(&str) -> Option<Micros>,
-    );
-    bail!("explain is not wired yet")
+    let (instant, legs) = if source.pcap.is_empty() {
+        let counted = count(source, file, common, false)?;
+        let instant = explain_instant(at, day, &counted.rows, &counted.tz)?;
+        let dir = Settings::resolve(file, common, false)?.data_dir;
+        let legs = block_on(async {
+            let store = store::Store::open_sqlite(&dir).await?;
+            let legs = store.legs_active_at(instant).await?;
+            store.close().await;
+            Ok::<_, anyhow::Error>(legs)
+        })??;
+        (instant, legs.into_iter().map(|s| s.leg).collect::<Vec<_>>())
+    } else {
+        let tz = file.time_zone(source.tz.as_deref())?;
+        let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
+        let legs = legs_from_pcaps(&source.pcap, file, common)?;
+        let rows = if at.is_some() {
+            Vec::new()
+        } else {
+            rows_from_legs(&legs, mode)?
+        };
+        (explain_instant(at, day, &rows, &tz)?, legs)
+    };
+    let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
+    let e = channels::explain::explain(&legs, instant, mode);
+    let out = explain_out(&e);
+    match source.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+        ReportFormat::Table => {
+            println!("{} channels at {}", out.channels, out.at);
+            for (i, g) in out.groups.iter().enumerate() {
+                println!();
+                println!("#{} key {} -> {}", i + 1, g.caller_part, g.called_part);
+                for reason in &g.not_merged {
+                    println!("   not merged: {reason}");
+                }
+                for l in &g.legs {
+                    println!(
+                        "   sensor {:<3} {} -> {}  {} .. {}  {}",
+                        l.sensor_id, l.caller, l.called, l.start, l.end, l.call_id
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }

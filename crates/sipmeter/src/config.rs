@@ -49,12 +49,17 @@ impl FileConfig {
         }
     }
 
-    /// The channel mode: `flag` (`--answered-only`) wins, else the file's key.
-    pub fn channel_mode(&self, answered_only: bool) -> Result<channels::ActiveMode> {
+    /// The channel mode: `answered_only` (`--answered-only`) wins, then `flag`
+    /// (`--channel-mode`), then the file's key.
+    pub fn channel_mode(
+        &self,
+        flag: Option<&str>,
+        answered_only: bool,
+    ) -> Result<channels::ActiveMode> {
         if answered_only {
             return Ok(channels::ActiveMode::Answered);
         }
-        match self.channel_mode.as_deref() {
+        match flag.or(self.channel_mode.as_deref()) {
             None | Some("signalling") => Ok(channels::ActiveMode::Signalling),
             Some("answered") => Ok(channels::ActiveMode::Answered),
             Some(other) => {
@@ -74,6 +79,7 @@ impl FileConfig {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub pipeline: sensor::PipelineConfig,
+    pub channel_mode: channels::ActiveMode,
 }
 
 /// Flags that override [`FileConfig`] keys; `None` = not given.
@@ -100,6 +106,10 @@ pub struct CommonFlags {
     /// Close any leg this many seconds after its start [default: 14400]
     #[arg(long, global = true)]
     pub absolute_timeout_s: Option<u64>,
+    /// What occupies a channel: signalling = [start, end), answered = [answer, end)
+    /// [default: signalling]
+    #[arg(long, global = true, value_parser = ["signalling", "answered"])]
+    pub channel_mode: Option<String>,
 }
 
 impl Settings {
@@ -134,7 +144,12 @@ impl Settings {
         if let Some(s) = flags.absolute_timeout_s.or(file.absolute_timeout_s) {
             t.absolute_timeout = seconds(s, "absolute_timeout_s")?;
         }
-        Ok(Settings { data_dir, pipeline })
+        let channel_mode = file.channel_mode(flags.channel_mode.as_deref(), false)?;
+        Ok(Settings {
+            data_dir,
+            pipeline,
+            channel_mode,
+        })
     }
 }
 

@@ -28,6 +28,7 @@ fn writer(
     store: store::Store,
     rt: tokio::runtime::Runtime,
     rx: mpsc::Receiver<Vec<Leg>>,
+    mode: store::ActiveMode,
 ) -> Result<Written> {
     let mut store = store;
     let mut written = Written::default();
@@ -38,6 +39,10 @@ fn writer(
         written.inserted += report.inserted;
         written.duplicates += report.duplicates;
     }
+    // The channel figures of the days these legs touched, so reports and the license see
+    // them at once.
+    rt.block_on(store.update_channel_stats(mode))
+        .context("cannot update the channel statistics")?;
     rt.block_on(store.close());
     Ok(written)
 }
@@ -56,9 +61,10 @@ pub fn import(settings: Settings, paths: &[PathBuf]) -> Result<ExitCode> {
             )
         })?;
     let (tx, rx) = mpsc::sync_channel::<Vec<Leg>>(2);
+    let mode = settings.channel_mode;
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || writer(store, rt, rx))
+        .spawn(move || writer(store, rt, rx, mode))
         .context("cannot start the database writer")?;
 
     let mut pending: Vec<Leg> = Vec::with_capacity(BATCH);

@@ -292,7 +292,7 @@ fn daily_peaks(
     if !data_dir.join(store::SQLITE_FILE_NAME).exists() {
         return Ok(Vec::new());
     }
-    let mode = file.channel_mode(false)?;
+    let mode = file.channel_mode(None, false)?;
     let first = today
         .checked_sub(jiff::Span::new().days(PEAK_HISTORY_DAYS - 1))
         .context("date out of range")?;
