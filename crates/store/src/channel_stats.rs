@@ -10,7 +10,7 @@
 use calls::{Leg, Micros};
 use channels::{ActiveMode, Keyer, MinuteRow, Span, Window};
 use futures_util::{StreamExt, TryStreamExt};
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoredLeg};
@@ -187,36 +187,21 @@ impl SqliteStore {
     }
 
     /// Minute rows of one window from every leg overlapping it.
+    ///
+    /// The scan of a day (a million legs at license scale) runs on a blocking thread with its
+    /// own plain SQLite connection: sqlx hands each row over as an owned, channel-sent value,
+    /// which measured 3x slower than stepping the statement directly, and a thread per day
+    /// lets two days use both cores. WAL gives that reader the last committed snapshot.
     async fn compute_window(
         &self,
         window: Window,
         mode: ActiveMode,
         max_leg: Micros,
     ) -> Result<(u64, Vec<MinuteRow>)> {
-        let mut keyer = Keyer::new();
-        let mut spans: Vec<Span> = Vec::new();
-        let mut legs = 0u64;
-        let mut rows = sqlx::query(
-            "SELECT caller, called, start_us, answer_us, end_us FROM legs \
-             WHERE start_us < ? AND start_us >= ? AND end_us > ?",
-        )
-        .bind(window.end)
-        .bind(window.start.saturating_sub(max_leg))
-        .bind(window.start)
-        .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            legs += 1;
-            let (start, answer, end): (i64, Option<i64>, i64) =
-                (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
-            if let Some((from, to)) = channels::active_interval(start, answer, end, mode) {
-                let key = keyer.key(row.try_get(0)?, row.try_get(1)?);
-                spans.push(Span { key, from, to });
-            }
-        }
-        drop(rows);
-        let minutes = channels::minute_rows(&spans, window)
-            .map_err(|e| crate::StoreError::Channels(e.to_string()))?;
-        Ok((legs, minutes))
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || scan_window(&path, window, mode, max_leg))
+            .await
+            .map_err(|e| crate::StoreError::Channels(format!("channel scan stopped: {e}")))?
     }
 
     async fn replace_minutes(&self, window: Window, rows: &[MinuteRow]) -> Result<()> {
@@ -291,6 +276,58 @@ impl SqliteStore {
             .await?;
         rows.iter().map(crate::sqlite::leg_from_row).collect()
     }
+}
+
+/// The blocking half of [`SqliteStore::compute_window`].
+fn scan_window(
+    path: &std::path::Path,
+    window: Window,
+    mode: ActiveMode,
+    max_leg: Micros,
+) -> Result<(u64, Vec<MinuteRow>)> {
+    use rusqlite::OpenFlags;
+    let scan_err = |e: rusqlite::Error| crate::StoreError::Scan(e.to_string());
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(scan_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(scan_err)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT caller, called, start_us, answer_us, end_us FROM legs \
+             WHERE start_us < ?1 AND start_us >= ?2 AND end_us > ?3",
+        )
+        .map_err(scan_err)?;
+    let mut rows = stmt
+        .query((
+            window.end,
+            window.start.saturating_sub(max_leg),
+            window.start,
+        ))
+        .map_err(scan_err)?;
+    let mut keyer = Keyer::new();
+    let mut spans: Vec<Span> = Vec::new();
+    let mut legs = 0u64;
+    while let Some(row) = rows.next().map_err(scan_err)? {
+        legs += 1;
+        let start: i64 = row.get(2).map_err(scan_err)?;
+        let answer: Option<i64> = row.get(3).map_err(scan_err)?;
+        let end: i64 = row.get(4).map_err(scan_err)?;
+        if let Some((from, to)) = channels::active_interval(start, answer, end, mode) {
+            let caller = row.get_ref(0).map_err(scan_err)?.as_str().unwrap_or("");
+            let called = row.get_ref(1).map_err(scan_err)?.as_str().unwrap_or("");
+            spans.push(Span {
+                key: keyer.key(caller, called),
+                from,
+                to,
+            });
+        }
+    }
+    let minutes = channels::minute_rows(&spans, window)
+        .map_err(|e| crate::StoreError::Channels(e.to_string()))?;
+    Ok((legs, minutes))
 }
 
 #[cfg(test)]

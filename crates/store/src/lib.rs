@@ -52,6 +52,8 @@ pub enum StoreError {
     CorruptMessages { leg_id: LegId, reason: &'static str },
     #[error("channel statistics: {0}")]
     Channels(String),
+    #[error("cannot scan the legs for channel statistics: {0}")]
+    Scan(String),
     #[error("stored leg {leg_id} has an invalid value in column {column}")]
     CorruptLeg { leg_id: LegId, column: &'static str },
 }

@@ -69,6 +69,8 @@ const MAX_CONNECTIONS: u32 = 4;
 
 pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// The database file, for bulk readers that open their own connection.
+    pub(crate) path: std::path::PathBuf,
     /// SQL for a full chunk without and with RETURNING, built once: batches are mostly full
     /// chunks, and the identical text lets sqlx reuse its prepared statement.
     full_chunk_sql: [String; 2],
@@ -112,6 +114,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore {
             pool,
+            path,
             full_chunk_sql: [
                 insert_legs_sql(LEGS_PER_STATEMENT, false),
                 insert_legs_sql(LEGS_PER_STATEMENT, true),
