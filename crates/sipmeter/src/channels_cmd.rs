@@ -83,6 +83,14 @@ pub fn run(args: ChannelsArgs, file: &FileConfig, common: &CommonFlags) -> Resul
     }
 }
 
+/// Where the minute rows are.
+enum Rows {
+    /// Computed from captures: all of them.
+    Memory(Vec<MinuteRow>),
+    /// Kept up to date in the database of this data directory.
+    Database(PathBuf),
+}
+
 /// First and last local day with data.
 type DayRange = (Date, Date);
 
@@ -90,8 +98,7 @@ type DayRange = (Date, Date);
 struct Counted {
     tz: TimeZone,
     mode: ActiveMode,
-    /// Minute rows covering the data (or the requested days, from the database).
-    rows: Vec<MinuteRow>,
+    rows: Rows,
     /// The span of days with data, if any.
     data_days: Option<DayRange>,
 }
@@ -183,18 +190,15 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
     Ok(rt.block_on(f))
 }
 
-/// Open the database, bring its channel figures up to date, and read them.
-fn count_from_database(
-    file: &FileConfig,
-    common: &CommonFlags,
+/// Open the database and bring its channel figures up to date; the days with data.
+fn update_database(
+    dir: &std::path::Path,
     mode: ActiveMode,
     recompute: bool,
     tz: &TimeZone,
-) -> Result<(Vec<MinuteRow>, Option<DayRange>)> {
-    let settings = Settings::resolve(file, common, false)?;
-    let dir = settings.data_dir;
+) -> Result<Option<DayRange>> {
     block_on(async {
-        let mut store = store::Store::open_sqlite(&dir)
+        let mut store = store::Store::open_sqlite(dir)
             .await
             .with_context(|| format!("cannot open the database in {}", dir.display()))?;
         let update = if recompute {
@@ -209,17 +213,34 @@ fn count_from_database(
             );
         }
         let extent = store.channel_extent().await?;
-        let rows = match extent {
-            Some((first, last)) => store.channel_minutes(first, last + 1).await?,
-            None => Vec::new(),
-        };
         store.close().await;
-        let days = match extent {
-            Some((first, last)) => Some((local_day(first, tz)?, local_day(last, tz)?)),
-            None => None,
-        };
-        Ok::<_, anyhow::Error>((rows, days))
+        match extent {
+            Some((first, last)) => Ok(Some((local_day(first, tz)?, local_day(last, tz)?))),
+            None => Ok(None),
+        }
     })?
+}
+
+impl Counted {
+    /// The minute rows of the local days `first..=last`: only those are read from the
+    /// database, so a report costs the same whatever the size of the history.
+    fn rows(&self, first: Date, last: Date) -> Result<Vec<MinuteRow>> {
+        let from = channels::day_start(first, &self.tz)?;
+        let to = channels::day_start(last.tomorrow()?, &self.tz)?;
+        match &self.rows {
+            Rows::Memory(rows) => Ok(rows
+                .iter()
+                .filter(|r| r.start >= from && r.start < to)
+                .copied()
+                .collect()),
+            Rows::Database(dir) => block_on(async {
+                let store = store::Store::open_sqlite(dir).await?;
+                let rows = store.channel_minutes(from, to).await?;
+                store.close().await;
+                Ok::<_, anyhow::Error>(rows)
+            })?,
+        }
+    }
 }
 
 fn count(
@@ -231,12 +252,14 @@ fn count(
     let tz = file.time_zone(source.tz.as_deref())?;
     let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
     let (rows, data_days) = if source.pcap.is_empty() {
-        count_from_database(file, common, mode, recompute, &tz)?
+        let dir = Settings::resolve(file, common, false)?.data_dir;
+        let days = update_database(&dir, mode, recompute, &tz)?;
+        (Rows::Database(dir), days)
     } else {
         let legs = legs_from_pcaps(&source.pcap, file, common)?;
         let rows = rows_from_legs(&legs, mode)?;
         let days = data_days(&rows, &tz)?;
-        (rows, days)
+        (Rows::Memory(rows), days)
     };
     Ok(Counted {
         tz,
@@ -334,7 +357,7 @@ fn report(file: &FileConfig, common: &CommonFlags, args: &ChannelsArgs) -> Resul
     if from > to {
         bail!("--from {from} is after --to {to}");
     }
-    let rep = channels::report(&counted.rows, &counted.tz, from, to)?;
+    let rep = channels::report(&counted.rows(from, to)?, &counted.tz, from, to)?;
     let out = report_out(&rep, &counted, from, to);
     match args.source.format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&out)?),
@@ -461,20 +484,16 @@ fn explain_out(e: &channels::explain::Explanation) -> ExplainOut {
     }
 }
 
-/// The instant to explain: `--at`, or the peak of `--day` in the license time zone.
-fn explain_instant(
-    at: Option<&str>,
-    day: Option<&str>,
-    rows: &[MinuteRow],
-    tz: &TimeZone,
-) -> Result<Micros> {
-    if let Some(at) = at {
-        return parse_rfc3339(at).with_context(|| {
-            format!("--at must be an RFC 3339 instant like 2026-11-28T14:05:00Z, not {at:?}")
-        });
-    }
-    let day = parse_day(day.unwrap_or_default(), "--day")?;
-    let rep = channels::report(rows, tz, day, day)?;
+fn parse_at(at: &str) -> Result<Micros> {
+    parse_rfc3339(at).with_context(|| {
+        format!("--at must be an RFC 3339 instant like 2026-11-28T14:05:00Z, not {at:?}")
+    })
+}
+
+/// The instant of `day`'s peak in the license time zone.
+fn day_peak(day: &str, counted: &Counted) -> Result<Micros> {
+    let day = parse_day(day, "--day")?;
+    let rep = channels::report(&counted.rows(day, day)?, &counted.tz, day, day)?;
     match rep.peak {
         Some(p) => Ok(p.at),
         None => bail!("no channel was active on {day}: nothing to explain"),
@@ -488,27 +507,42 @@ fn explain(
     at: Option<&str>,
     day: Option<&str>,
 ) -> Result<()> {
+    let at = at.map(parse_at).transpose()?;
     let (instant, legs) = if source.pcap.is_empty() {
-        let counted = count(source, file, common, false)?;
-        let instant = explain_instant(at, day, &counted.rows, &counted.tz)?;
+        let instant = match at {
+            Some(at) => at,
+            None => day_peak(
+                day.unwrap_or_default(),
+                &count(source, file, common, false)?,
+            )?,
+        };
         let dir = Settings::resolve(file, common, false)?.data_dir;
         let legs = block_on(async {
-            let store = store::Store::open_sqlite(&dir).await?;
+            let store = store::Store::open_sqlite(&dir)
+                .await
+                .with_context(|| format!("cannot open the database in {}", dir.display()))?;
             let legs = store.legs_active_at(instant).await?;
             store.close().await;
             Ok::<_, anyhow::Error>(legs)
         })??;
         (instant, legs.into_iter().map(|s| s.leg).collect::<Vec<_>>())
     } else {
-        let tz = file.time_zone(source.tz.as_deref())?;
-        let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
         let legs = legs_from_pcaps(&source.pcap, file, common)?;
-        let rows = if at.is_some() {
-            Vec::new()
-        } else {
-            rows_from_legs(&legs, mode)?
+        let instant = match at {
+            Some(at) => at,
+            None => {
+                let mode =
+                    file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
+                let counted = Counted {
+                    tz: file.time_zone(source.tz.as_deref())?,
+                    mode,
+                    rows: Rows::Memory(rows_from_legs(&legs, mode)?),
+                    data_days: None,
+                };
+                day_peak(day.unwrap_or_default(), &counted)?
+            }
         };
-        (explain_instant(at, day, &rows, &tz)?, legs)
+        (instant, legs)
     };
     let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
     let e = channels::explain::explain(&legs, instant, mode);
