@@ -266,3 +266,44 @@ async fn duplicate_batches_do_not_mark_anything_stale() {
         .unwrap();
     assert_eq!(up.days, 0);
 }
+
+#[tokio::test]
+async fn deleting_legs_by_hand_is_reflected_at_the_next_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_sqlite(dir.path()).await.unwrap();
+    let t = D0 + 60 * MIN;
+    store
+        .insert_legs(&[
+            leg(1, "a", "1", "2", t, t + MIN),
+            leg(1, "b", "3", "4", t, t + MIN),
+        ])
+        .await
+        .unwrap();
+    store
+        .update_channel_stats(ActiveMode::Signalling)
+        .await
+        .unwrap();
+    assert_eq!(
+        peak_of(&store.channel_minutes(D0, D0 + DAY).await.unwrap()),
+        2
+    );
+    store.close().await;
+
+    // An operator deletes CDRs with another SQLite client.
+    let path = dir.path().join(store::SQLITE_FILE_NAME);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("DELETE FROM legs WHERE call_id = 'b'", [])
+        .unwrap();
+    drop(conn);
+
+    let mut store = Store::open_sqlite(dir.path()).await.unwrap();
+    let up = store
+        .update_channel_stats(ActiveMode::Signalling)
+        .await
+        .unwrap();
+    assert_eq!(up.days, 1);
+    assert_eq!(
+        peak_of(&store.channel_minutes(D0, D0 + DAY).await.unwrap()),
+        1
+    );
+}

@@ -253,7 +253,7 @@ async fn fresh_database_is_migrated_and_reopens_with_its_data() {
     let data = dir.path().join("nested").join("data");
     let mut store = Store::open_sqlite(&data).await.unwrap();
     assert!(data.join(store::SQLITE_FILE_NAME).is_file());
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     assert_eq!(store.count_legs().await.unwrap(), 0);
     store
         .insert_legs(&[full_leg(1), full_leg(2)])
@@ -262,7 +262,7 @@ async fn fresh_database_is_migrated_and_reopens_with_its_data() {
     store.close().await;
 
     let mut store = Store::open_sqlite(&data).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     assert_eq!(store.count_legs().await.unwrap(), 2);
     assert_eq!(store.insert_legs(&[full_leg(1)]).await.unwrap().inserted, 0);
     store.close().await;
