@@ -1,0 +1,1 @@
+//! Server-side SVG charts: pure functions from figures to SVG text (no JavaScript, no CDN).

@@ -1,0 +1,1 @@
+//! The daily report: calls, answered, ASR, ACD, failures by code, peak channels.
