@@ -9,12 +9,14 @@
 mod channel_stats;
 mod codec;
 mod sqlite;
+mod summary;
 
 use std::path::{Path, PathBuf};
 
 pub use calls::{Leg, LegMessage, Micros};
 pub use channel_stats::ChannelUpdate;
-pub use channels::{ActiveMode, MinuteRow};
+pub use channels::{ActiveMode, MinuteRow, Window};
+pub use summary::{DayOutcomes, OutcomeGroup};
 
 /// Where an installation keeps its database when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./sipmeter-data";
@@ -194,6 +196,16 @@ impl Store {
     pub async fn legs_active_at(&self, t: Micros) -> Result<Vec<StoredLeg>> {
         match &self.backend {
             Backend::Sqlite(s) => s.legs_active_at(t).await,
+        }
+    }
+
+    /// Outcome aggregates of the legs that started in each window (`start <= leg.start <
+    /// end`), one [`DayOutcomes`] per window in the order given, summed by the database. The
+    /// windows are the local days of the report (`channels::day_bounds`); overlapping windows
+    /// count a leg in each, an empty window has no groups.
+    pub async fn leg_outcomes(&self, days: &[Window]) -> Result<Vec<DayOutcomes>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.leg_outcomes(days).await,
         }
     }
 
