@@ -1,8 +1,41 @@
 //! The central server: web GUI, JSON API, login, license enforcement, alerts, reports.
 //!
 //! Module map (one job each):
+//! - `server`: start/stop: two store handles (one writer task, one reader for requests), the
+//!   embedded sensor thread, the HTTP listener; `router` lists the handlers.
+//! - `routes`: THE route table: access (public/user/admin) and lock class of every route.
+//! - `gate`: the one middleware: route lookup, session or HTTP Basic, CSRF on every POST,
+//!   license lock (423), latency metrics.
+//! - `auth`: argon2 passwords, in-memory sessions, CSRF tokens, the failed-login throttle.
+//! - `state`: shared state; the license status cache (invalidated on change, TTL 5 s).
+//! - `license_env`: gathering the license facts (file, hwid, clock high-water mark, daily
+//!   peaks); shared with `sipmeter license`.
+//! - `sensor`: the embedded sensor (capture directory watcher) and the database writer.
+//! - `pages`, `chrome`: askama pages and what surrounds every page (nav, banners, footer).
+//! - `api`: `/api/v1`, `/healthz`, `/metrics`; `report`: the channel report JSON shape
+//!   (shared with `sipmeter channels`); `metrics`: Prometheus text.
+//! - `clock`: the time source (a fake one for tests).
 //! - `chart`: server-side SVG charts (Concurrent Calls Stats, dashboard), pure rendering.
 //! - `daily`: the daily report figures (calls, answered, ASR, ACD, failures by code, peak).
 
+pub mod api;
+pub mod auth;
 pub mod chart;
+pub mod chrome;
+pub mod clock;
 pub mod daily;
+pub mod error;
+pub mod gate;
+pub mod license_env;
+pub mod metrics;
+pub mod pages;
+pub mod report;
+pub mod routes;
+pub mod sensor;
+pub mod server;
+pub mod state;
+
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::ServerError;
+pub use license_env::LicenseSetup;
+pub use server::{FIRST_ADMIN, Running, ServerConfig};

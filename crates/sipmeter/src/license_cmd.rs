@@ -5,35 +5,21 @@
 //! peaks from the database) and persists what must survive a restart (fallback hardware id,
 //! high-water mark, token, the previous license file).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use license::rand_core::RngCore;
 use license::{
-    DailyPeak, Hwid, Keyring, LicenseFile, LicenseToken, MachineIdentity, Micros, PublicKey,
-    ResolvedHwid, Status, StatusInput, VerifyContext,
+    DailyPeak, Hwid, Keyring, LicenseToken, Micros, PublicKey, ResolvedHwid, Status, VerifyContext,
 };
 use serde::Serialize;
 
 use crate::config::{CommonFlags, FileConfig, Settings};
 
-/// Name of the license file in the data directory.
-pub const LICENSE_FILE_NAME: &str = "license.key";
-/// The previous license file, kept by `install`.
-const OLD_SUFFIX: &str = ".old";
-/// The license token given with `--set-license-key`.
-const TOKEN_FILE_NAME: &str = "license.token";
-/// Random hardware id source for machines without machine-id or DMI uuid.
-const FALLBACK_FILE_NAME: &str = "hwid-fallback";
-/// High-water mark of the clock (RFC 3339), to notice a clock set back.
-const CLOCK_FILE_NAME: &str = "license.clock";
-/// Days of daily peaks read for the over-limit timeline. The state needs 15 days; more
-/// lets the status name the whole offending streak of a long lock.
-const PEAK_HISTORY_DAYS: i64 = 62;
+pub use server::license_env::LICENSE_FILE_NAME;
+use server::license_env::{self as shared, LicenseSetup, OLD_SUFFIX};
 
 #[derive(Debug, clap::Args)]
 pub struct LicenseArgs {
@@ -86,6 +72,15 @@ enum LicenseCommand {
     },
     /// Verify FILE, then make it the license (the previous one is kept as license.key.old)
     Install { file: PathBuf },
+}
+
+/// The license setup of `sipmeter serve`: the same flags and config keys as `license status`.
+pub fn license_setup(
+    flags: &LicenseFlags,
+    file: &FileConfig,
+    common: &CommonFlags,
+) -> Result<LicenseSetup> {
+    Ok(Env::resolve(flags, file, common)?.setup())
 }
 
 pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
@@ -167,6 +162,19 @@ impl Env {
         })
     }
 
+    /// The facts that do not change while a server runs, for `license_env`.
+    fn setup(&self) -> LicenseSetup {
+        LicenseSetup {
+            data_dir: self.data_dir.clone(),
+            license_path: self.license_path.clone(),
+            keyring: self.keyring.clone(),
+            hwid: self.hwid,
+            domain: self.domain.clone(),
+            operator_limit: self.operator_limit,
+            tz: self.tz.clone(),
+        }
+    }
+
     fn verify_context(&self, high_water: Option<Micros>) -> VerifyContext<'_> {
         VerifyContext {
             keyring: &self.keyring,
@@ -186,97 +194,39 @@ fn read_public_key(path: &Path) -> Result<PublicKey> {
         .with_context(|| format!("trusted key {} is not usable", path.display()))
 }
 
-/// Base name of a path for messages (`license.key`), as users know the file by it.
-fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
+use shared::display_name;
 
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Replaces `path` by `contents` atomically (write beside it, then rename), so a crash never
-/// leaves half a license or a truncated clock file.
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp-write");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    Ok(shared::write_atomic(path, contents)?)
 }
 
-/// The machine's hardware id. Creates and persists the fallback id when the machine has no
-/// machine-id and no readable DMI uuid (containers), so the id stays the same afterwards.
+/// The machine's hardware id (creating the persisted fallback id on machines without one).
 fn machine_hwid(data_dir: &Path, hwid_override: Option<Hwid>) -> Result<ResolvedHwid> {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    let fallback_path = data_dir.join(FALLBACK_FILE_NAME);
-    let mut machine = MachineIdentity {
-        machine_id: read("/etc/machine-id").or_else(|| read("/var/lib/dbus/machine-id")),
-        dmi_product_uuid: read("/sys/class/dmi/id/product_uuid"),
-        fallback_id: read_optional(&fallback_path)?,
-        hwid_override,
-    };
-    if let Some(r) = license::resolve_hwid(&machine) {
-        return Ok(r);
+    let (hwid, created) = shared::machine_hwid(data_dir, hwid_override)?;
+    if let Some(path) = created {
+        eprintln!(
+            "sipmeter: this machine has no machine-id; created the fallback hardware identity {}",
+            path.display()
+        );
     }
-    let mut random = [0u8; 16];
-    license::OsRng.fill_bytes(&mut random);
-    let id = license::new_fallback_id(random);
-    write_atomic(&fallback_path, format!("{id}\n").as_bytes())?;
-    eprintln!(
-        "sipmeter: this machine has no machine-id; created the fallback hardware identity {}",
-        fallback_path.display()
-    );
-    machine.fallback_id = Some(id);
-    license::resolve_hwid(&machine).context("cannot determine a hardware id")
+    Ok(hwid)
 }
 
 /// The token from `--set-license-key` (data directory) or, failing that, the config key.
 fn stored_token(data_dir: &Path, file: &FileConfig) -> Result<Option<LicenseToken>> {
-    let stored = read_optional(&data_dir.join(TOKEN_FILE_NAME))?;
-    match stored.as_deref().or(file.license_key.as_deref()) {
-        None => Ok(None),
-        Some(t) => t
-            .parse::<LicenseToken>()
-            .map(Some)
-            .map_err(anyhow::Error::msg)
-            .context("invalid license token (license_key)"),
-    }
+    shared::stored_token(data_dir, file.license_key.as_deref())
+        .context("invalid license token (license_key)")
 }
 
 fn read_high_water(data_dir: &Path) -> Result<Option<Micros>> {
-    let path = data_dir.join(CLOCK_FILE_NAME);
-    let Some(text) = read_optional(&path)? else {
-        return Ok(None);
-    };
-    match text.trim().parse::<jiff::Timestamp>() {
-        Ok(t) => Ok(Some(t.as_microsecond())),
-        Err(_) => {
-            eprintln!(
-                "sipmeter: ignoring unreadable clock high-water mark {}",
-                path.display()
-            );
-            Ok(None)
-        }
+    let (mark, unreadable) = shared::read_high_water(data_dir)?;
+    if unreadable {
+        eprintln!(
+            "sipmeter: ignoring unreadable clock high-water mark {}",
+            data_dir.join(shared::CLOCK_FILE_NAME).display()
+        );
     }
-}
-
-fn write_high_water(data_dir: &Path, us: Micros) -> Result<()> {
-    let t = license::timestamp(us).context("clock out of range")?;
-    write_atomic(&data_dir.join(CLOCK_FILE_NAME), format!("{t}\n").as_bytes())
+    Ok(mark)
 }
 
 /// Daily channel peaks (license time zone) for the over-limit timeline, from the channel
@@ -293,11 +243,7 @@ fn daily_peaks(
         return Ok(Vec::new());
     }
     let mode = file.channel_mode(None, false)?;
-    let first = today
-        .checked_sub(jiff::Span::new().days(PEAK_HISTORY_DAYS - 1))
-        .context("date out of range")?;
-    let from = channels::day_start(first, tz)?;
-    let to = channels::day_start(today.tomorrow()?, tz)?;
+    let window = shared::peak_window(today, tz)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -310,21 +256,11 @@ fn daily_peaks(
             .update_channel_stats(mode)
             .await
             .context("cannot bring the channel figures up to date")?;
-        let rows = store.channel_minutes(from, to).await?;
+        let rows = store.channel_minutes(window.from, window.to).await?;
         store.close().await;
         Ok::<_, anyhow::Error>(rows)
     })?;
-    let report = channels::report(&rows, tz, first, today)?;
-    Ok(report
-        .days
-        .iter()
-        .filter_map(|d| {
-            d.stats.peak.map(|p| DailyPeak {
-                date: d.day,
-                peak: p.value,
-            })
-        })
-        .collect())
+    Ok(shared::daily_peaks(&rows, tz, &window)?)
 }
 
 /// `license status --json`: the library's status plus where things are.
@@ -338,27 +274,10 @@ struct StatusOut<'a> {
 }
 
 fn status(env: &Env, file: &FileConfig, json: bool) -> Result<ExitCode> {
-    let text = read_optional(&env.license_path)?;
-    let name = display_name(&env.license_path);
-    let high_water = read_high_water(&env.data_dir)?;
     let today = license::day_of(env.now, &env.tz);
     let peaks = daily_peaks(&env.data_dir, file, &env.tz, today)?;
-    let st = license::status(&StatusInput {
-        license: text
-            .as_deref()
-            .map(|text| LicenseFile { name: &name, text }),
-        keyring: &env.keyring,
-        hwid: env.hwid,
-        domain: env.domain.as_deref(),
-        now: env.now,
-        time_zone: &env.tz,
-        high_water,
-        operator_limit: env.operator_limit,
-        daily_peaks: &peaks,
-    });
-    if !env.simulated_now && Some(st.high_water) != high_water {
-        write_high_water(&env.data_dir, st.high_water)?;
-    }
+    // A what-if (`--now`) must not move the persisted clock high-water mark.
+    let st = env.setup().status(env.now, &peaks, !env.simulated_now)?;
     if json {
         let out = StatusOut {
             license_file: env.license_path.display().to_string(),
@@ -568,8 +487,7 @@ fn install(env: &Env, path: &Path) -> Result<ExitCode> {
 pub fn set_license_key(token: &str, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
     let token: LicenseToken = token.parse().map_err(anyhow::Error::msg)?;
     let data_dir = Settings::resolve(file, common, false)?.data_dir;
-    let path = data_dir.join(TOKEN_FILE_NAME);
-    write_atomic(&path, format!("{token}\n").as_bytes())?;
+    let path = shared::store_token(&data_dir, &token)?;
     println!("stored license token {token} in {}", path.display());
     println!(
         "note: fetching the license file for this token from the portal is not available yet \

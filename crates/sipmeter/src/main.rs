@@ -7,6 +7,7 @@ mod ingest;
 mod license_cmd;
 mod output;
 mod portal_cmd;
+mod serve_cmd;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ enum Command {
     License(license_cmd::LicenseArgs),
     /// Offline license issuing: keygen, issue
     Portal(portal_cmd::PortalArgs),
+    /// The central server: web GUI, JSON API, license enforcement, embedded sensor
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         (Some(Command::License(args)), None) => license_cmd::run(args, &file, &cli.common),
         (Some(Command::Portal(args)), None) => portal_cmd::run(args),
+        (Some(Command::Serve(args)), None) => serve_cmd::run(args, &file, &cli.common),
         (None, Some(dir)) => import::import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
         (None, None) => bail!("nothing to do: give a subcommand (see --help) or --readpcapdir DIR"),
     }

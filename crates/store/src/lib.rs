@@ -10,6 +10,7 @@ mod channel_stats;
 mod codec;
 mod sqlite;
 mod summary;
+mod users;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ pub use calls::{Leg, LegMessage, Micros};
 pub use channel_stats::ChannelUpdate;
 pub use channels::{ActiveMode, MinuteRow, Window};
 pub use summary::{DayOutcomes, OutcomeGroup};
+pub use users::{Role, User};
 
 /// Where an installation keeps its database when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./sipmeter-data";
@@ -58,6 +60,8 @@ pub enum StoreError {
     Scan(String),
     #[error("stored leg {leg_id} has an invalid value in column {column}")]
     CorruptLeg { leg_id: LegId, column: &'static str },
+    #[error("stored user {user_id} has an unknown role")]
+    CorruptUser { user_id: i64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -206,6 +210,45 @@ impl Store {
     pub async fn leg_outcomes(&self, days: &[Window]) -> Result<Vec<DayOutcomes>> {
         match &self.backend {
             Backend::Sqlite(s) => s.leg_outcomes(days).await,
+        }
+    }
+
+    /// The user called `name`, if any (names are case-sensitive).
+    ///
+    /// User methods take `&self` although some write: a user row is tiny and independent of
+    /// the leg batches, so the server can keep them on its read handle instead of queueing
+    /// a login behind a long import on the writer.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        match &self.backend {
+            Backend::Sqlite(s) => users::user_by_name(&s.pool, name).await,
+        }
+    }
+
+    /// Creates a user; `false` (and nothing changed) when the name is taken, so creating the
+    /// first admin on every start is safe.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now: Micros,
+    ) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => users::create_user(&s.pool, name, role, password_hash, now).await,
+        }
+    }
+
+    /// Replaces a user's password hash; `false` when there is no such user.
+    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => users::set_password(&s.pool, name, password_hash).await,
+        }
+    }
+
+    /// Number of users.
+    pub async fn count_users(&self) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => users::count_users(&s.pool).await,
         }
     }
 

@@ -253,7 +253,7 @@ async fn fresh_database_is_migrated_and_reopens_with_its_data() {
     let data = dir.path().join("nested").join("data");
     let mut store = Store::open_sqlite(&data).await.unwrap();
     assert!(data.join(store::SQLITE_FILE_NAME).is_file());
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     assert_eq!(store.count_legs().await.unwrap(), 0);
     store
         .insert_legs(&[full_leg(1), full_leg(2)])
@@ -262,7 +262,7 @@ async fn fresh_database_is_migrated_and_reopens_with_its_data() {
     store.close().await;
 
     let mut store = Store::open_sqlite(&data).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     assert_eq!(store.count_legs().await.unwrap(), 2);
     assert_eq!(store.insert_legs(&[full_leg(1)]).await.unwrap().inserted, 0);
     store.close().await;
@@ -529,4 +529,44 @@ fn store_is_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Store>();
     send_sync::<StoreError>();
+}
+
+#[tokio::test]
+async fn users_are_unique_by_name_and_keep_role_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(dir.path()).await.unwrap();
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    assert!(store.user_by_name("admin").await.unwrap().is_none());
+    assert!(
+        store
+            .create_user("admin", store::Role::Admin, "$argon2id$x", 7)
+            .await
+            .unwrap()
+    );
+    // A second create with the same name changes nothing (first-start creation is repeatable).
+    assert!(
+        !store
+            .create_user("admin", store::Role::Viewer, "$other", 8)
+            .await
+            .unwrap()
+    );
+    let u = store.user_by_name("admin").await.unwrap().unwrap();
+    assert_eq!(
+        (u.role, u.password_hash.as_str(), u.created),
+        (store::Role::Admin, "$argon2id$x", 7)
+    );
+    assert!(store.set_password("admin", "$new").await.unwrap());
+    assert!(!store.set_password("nobody", "$new").await.unwrap());
+    assert_eq!(
+        store
+            .user_by_name("admin")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$new"
+    );
+    assert!(store.user_by_name("Admin").await.unwrap().is_none());
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    store.close().await;
 }

@@ -1,0 +1,153 @@
+//! The JSON API under `/api/v1`, `/healthz` and `/metrics`.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use calls::Micros;
+use calls::time::format_rfc3339;
+use channels::Report;
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{Ctx, error};
+use crate::metrics::Gauges;
+use crate::report::ReportOut;
+use crate::state::AppState;
+
+pub const DAY_US: Micros = 86_400_000_000;
+/// Days of the Concurrent Calls Stats by default.
+pub const REPORT_DAYS: u32 = 14;
+/// Most days one stats request may ask for (a year and a bit): bounds the work per request.
+pub const MAX_REPORT_DAYS: u32 = 400;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The report of the `days` days ending today (license time zone), from the stored minute
+/// rows; both the page and the API use it.
+pub async fn stats_report(app: &AppState, days: u32) -> Result<(Report, ReportOut), BoxError> {
+    let tz = &app.license.tz;
+    let to = license::day_of(app.now(), tz);
+    let from = to.checked_sub(jiff::Span::new().days(i64::from(days.max(1)) - 1))?;
+    let start = channels::day_start(from, tz)?;
+    let end = channels::day_start(to.tomorrow()?, tz)?;
+    let rows = app.store.channel_minutes(start, end).await?;
+    let rep = channels::report(&rows, tz, from, to)?;
+    let out = ReportOut::new(&rep, tz, app.channel_mode, from, to);
+    Ok((rep, out))
+}
+
+#[derive(Deserialize)]
+pub struct StatsQuery {
+    days: Option<String>,
+}
+
+pub async fn channels_stats(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<StatsQuery>,
+) -> Response {
+    let days = match q.days.as_deref().map(str::parse::<u32>) {
+        None => REPORT_DAYS,
+        Some(Ok(d)) if (1..=MAX_REPORT_DAYS).contains(&d) => d,
+        _ => {
+            return error(
+                ctx.route,
+                StatusCode::BAD_REQUEST,
+                &format!("days must be a whole number from 1 to {MAX_REPORT_DAYS}"),
+            );
+        }
+    };
+    match stats_report(&app, days).await {
+        Ok((_, out)) => Json(out).into_response(),
+        Err(e) => {
+            eprintln!("sipmeter serve: stats: {e}");
+            error(
+                ctx.route,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot compute the report",
+            )
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChannelsNow {
+    /// Live legs deduplicated as the channel engine counts them.
+    active_channels: u32,
+    /// Live legs.
+    active_calls: u32,
+    /// The capture time the figures are of (end of the last capture read), if any.
+    at: Option<String>,
+    limit: u32,
+    state: &'static str,
+}
+
+pub async fn channels_now(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let live = app.live();
+    Json(ChannelsNow {
+        active_channels: live.channels,
+        active_calls: live.calls,
+        at: live.at.map(format_rfc3339),
+        limit: ctx.status.limit.effective,
+        state: crate::chrome::state_name(ctx.status.state),
+    })
+    .into_response()
+}
+
+/// `GET /api/v1/license`: the license status as `sipmeter license status --json` shows it.
+pub async fn license_status(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    let mut v = serde_json::to_value(&*ctx.status).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "license_file".into(),
+            app.license.license_path.display().to_string().into(),
+        );
+        obj.insert(
+            "time_zone".into(),
+            app.license.tz.iana_name().unwrap_or("UTC").into(),
+        );
+        obj.insert("active_channels".into(), app.live().channels.into());
+    }
+    Json(v).into_response()
+}
+
+pub async fn healthz(State(app): State<AppState>) -> Response {
+    match app.store.count_legs().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
+    }
+}
+
+pub async fn metrics(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let live = app.live();
+    let st = &ctx.status;
+    let gauges = Gauges {
+        legs_stored: app.store.count_legs().await.unwrap_or(0),
+        active_channels: live.channels,
+        active_calls: live.calls,
+        limit: st.limit.effective,
+        state: crate::chrome::state_name(st.state),
+        days_over: st.timeline.days_over,
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+/// The API description, written by hand next to the code it describes (`openapi.json`).
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}

@@ -1,0 +1,378 @@
+//! Who is asking: passwords (argon2id), sessions (an opaque random id in an HttpOnly cookie,
+//! state kept in memory), CSRF tokens, HTTP Basic for scripts, and the failed-login throttle.
+//!
+//! Sessions live in memory on purpose: a restart logs everybody out, which is acceptable for
+//! an operator GUI and keeps stolen database copies free of live session ids.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use license::rand_core::RngCore;
+use store::Role;
+
+use crate::error::ServerError;
+
+pub const SESSION_COOKIE: &str = "sipmeter_session";
+/// Cookie of the login form's CSRF token: there is no session yet to keep it in, so the form
+/// field must match this cookie (double submit).
+pub const LOGIN_CSRF_COOKIE: &str = "sipmeter_login_csrf";
+/// A session unused this long is gone.
+const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+/// Failed logins are counted over this window.
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Failures per user name within the window before that name is refused.
+pub const MAX_FAILURES_PER_USER: usize = 5;
+/// Failures per client address within the window before the address is refused (higher: many
+/// users may share an address behind NAT).
+pub const MAX_FAILURES_PER_IP: usize = 20;
+
+/// A random token: 32 bytes from the operating system, hex.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    license::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An argon2id PHC hash of `password` with a fresh salt.
+pub fn hash_password(password: &str) -> Result<String, ServerError> {
+    let mut salt = [0u8; 16];
+    license::OsRng.fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| ServerError::Hash)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| ServerError::Hash)
+}
+
+/// Whether `password` matches `hash`; a malformed hash matches nothing.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A logged-in user as a request sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    pub name: String,
+    pub role: Role,
+    /// The session's CSRF token; `None` for HTTP Basic (no cookie, so nothing to forge).
+    pub csrf: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    name: String,
+    role: Role,
+    csrf: String,
+    last_seen: Instant,
+}
+
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+impl Sessions {
+    /// A new session; returns its id (the cookie value).
+    pub fn create(&self, name: &str, role: Role) -> String {
+        let id = random_token();
+        if let Ok(mut m) = self.0.lock() {
+            let now = Instant::now();
+            m.retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
+            m.insert(
+                id.clone(),
+                Session {
+                    name: name.to_string(),
+                    role,
+                    csrf: random_token(),
+                    last_seen: now,
+                },
+            );
+        }
+        id
+    }
+
+    /// The session's user, refreshing its idle timer.
+    pub fn get(&self, id: &str) -> Option<AuthUser> {
+        let mut m = self.0.lock().ok()?;
+        let now = Instant::now();
+        let s = m.get_mut(id)?;
+        if now.duration_since(s.last_seen) >= SESSION_IDLE {
+            m.remove(id);
+            return None;
+        }
+        s.last_seen = now;
+        Some(AuthUser {
+            name: s.name.clone(),
+            role: s.role,
+            csrf: Some(s.csrf.clone()),
+        })
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(id);
+        }
+    }
+}
+
+/// Failed logins per user name and per client address, over a sliding window.
+#[derive(Default)]
+pub struct Throttle(Mutex<ThrottleInner>);
+
+#[derive(Default)]
+struct ThrottleInner {
+    users: HashMap<String, Vec<Instant>>,
+    ips: HashMap<IpAddr, Vec<Instant>>,
+}
+
+/// Why a login is refused before its password is even checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Throttled {
+    User { retry_after: Duration },
+    Ip { retry_after: Duration },
+}
+
+impl Throttled {
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Throttled::User { retry_after } | Throttled::Ip { retry_after } => *retry_after,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        let mins = self.retry_after().as_secs().div_ceil(60).max(1);
+        let unit = if mins == 1 { "minute" } else { "minutes" };
+        match self {
+            Throttled::User { .. } => format!(
+                "Too many failed logins for this user. Login is blocked for {mins} {unit}; try again later."
+            ),
+            Throttled::Ip { .. } => format!(
+                "Too many failed logins from your address. Login is blocked for {mins} {unit}; try again later."
+            ),
+        }
+    }
+}
+
+fn prune(v: &mut Vec<Instant>, now: Instant) {
+    v.retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
+}
+
+fn blocked(v: &[Instant], max: usize, now: Instant) -> Option<Duration> {
+    if v.len() < max {
+        return None;
+    }
+    // Blocked until enough of the failures have aged out of the window.
+    let oldest_that_counts = v[v.len() - max];
+    Some(THROTTLE_WINDOW.saturating_sub(now.duration_since(oldest_that_counts)))
+}
+
+impl Throttle {
+    pub fn check(&self, user: &str, ip: IpAddr) -> Option<Throttled> {
+        let mut t = self.0.lock().ok()?;
+        let now = Instant::now();
+        if let Some(v) = t.users.get_mut(user) {
+            prune(v, now);
+            if let Some(retry_after) = blocked(v, MAX_FAILURES_PER_USER, now) {
+                return Some(Throttled::User { retry_after });
+            }
+        }
+        if let Some(v) = t.ips.get_mut(&ip) {
+            prune(v, now);
+            if let Some(retry_after) = blocked(v, MAX_FAILURES_PER_IP, now) {
+                return Some(Throttled::Ip { retry_after });
+            }
+        }
+        None
+    }
+
+    pub fn failed(&self, user: &str, ip: IpAddr) {
+        if let Ok(mut t) = self.0.lock() {
+            let now = Instant::now();
+            // Bound memory against a flood of made-up user names.
+            if t.users.len() > 100_000 {
+                t.users.retain(|_, v| {
+                    prune(v, now);
+                    !v.is_empty()
+                });
+            }
+            t.users.entry(user.to_string()).or_default().push(now);
+            t.ips.entry(ip).or_default().push(now);
+        }
+    }
+
+    /// A successful login clears the user's failures (not the address's).
+    pub fn succeeded(&self, user: &str) {
+        if let Ok(mut t) = self.0.lock() {
+            t.users.remove(user);
+        }
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value for a cookie the page scripts never need (there are none).
+pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{age}")
+}
+
+/// User name and password of an `Authorization: Basic` header.
+pub fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub fn tokens_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The `csrf` field of a form body, urlencoded or multipart; `None` when absent or the body
+/// is not a form.
+pub fn csrf_field(content_type: &str, body: &[u8]) -> Option<String> {
+    let ct = content_type.trim().to_ascii_lowercase();
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(body);
+        return pairs.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
+    }
+    if ct.starts_with("multipart/form-data") {
+        let boundary = content_type
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string())?;
+        return multipart_text_field(body, &boundary, "csrf");
+    }
+    None
+}
+
+fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The text of a small named field of a multipart body (headers then CRLF CRLF then the
+/// value, up to the CRLF before the next delimiter).
+fn multipart_text_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
+    let delim = format!("--{boundary}");
+    let wanted = format!("name=\"{name}\"");
+    let mut rest = body;
+    while let Some(pos) = find(rest, delim.as_bytes()) {
+        rest = &rest[pos + delim.len()..];
+        let end = find(rest, delim.as_bytes()).unwrap_or(rest.len());
+        let part = &rest[..end];
+        if let Some(h) = find(part, b"\r\n\r\n") {
+            let headers = String::from_utf8_lossy(&part[..h]);
+            let is_field = headers.lines().any(|l| {
+                l.to_ascii_lowercase().starts_with("content-disposition")
+                    && l.split(';').any(|p| p.trim() == wanted)
+            });
+            if is_field {
+                let value = &part[h + 4..];
+                let value = value.strip_suffix(b"\r\n").unwrap_or(value);
+                return String::from_utf8(value.to_vec()).ok();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hashes_verify_and_differ_by_salt() {
+        let a = hash_password("s3cret").unwrap();
+        let b = hash_password("s3cret").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password(&a, "s3cret"));
+        assert!(!verify_password(&a, "s3cre"));
+        assert!(!verify_password("not a hash", "s3cret"));
+    }
+
+    #[test]
+    fn csrf_field_from_both_form_encodings() {
+        assert_eq!(
+            csrf_field("application/x-www-form-urlencoded", b"a=1&csrf=ab%20c&b=2"),
+            Some("ab c".into())
+        );
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"k\"\r\n\r\nname=\"csrf\"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntok123\r\n--XyZ--\r\n";
+        assert_eq!(
+            csrf_field("multipart/form-data; boundary=XyZ", body),
+            Some("tok123".into())
+        );
+        assert_eq!(csrf_field("multipart/form-data; boundary=Q", body), None);
+        assert_eq!(csrf_field("application/json", b"{\"csrf\":\"x\"}"), None);
+        assert_eq!(csrf_field("multipart/form-data", b"--"), None);
+    }
+
+    #[test]
+    fn throttle_blocks_a_user_after_repeated_failures_only() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..MAX_FAILURES_PER_USER {
+            assert_eq!(t.check("admin", ip), None);
+            t.failed("admin", ip);
+        }
+        let blocked = t.check("admin", ip).unwrap();
+        assert!(matches!(blocked, Throttled::User { .. }));
+        assert!(blocked.message().contains("Too many failed logins"));
+        assert_eq!(t.check("other", ip), None);
+    }
+
+    #[test]
+    fn basic_credentials_parse_and_reject_garbage() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("authorization", "Basic YWRtaW46cHc6eA==".parse().unwrap());
+        assert_eq!(basic_credentials(&h), Some(("admin".into(), "pw:x".into())));
+        h.insert("authorization", "Basic !!!".parse().unwrap());
+        assert_eq!(basic_credentials(&h), None);
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(basic_credentials(&h), None);
+    }
+}

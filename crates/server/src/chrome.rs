@@ -1,0 +1,167 @@
+//! What every page shows around its content: navigation, the user, the license banners and
+//! the footer (Active channels N / License limit M, license state).
+
+use license::{DatePhase, LockReason, Mode, State, Status};
+
+use crate::auth::AuthUser;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub class: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub user: Option<String>,
+    pub role: &'static str,
+    pub csrf: String,
+    pub nav: &'static str,
+    pub active_channels: u32,
+    pub limit: u32,
+    pub state: &'static str,
+    pub state_text: String,
+    pub banners: Vec<Banner>,
+}
+
+pub fn state_name(s: State) -> &'static str {
+    match s {
+        State::Ok => "ok",
+        State::Grace => "grace",
+        State::Lockdown => "lockdown",
+        State::Locked => "locked",
+    }
+}
+
+/// One line for the footer and the About page.
+pub fn state_text(st: &Status) -> String {
+    let mode = match st.mode {
+        Mode::Licensed => "",
+        Mode::Evaluation => " (evaluation mode, no license installed)",
+        Mode::Invalid => " (license file not accepted)",
+    };
+    let s = match st.state {
+        State::Ok => "OK".to_string(),
+        State::Grace => format!("grace: over the limit {} day(s)", st.timeline.days_over),
+        State::Lockdown => format!(
+            "lockdown: locks in {} day(s)",
+            st.timeline.days_until_lock.unwrap_or(0).max(0)
+        ),
+        State::Locked => format!("LOCKED: {}", lock_reason_text(st)),
+    };
+    format!("{s}{mode}")
+}
+
+/// Why the GUI is locked, in words, or the empty string.
+pub fn lock_reason_text(st: &Status) -> String {
+    match &st.lock_reason {
+        None => String::new(),
+        Some(LockReason::OverLimit) => st.timeline.reason.clone(),
+        Some(LockReason::Expired) | Some(LockReason::Invalid { .. }) => st
+            .errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| "the license is not valid".into()),
+    }
+}
+
+/// The license banners of SPEC §3: grace, lockdown countdown, renewal pending, expiry
+/// warning, concurrent use, evaluation mode, errors.
+pub fn banners(st: &Status) -> Vec<Banner> {
+    let mut out = Vec::new();
+    match st.state {
+        State::Lockdown => {
+            let days = st.timeline.days_until_lock.unwrap_or(0).max(0);
+            let when = st
+                .timeline
+                .lock_date
+                .map(|d| format!(" on {d}"))
+                .unwrap_or_default();
+            let offending: Vec<String> = st
+                .timeline
+                .offending_days
+                .iter()
+                .map(|d| format!("{} ({})", d.date, d.peak))
+                .collect();
+            out.push(Banner {
+                class: "error",
+                text: format!(
+                    "License lockdown: the GUI locks in {days} day(s){when} if the channel peak stays above the limit of {}. Days over the limit: {}.",
+                    st.timeline.limit,
+                    offending.join(", ")
+                ),
+            });
+        }
+        State::Grace => out.push(Banner {
+            class: "warn",
+            text: format!("License grace period: {}", st.timeline.reason),
+        }),
+        State::Locked => out.push(Banner {
+            class: "error",
+            text: format!("The GUI is locked: {}", lock_reason_text(st)),
+        }),
+        State::Ok => {}
+    }
+    if let Some(d) = &st.dates {
+        match d.phase {
+            DatePhase::RenewalPending | DatePhase::ExpiringSoon => {
+                if let Some(w) = &d.warning {
+                    out.push(Banner {
+                        class: "warn",
+                        text: w.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if st.concurrent_systems > 1 {
+        out.push(Banner {
+            class: "info",
+            text: format!(
+                "This license may run on {} systems at once for now (concurrent use granted).",
+                st.concurrent_systems
+            ),
+        });
+    }
+    if st.mode == Mode::Evaluation {
+        out.push(Banner {
+            class: "info",
+            text: format!(
+                "Evaluation mode: no license is installed; up to {} channels.",
+                st.limit.effective
+            ),
+        });
+    }
+    if st.state != State::Locked {
+        for e in &st.errors {
+            out.push(Banner {
+                class: "error",
+                text: e.message.clone(),
+            });
+        }
+    }
+    out
+}
+
+impl Chrome {
+    pub fn new(app: &AppState, st: &Status, user: Option<&AuthUser>, nav: &'static str) -> Chrome {
+        let live = app.live();
+        Chrome {
+            user: user.map(|u| u.name.clone()),
+            role: user.map_or("", |u| u.role.as_str()),
+            csrf: user.and_then(|u| u.csrf.clone()).unwrap_or_default(),
+            nav,
+            active_channels: live.channels,
+            limit: st.limit.effective,
+            state: state_name(st.state),
+            state_text: state_text(st),
+            banners: if user.is_some() {
+                banners(st)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}

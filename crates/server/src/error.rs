@@ -1,0 +1,26 @@
+//! Errors of the server library. Start-up errors are separate from request errors: the first
+//! stop `sipmeter serve` with a message, the second become an HTTP answer and a log line.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the database")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the embedded sensor")]
+    Sensor(#[source] std::io::Error),
+    #[error("capture directory {0} does not exist or is not a directory")]
+    PcapDir(PathBuf),
+    #[error("license: {0}")]
+    License(#[from] crate::license_env::EnvError),
+    #[error("cannot hash a password")]
+    Hash,
+    #[error("the server task failed: {0}")]
+    Task(String),
+}

@@ -1,0 +1,248 @@
+//! The one middleware in front of every route: looks the route up in the table, finds out who
+//! is asking (session cookie, or HTTP Basic on the API), refuses what needs a login, checks
+//! the CSRF token of every POST, and applies the license lock. Handlers find the user and
+//! the license status in the request's extensions and never decide access themselves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use license::Status;
+use store::Role;
+
+use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::routes::{self, Access, Lock, RouteSpec};
+use crate::state::AppState;
+
+/// Largest POST body accepted (a license file is a few KiB).
+pub const MAX_POST_BODY: usize = 256 * 1024;
+
+/// What the gate found out, for the handler.
+#[derive(Clone)]
+pub struct Ctx {
+    pub user: Option<AuthUser>,
+    pub status: Arc<Status>,
+    pub route: &'static RouteSpec,
+    pub peer: SocketAddr,
+}
+
+pub async fn gate(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let Some(matched) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
+        return next.run(req).await;
+    };
+    let Some(route) = routes::find(&method, &matched) else {
+        // Served by the router but not in the table: refuse rather than guess its access.
+        eprintln!("sipmeter serve: route {method} {matched} is missing from the route table");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "route not configured").into_response();
+    };
+    let resp = gated(app.clone(), peer, route, req, next).await;
+    app.metrics.observe(
+        route.path,
+        method_name(&method),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+async fn gated(
+    app: AppState,
+    peer: SocketAddr,
+    route: &'static RouteSpec,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let mut user = auth::cookie(&parts.headers, SESSION_COOKIE).and_then(|id| app.sessions.get(id));
+    if user.is_none()
+        && route.api
+        && let Some((name, password)) = auth::basic_credentials(&parts.headers)
+    {
+        match crate::pages::check_login(&app, &name, &password, peer.ip()).await {
+            Ok(u) => user = Some(u),
+            Err(_) => return unauthorized(route),
+        }
+    }
+    match (route.access, &user) {
+        (Access::Public, _) => {}
+        (_, None) => return unauthorized_or_login(route, &parts.uri),
+        (Access::Admin, Some(u)) if u.role != Role::Admin => {
+            return error(route, StatusCode::FORBIDDEN, "administrators only");
+        }
+        _ => {}
+    }
+
+    // CSRF: every POST carries the token of its session (or, for the login form, the token of
+    // its cookie). Requests authenticated by HTTP Basic carry no cookie a third-party page
+    // could make a browser send, so they need none.
+    let body = if parts.method == Method::POST {
+        let bytes = match axum::body::to_bytes(body, MAX_POST_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                return error(
+                    route,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                );
+            }
+        };
+        let expected = match &user {
+            Some(u) => u.csrf.clone(),
+            None => auth::cookie(&parts.headers, LOGIN_CSRF_COOKIE).map(str::to_owned),
+        };
+        let basic = user.as_ref().is_some_and(|u| u.csrf.is_none());
+        if !basic {
+            let ct = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let given = auth::csrf_field(ct, &bytes);
+            let ok = matches!((&expected, &given), (Some(e), Some(g)) if !e.is_empty() && auth::tokens_equal(e, g));
+            if !ok {
+                return error(
+                    route,
+                    StatusCode::FORBIDDEN,
+                    "the form is missing its security token or it has expired; reload the page and try again",
+                );
+            }
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
+
+    let status = match app.status().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "sipmeter serve: license status: {}",
+                crate::sensor::chain(&e)
+            );
+            return error(
+                route,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot compute the license status",
+            );
+        }
+    };
+    let f = status.features;
+    let locked = match route.lock {
+        Lock::Exempt => false,
+        Lock::Page => !f.gui,
+        Lock::Report => !f.reports,
+        Lock::Csv => !f.csv_export,
+        Lock::DataApi => !f.data_api,
+    };
+    if locked {
+        return locked_response(&app, route, &status, user.as_ref());
+    }
+    parts.extensions.insert(Ctx {
+        user,
+        status,
+        route,
+        peer,
+    });
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn unauthorized(route: &RouteSpec) -> Response {
+    let mut r = error(route, StatusCode::UNAUTHORIZED, "login required");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"sipmeter\", charset=\"UTF-8\""),
+    );
+    r
+}
+
+fn unauthorized_or_login(route: &RouteSpec, uri: &axum::http::Uri) -> Response {
+    if route.api {
+        return unauthorized(route);
+    }
+    // Only local paths go into `next`, so the login page cannot be made to redirect away.
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let next =
+        if route.method == Method::GET && target.starts_with('/') && !target.starts_with("//") {
+            target
+        } else {
+            "/"
+        };
+    let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    Redirect::to(&format!("/login?{q}")).into_response()
+}
+
+/// An error as JSON on the API, as a short page elsewhere.
+pub fn error(route: &RouteSpec, code: StatusCode, message: &str) -> Response {
+    if route.api {
+        (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    } else {
+        (
+            code,
+            Html(format!(
+                "<!doctype html><title>{}</title><p>{}</p><p><a href=\"/\">sipmeter</a></p>",
+                code.as_u16(),
+                askama_escape(message)
+            )),
+        )
+            .into_response()
+    }
+}
+
+fn askama_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const UNLOCK_HELP: &str = "Install a license with a higher channel limit or a renewed license in Settings > License (or Get/Update License), ask support for a temporary channel increase, raise a configured channel limit up to the entitlement, or delete/recompute miscounted CDRs. Recording continues while locked.";
+
+fn locked_response(
+    app: &AppState,
+    route: &'static RouteSpec,
+    st: &Status,
+    user: Option<&AuthUser>,
+) -> Response {
+    let reason = crate::chrome::lock_reason_text(st);
+    let code = StatusCode::LOCKED;
+    if route.api {
+        let body = serde_json::json!({
+            "error": "locked",
+            "state": crate::chrome::state_name(st.state),
+            "lock_reason": st.lock_reason,
+            "reason": reason,
+            "unlock": UNLOCK_HELP,
+        });
+        return (code, axum::Json(body)).into_response();
+    }
+    let page = crate::pages::LockedPage {
+        chrome: crate::chrome::Chrome::new(app, st, user, ""),
+        reason,
+    };
+    (code, crate::pages::render(&page)).into_response()
+}

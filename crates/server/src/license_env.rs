@@ -1,0 +1,278 @@
+//! The facts `license::status` needs, gathered from this machine and the data directory:
+//! the license file, the hardware id, the persisted clock high-water mark, the stored token and
+//! the daily channel peaks. Shared by `sipmeter license …` and the server, so that both give
+//! the same answer for the same data directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use calls::Micros;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use license::rand_core::RngCore;
+use license::{
+    DailyPeak, Hwid, Keyring, LicenseFile, LicenseToken, MachineIdentity, ResolvedHwid, Status,
+    StatusInput,
+};
+
+/// Name of the license file in the data directory.
+pub const LICENSE_FILE_NAME: &str = "license.key";
+/// The previous license file, kept when a new one is installed.
+pub const OLD_SUFFIX: &str = ".old";
+/// The license token (`--set-license-key`, Settings > License).
+pub const TOKEN_FILE_NAME: &str = "license.token";
+/// Random hardware id source for machines without machine-id or DMI uuid.
+pub const FALLBACK_FILE_NAME: &str = "hwid-fallback";
+/// High-water mark of the clock (RFC 3339), to notice a clock set back.
+pub const CLOCK_FILE_NAME: &str = "license.clock";
+/// Days of daily peaks read for the over-limit timeline. The state needs 15 days; more
+/// lets the status name the whole offending streak of a long lock.
+pub const PEAK_HISTORY_DAYS: i64 = 62;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid license token: {0}")]
+    Token(String),
+    #[error("cannot determine a hardware id")]
+    NoHwid,
+    #[error("date out of range")]
+    DateRange,
+    #[error("channel statistics: {0}")]
+    Channels(#[from] channels::ChannelsError),
+}
+
+/// Base name of a path for messages (`license.key`), as users know the file by it.
+pub fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The file's text, `None` when it does not exist. Invalid UTF-8 is kept (lossily) so that
+/// verification reports a malformed license instead of an I/O error.
+pub fn read_optional(path: &Path) -> Result<Option<String>, EnvError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EnvError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Replaces `path` by `contents` atomically (write beside it, then rename), so a crash never
+/// leaves half a license or a truncated clock file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), EnvError> {
+    let err = |source| EnvError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp-write");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// The machine's hardware id. Creates and persists the fallback id when the machine has no
+/// machine-id and no readable DMI uuid (containers), so the id stays the same afterwards;
+/// the second value is the fallback file when it was just created (worth telling the user).
+pub fn machine_hwid(
+    data_dir: &Path,
+    hwid_override: Option<Hwid>,
+) -> Result<(ResolvedHwid, Option<PathBuf>), EnvError> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let fallback_path = data_dir.join(FALLBACK_FILE_NAME);
+    let mut machine = MachineIdentity {
+        machine_id: read("/etc/machine-id").or_else(|| read("/var/lib/dbus/machine-id")),
+        dmi_product_uuid: read("/sys/class/dmi/id/product_uuid"),
+        fallback_id: read_optional(&fallback_path)?,
+        hwid_override,
+    };
+    if let Some(r) = license::resolve_hwid(&machine) {
+        return Ok((r, None));
+    }
+    let mut random = [0u8; 16];
+    license::OsRng.fill_bytes(&mut random);
+    let id = license::new_fallback_id(random);
+    write_atomic(&fallback_path, format!("{id}\n").as_bytes())?;
+    machine.fallback_id = Some(id);
+    let r = license::resolve_hwid(&machine).ok_or(EnvError::NoHwid)?;
+    Ok((r, Some(fallback_path)))
+}
+
+/// The stored token (data directory) or, failing that, the configured one.
+pub fn stored_token(
+    data_dir: &Path,
+    configured: Option<&str>,
+) -> Result<Option<LicenseToken>, EnvError> {
+    let stored = read_optional(&data_dir.join(TOKEN_FILE_NAME))?;
+    match stored.as_deref().or(configured) {
+        None => Ok(None),
+        Some(t) => t
+            .trim()
+            .parse::<LicenseToken>()
+            .map(Some)
+            .map_err(|e| EnvError::Token(e.to_string())),
+    }
+}
+
+/// Stores the license token for the portal's Get License.
+pub fn store_token(data_dir: &Path, token: &LicenseToken) -> Result<PathBuf, EnvError> {
+    let path = data_dir.join(TOKEN_FILE_NAME);
+    write_atomic(&path, format!("{token}\n").as_bytes())?;
+    Ok(path)
+}
+
+/// The persisted clock high-water mark; an unreadable file counts as none (the second value
+/// says so, for a message), since refusing to start over it would help nobody.
+pub fn read_high_water(data_dir: &Path) -> Result<(Option<Micros>, bool), EnvError> {
+    let Some(text) = read_optional(&data_dir.join(CLOCK_FILE_NAME))? else {
+        return Ok((None, false));
+    };
+    match text.trim().parse::<jiff::Timestamp>() {
+        Ok(t) => Ok((Some(t.as_microsecond()), false)),
+        Err(_) => Ok((None, true)),
+    }
+}
+
+pub fn write_high_water(data_dir: &Path, us: Micros) -> Result<(), EnvError> {
+    let t = license::timestamp(us).ok_or(EnvError::DateRange)?;
+    write_atomic(&data_dir.join(CLOCK_FILE_NAME), format!("{t}\n").as_bytes())
+}
+
+/// The local days whose peaks the timeline reads, and their UTC bounds `[from, to)`.
+pub struct PeakWindow {
+    pub first: Date,
+    pub today: Date,
+    pub from: Micros,
+    pub to: Micros,
+}
+
+pub fn peak_window(today: Date, tz: &TimeZone) -> Result<PeakWindow, EnvError> {
+    let first = today
+        .checked_sub(jiff::Span::new().days(PEAK_HISTORY_DAYS - 1))
+        .map_err(|_| EnvError::DateRange)?;
+    let tomorrow = today.tomorrow().map_err(|_| EnvError::DateRange)?;
+    Ok(PeakWindow {
+        first,
+        today,
+        from: channels::day_start(first, tz)?,
+        to: channels::day_start(tomorrow, tz)?,
+    })
+}
+
+/// Daily peaks (license time zone) from the channel engine's minute rows of the window.
+pub fn daily_peaks(
+    rows: &[channels::MinuteRow],
+    tz: &TimeZone,
+    window: &PeakWindow,
+) -> Result<Vec<DailyPeak>, EnvError> {
+    let report = channels::report(rows, tz, window.first, window.today)?;
+    Ok(report
+        .days
+        .iter()
+        .filter_map(|d| {
+            d.stats.peak.map(|p| DailyPeak {
+                date: d.day,
+                peak: p.value,
+            })
+        })
+        .collect())
+}
+
+/// Everything about this installation's license that does not change by itself: where the
+/// file is, which keys to trust, who we are.
+#[derive(Debug, Clone)]
+pub struct LicenseSetup {
+    pub data_dir: PathBuf,
+    pub license_path: PathBuf,
+    pub keyring: Keyring,
+    pub hwid: ResolvedHwid,
+    pub domain: Option<String>,
+    pub operator_limit: Option<u32>,
+    pub tz: TimeZone,
+}
+
+impl LicenseSetup {
+    /// The status at `now` given the daily peaks. When `persist` is set the clock
+    /// high-water mark is advanced on disk (a what-if evaluation must not move it).
+    pub fn status(
+        &self,
+        now: Micros,
+        peaks: &[DailyPeak],
+        persist: bool,
+    ) -> Result<Status, EnvError> {
+        let text = read_optional(&self.license_path)?;
+        let name = display_name(&self.license_path);
+        let (high_water, _) = read_high_water(&self.data_dir)?;
+        let st = license::status(&StatusInput {
+            license: text
+                .as_deref()
+                .map(|text| LicenseFile { name: &name, text }),
+            keyring: &self.keyring,
+            hwid: self.hwid,
+            domain: self.domain.as_deref(),
+            now,
+            time_zone: &self.tz,
+            high_water,
+            operator_limit: self.operator_limit,
+            daily_peaks: peaks,
+        });
+        if persist && Some(st.high_water) != high_water {
+            write_high_water(&self.data_dir, st.high_water)?;
+        }
+        Ok(st)
+    }
+
+    /// Verifies `text` as a license for this installation at `now`.
+    pub fn verify(
+        &self,
+        text: &str,
+        now: Micros,
+    ) -> Result<license::Verified, license::VerifyError> {
+        let name = display_name(&self.license_path);
+        let high_water = read_high_water(&self.data_dir).ok().and_then(|h| h.0);
+        license::verify(
+            text,
+            &name,
+            &license::VerifyContext {
+                keyring: &self.keyring,
+                hwid: self.hwid.hwid,
+                domain: self.domain.as_deref(),
+                now,
+                high_water,
+                time_zone: &self.tz,
+            },
+        )
+    }
+
+    /// Makes `text` the license file, keeping the previous one beside it.
+    pub fn install(&self, text: &str) -> Result<(), EnvError> {
+        let target = &self.license_path;
+        if target.exists() {
+            let mut old = target.as_os_str().to_owned();
+            old.push(OLD_SUFFIX);
+            let old = PathBuf::from(old);
+            std::fs::copy(target, &old).map_err(|source| EnvError::Write { path: old, source })?;
+        }
+        write_atomic(target, text.as_bytes())
+    }
+}

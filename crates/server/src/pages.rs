@@ -1,0 +1,609 @@
+//! The server-rendered pages (askama templates in `crates/server/templates`).
+
+use std::net::IpAddr;
+
+use askama::Template;
+use axum::extract::{Multipart, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use calls::time::format_rfc3339;
+use license::Status;
+use serde::Deserialize;
+
+use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Throttled};
+use crate::chrome::Chrome;
+use crate::gate::{Ctx, error};
+use crate::license_env;
+use crate::report::ReportOut;
+use crate::state::AppState;
+
+/// Renders a template; a template error (a bug, not input) becomes a 500 with a log line.
+pub fn render<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            eprintln!("sipmeter serve: template: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
+        }
+    }
+}
+
+/// Why a login failed.
+#[derive(Debug)]
+pub enum LoginError {
+    Throttled(Throttled),
+    Wrong,
+    Internal,
+}
+
+/// Checks a user name and password, with the throttle. Unknown users cost the same argon2
+/// work as known ones, so timing does not tell which names exist.
+pub async fn check_login(
+    app: &AppState,
+    name: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<AuthUser, LoginError> {
+    if let Some(t) = app.throttle.check(name, ip) {
+        app.metrics
+            .logins_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(LoginError::Throttled(t));
+    }
+    let user = app.store.user_by_name(name).await.map_err(|e| {
+        eprintln!("sipmeter serve: user lookup: {}", crate::sensor::chain(&e));
+        LoginError::Internal
+    })?;
+    let hash = user
+        .as_ref()
+        .map_or(app.dummy_hash.clone(), |u| u.password_hash.clone());
+    let pw = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &pw))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(u) if ok => {
+            app.throttle.succeeded(name);
+            Ok(AuthUser {
+                name: u.name,
+                role: u.role,
+                csrf: None,
+            })
+        }
+        _ => {
+            app.throttle.failed(name, ip);
+            app.metrics
+                .logins_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(LoginError::Wrong)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    csrf: String,
+    next: String,
+    user: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Only a local absolute path may follow a login.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn login_page(
+    ctx: &Ctx,
+    app: &AppState,
+    csrf: String,
+    next: String,
+    user: String,
+    error: Option<String>,
+) -> LoginPage {
+    LoginPage {
+        chrome: Chrome::new(app, &ctx.status, None, "login"),
+        csrf,
+        next,
+        user,
+        error,
+    }
+}
+
+pub async fn login_form(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    if ctx.user.as_ref().is_some_and(|u| u.csrf.is_some()) {
+        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+    }
+    let csrf = auth::cookie(&headers, LOGIN_CSRF_COOKIE)
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .unwrap_or_else(auth::random_token);
+    let page = login_page(
+        &ctx,
+        &app,
+        csrf.clone(),
+        safe_next(q.next.as_deref()),
+        String::new(),
+        None,
+    );
+    let mut resp = render(&page);
+    set_cookie(&mut resp, &auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, None));
+    resp
+}
+
+fn set_cookie(resp: &mut Response, value: &str) {
+    if let Ok(v) = value.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login_submit(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(f.next.as_deref());
+    match check_login(&app, &f.user, &f.password, ctx.peer.ip()).await {
+        Ok(u) => {
+            let id = app.sessions.create(&u.name, u.role);
+            let mut resp = Redirect::to(&next).into_response();
+            set_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, &id, None));
+            // The login token has done its job; a fresh one comes with the next login page.
+            set_cookie(&mut resp, &auth::set_cookie(LOGIN_CSRF_COOKIE, "", Some(0)));
+            resp
+        }
+        Err(e) => {
+            let (code, msg) = match e {
+                LoginError::Throttled(t) => (StatusCode::TOO_MANY_REQUESTS, t.message()),
+                LoginError::Wrong => (
+                    StatusCode::UNAUTHORIZED,
+                    "Wrong user name or password.".to_string(),
+                ),
+                LoginError::Internal => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Login is not possible right now (database error); see the server log."
+                        .to_string(),
+                ),
+            };
+            let csrf = auth::cookie(&headers, LOGIN_CSRF_COOKIE)
+                .unwrap_or_default()
+                .to_string();
+            let page = login_page(&ctx, &app, csrf, next, f.user, Some(msg));
+            (code, render(&page)).into_response()
+        }
+    }
+}
+
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = auth::cookie(&headers, SESSION_COOKIE) {
+        app.sessions.remove(id);
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    set_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, "", Some(0)));
+    resp
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    calls_now: u32,
+    today_peak: u32,
+    today_peak_at: Option<String>,
+    live_note: String,
+    chart_24h: String,
+}
+
+fn chrome(app: &AppState, ctx: &Ctx, nav: &'static str) -> Chrome {
+    Chrome::new(app, &ctx.status, ctx.user.as_ref(), nav)
+}
+
+fn internal(ctx: &Ctx, what: &str, e: &dyn std::error::Error) -> Response {
+    eprintln!("sipmeter serve: {what}: {}", crate::sensor::chain(e));
+    error(ctx.route, StatusCode::INTERNAL_SERVER_ERROR, what)
+}
+
+pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let now = app.now();
+    let tz = app.license.tz.clone();
+    let today = license::day_of(now, &tz);
+    let Ok(channels::Window {
+        start: from,
+        end: to,
+    }) = channels::day_bounds(today, &tz)
+    else {
+        return error(
+            ctx.route,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "date out of range",
+        );
+    };
+    let day_start = now - crate::api::DAY_US;
+    let rows = match app
+        .store
+        .channel_minutes(from.min(day_start), to.max(now))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return internal(&ctx, "cannot read the channel figures", &e),
+    };
+    let today_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r.start >= from && r.start < to)
+        .copied()
+        .collect();
+    let peak = channels::report(&today_rows, &tz, today, today)
+        .ok()
+        .and_then(|r| r.peak);
+    let live = app.live();
+    let live_note = match live.at {
+        Some(at) => format!(
+            "Calls and channels now: live legs at the end of the last capture read ({}).",
+            format_rfc3339(at)
+        ),
+        None => "Calls and channels now: no live legs (no capture with calls still in progress has been read).".to_string(),
+    };
+    // The 24-hour chart comes from `chart::calls_24h_chart` (being written beside this).
+    let chart_24h = String::from("<p>(chart of the last 24 hours: coming)</p>");
+    render(&DashboardPage {
+        chrome: chrome(&app, &ctx, "dashboard"),
+        calls_now: live.calls,
+        today_peak: peak.map_or(0, |p| p.value),
+        today_peak_at: peak.map(|p| format_rfc3339(p.at)),
+        live_note,
+        chart_24h,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "placeholder.html")]
+struct Placeholder {
+    chrome: Chrome,
+    title: &'static str,
+    text: &'static str,
+}
+
+pub async fn cdrs(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    render(&Placeholder {
+        chrome: chrome(&app, &ctx, "cdrs"),
+        title: "CDRs",
+        text: "The CDR browser (filters, sorting, paging, detail with the SIP ladder) is not built yet.",
+    })
+}
+
+pub async fn reports(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    render(&Placeholder {
+        chrome: chrome(&app, &ctx, "reports"),
+        title: "Reports",
+        text: "The daily report (calls, answered, ASR, ACD, failures by code, peak channels) is not built yet.",
+    })
+}
+
+pub async fn alerts(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    render(&Placeholder {
+        chrome: chrome(&app, &ctx, "alerts"),
+        title: "Alerts",
+        text: "Alert rules (webhook, e-mail) and their log are not built yet.",
+    })
+}
+
+#[derive(Template)]
+#[template(path = "concurrent_calls.html")]
+struct ConcurrentCallsPage {
+    chrome: Chrome,
+    report: ReportOut,
+    chart: String,
+}
+
+pub async fn concurrent_calls(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    let (rep, report) = match crate::api::stats_report(&app, crate::api::REPORT_DAYS).await {
+        Ok(r) => r,
+        Err(e) => return internal(&ctx, "cannot compute the report", e.as_ref()),
+    };
+    let _ = rep;
+    // The SVG chart comes from `chart::concurrent_calls_chart` (being written beside this).
+    let chart = String::from("<p>(chart: coming)</p>");
+    render(&ConcurrentCallsPage {
+        chrome: chrome(&app, &ctx, "ccs"),
+        report,
+        chart,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "locked.html")]
+pub struct LockedPage {
+    pub chrome: Chrome,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "about.html")]
+struct AboutPage {
+    chrome: Chrome,
+    mode: &'static str,
+    license_id: String,
+    customer: String,
+    licensed: u32,
+    increase: String,
+    operator_limit: String,
+    issued: String,
+    formal_end: String,
+    grace_end: String,
+    access_end: String,
+    flags: String,
+    binding: String,
+    hwid: String,
+    concurrent: u32,
+    days_over: u32,
+    timeline_reason: String,
+    offending: Vec<(String, u32)>,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    version: &'static str,
+}
+
+fn dash() -> String {
+    "–".to_string()
+}
+
+pub async fn about(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let st: &Status = &ctx.status;
+    let t = st.license.as_ref();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    render(&AboutPage {
+        chrome: chrome(&app, &ctx, "about"),
+        mode: match st.mode {
+            license::Mode::Licensed => "licensed",
+            license::Mode::Evaluation => "evaluation (no license installed)",
+            license::Mode::Invalid => "invalid license file",
+        },
+        license_id: t.map_or_else(dash, |t| t.license_id.clone()),
+        customer: t.map_or_else(dash, |t| t.customer.clone()),
+        licensed: st.limit.licensed,
+        increase: st
+            .limit
+            .temporary_increase
+            .map_or_else(dash, |n| n.to_string()),
+        operator_limit: st.limit.operator_limit.map_or_else(dash, |n| n.to_string()),
+        issued: t.map_or_else(dash, |t| t.issued_at.to_string()),
+        formal_end: t.map_or_else(dash, |t| t.formal_end.to_string()),
+        grace_end: t.map_or_else(dash, |t| t.grace_end.to_string()),
+        access_end: t.map_or_else(dash, |t| t.access_end().to_string()),
+        flags: t.map_or_else(dash, |t| {
+            format!(
+                "{} / {} / {}",
+                yes_no(t.trial),
+                yes_no(t.emergency),
+                yes_no(t.cancelled)
+            )
+        }),
+        binding: t.map_or_else(dash, |t| t.binding.to_string()),
+        hwid: format!("{} ({})", st.hwid.hwid, st.hwid.source.describe()),
+        concurrent: st.concurrent_systems,
+        days_over: st.timeline.days_over,
+        timeline_reason: st.timeline.reason.clone(),
+        offending: st
+            .timeline
+            .offending_days
+            .iter()
+            .map(|d| (d.date.to_string(), d.peak))
+            .collect(),
+        errors: st.errors.iter().map(|e| e.message.clone()).collect(),
+        warnings: st.warnings.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "settings_license.html")]
+struct SettingsLicensePage {
+    chrome: Chrome,
+    message: Option<String>,
+    message_class: &'static str,
+    hwid: String,
+    token: Option<String>,
+    errors: Vec<String>,
+    is_admin: bool,
+}
+
+fn settings_page(
+    app: &AppState,
+    ctx: &Ctx,
+    status: &Status,
+    message: Option<(String, bool)>,
+) -> SettingsLicensePage {
+    let token = license_env::stored_token(&app.data_dir, None)
+        .ok()
+        .flatten()
+        .map(|t| t.to_string());
+    SettingsLicensePage {
+        chrome: Chrome::new(app, status, ctx.user.as_ref(), "settings-license"),
+        message_class: if message.as_ref().is_some_and(|m| m.1) {
+            "ok-text"
+        } else {
+            "error-text"
+        },
+        message: message.map(|m| m.0),
+        hwid: status.hwid.hwid.to_string(),
+        token,
+        errors: status.errors.iter().map(|e| e.message.clone()).collect(),
+        is_admin: ctx
+            .user
+            .as_ref()
+            .is_some_and(|u| u.role == store::Role::Admin),
+    }
+}
+
+pub async fn settings_license(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    let page = settings_page(&app, &ctx, &ctx.status, None);
+    render(&page)
+}
+
+/// Renders Settings > License after a change, with the status recomputed so the page (and
+/// the footer) already show the effect.
+async fn after_change(
+    app: &AppState,
+    ctx: &Ctx,
+    code: StatusCode,
+    message: String,
+    ok: bool,
+) -> Response {
+    let status = app.status().await.unwrap_or_else(|_| ctx.status.clone());
+    let page = settings_page(app, ctx, &status, Some((message, ok)));
+    (code, render(&page)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    token: String,
+}
+
+pub async fn settings_token(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    match f.token.trim().parse::<license::LicenseToken>() {
+        Ok(t) => match license_env::store_token(&app.data_dir, &t) {
+            Ok(_) => {
+                after_change(&app, &ctx, StatusCode::OK, format!(
+                    "License token {t} saved. Use Get/Update License to fetch the license file for it (or upload the key file)."
+                ), true).await
+            }
+            Err(e) => internal(&ctx, "cannot save the token", &e),
+        },
+        Err(e) => after_change(&app, &ctx, StatusCode::BAD_REQUEST, format!("Not a license token: {e}"), false).await,
+    }
+}
+
+pub async fn settings_upload(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    mut mp: Multipart,
+) -> Response {
+    let mut file: Option<Vec<u8>> = None;
+    loop {
+        match mp.next_field().await {
+            Ok(Some(field)) => {
+                if field.name() == Some("file") {
+                    match field.bytes().await {
+                        Ok(b) => file = Some(b.to_vec()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return after_change(
+                    &app,
+                    &ctx,
+                    StatusCode::BAD_REQUEST,
+                    "The upload could not be read; try again.".into(),
+                    false,
+                )
+                .await;
+            }
+        }
+    }
+    let Some(bytes) = file.filter(|b| !b.is_empty()) else {
+        return after_change(
+            &app,
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "Choose a license key file to upload.".into(),
+            false,
+        )
+        .await;
+    };
+    let name = license_env::display_name(&app.license.license_path);
+    let text = match license::license_text(&bytes, &name) {
+        Ok(t) => t.to_string(),
+        Err(e) => {
+            return after_change(
+                &app,
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                format!("Not installed: {e}"),
+                false,
+            )
+            .await;
+        }
+    };
+    let verified = match app.license.verify(&text, app.now()) {
+        Ok(v) => v,
+        Err(e) => {
+            return after_change(
+                &app,
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                format!("Not installed: {e}"),
+                false,
+            )
+            .await;
+        }
+    };
+    if let Err(e) = app.license.install(&text) {
+        return internal(&ctx, "cannot install the license file", &e);
+    }
+    app.invalidate_status();
+    let t = &verified.terms;
+    after_change(
+        &app,
+        &ctx,
+        StatusCode::OK,
+        format!(
+            "License {} installed: {} channels, {}, access until {}. It is in force now.",
+            t.license_id,
+            t.channels,
+            t.binding,
+            t.access_end()
+        ),
+        true,
+    )
+    .await
+}
+
+pub async fn settings_fetch(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    after_change(
+        &app,
+        &ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Get/Update License: the license portal is not configured yet. Download the license key file from the portal and upload it here.".into(),
+        false,
+    )
+    .await
+}

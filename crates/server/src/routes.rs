@@ -1,0 +1,110 @@
+//! The one route table. Every route the router serves is listed here with who may call it
+//! and what a license lock does to it; the gate middleware refuses any matched route that is
+//! missing from the table, so a route cannot be added without deciding both, and the
+//! anonymous crawl test walks this same list.
+
+use axum::http::Method;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No login: the login page, health check, metrics.
+    Public,
+    /// Any logged-in user.
+    User,
+    /// Admins only (settings).
+    Admin,
+}
+
+/// What a license lock does to a route (SPEC §3: locked = only login, About/License and
+/// Settings > License work; reports, CSV and the data API answer 423; ingest never stops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Always served: login/logout, About/License, Settings > License, health, metrics,
+    /// the license API and the API description.
+    Exempt,
+    /// A GUI page: 423 page when the GUI is locked.
+    Page,
+    /// Reports: 423 when reports are locked.
+    Report,
+    /// CSV export: 423 when CSV export is locked.
+    Csv,
+    /// Data API: 423 JSON when the data API is locked.
+    DataApi,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub lock: Lock,
+    /// Under `/api/`: answers JSON, 401 instead of a redirect to the login page, accepts
+    /// HTTP Basic.
+    pub api: bool,
+}
+
+const fn r(method: Method, path: &'static str, access: Access, lock: Lock) -> RouteSpec {
+    let b = path.as_bytes();
+    let api = b.len() >= 5
+        && b[0] == b'/'
+        && b[1] == b'a'
+        && b[2] == b'p'
+        && b[3] == b'i'
+        && b[4] == b'/';
+    RouteSpec {
+        method,
+        path,
+        access,
+        lock,
+        api,
+    }
+}
+
+use Access::{Admin, Public, User};
+
+pub const ROUTES: &[RouteSpec] = &[
+    r(Method::GET, "/healthz", Public, Lock::Exempt),
+    r(Method::GET, "/metrics", Public, Lock::Exempt),
+    r(Method::GET, "/login", Public, Lock::Exempt),
+    r(Method::POST, "/login", Public, Lock::Exempt),
+    r(Method::POST, "/logout", User, Lock::Exempt),
+    r(Method::GET, "/", User, Lock::Page),
+    r(Method::GET, "/cdrs", User, Lock::Page),
+    r(Method::GET, "/tools/concurrent-calls", User, Lock::Page),
+    r(Method::GET, "/reports", User, Lock::Report),
+    r(Method::GET, "/alerts", User, Lock::Page),
+    r(Method::GET, "/about", User, Lock::Exempt),
+    r(Method::GET, "/settings/license", User, Lock::Exempt),
+    r(Method::POST, "/settings/license/token", Admin, Lock::Exempt),
+    r(
+        Method::POST,
+        "/settings/license/upload",
+        Admin,
+        Lock::Exempt,
+    ),
+    r(Method::POST, "/settings/license/fetch", Admin, Lock::Exempt),
+    r(Method::GET, "/api/v1/openapi.json", User, Lock::Exempt),
+    r(Method::GET, "/api/v1/license", User, Lock::Exempt),
+    r(Method::GET, "/api/v1/channels/now", User, Lock::DataApi),
+    r(Method::GET, "/api/v1/channels/stats", User, Lock::DataApi),
+];
+
+pub fn find(method: &Method, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.path == path && r.method == method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_no_duplicates_and_api_flag_follows_the_path() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            assert_eq!(a.api, a.path.starts_with("/api/"), "{}", a.path);
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.path == b.path && a.method == b.method), "{}", a.path);
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Starting and stopping a server: the store handles, the embedded sensor, the HTTP listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use channels::ActiveMode;
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::error::ServerError;
+use crate::license_env::LicenseSetup;
+use crate::state::AppState;
+use crate::{api, auth, gate, pages, sensor};
+
+/// Name of the first administrator, created on first start.
+pub const FIRST_ADMIN: &str = "admin";
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Captures put here are read by the embedded sensor.
+    pub pcap_dir: Option<PathBuf>,
+    /// Password of the first admin; generated (and reported in [`Started`]) when `None`.
+    pub admin_password: Option<String>,
+    pub license: LicenseSetup,
+    pub pipeline: ::sensor::PipelineConfig,
+    pub channel_mode: ActiveMode,
+    /// How often the capture directory is listed.
+    pub pcap_poll: Duration,
+    /// How long a capture's size must stay unchanged before it is read.
+    pub pcap_settle: Duration,
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Set when the first admin was created with a generated password (print it once).
+    pub generated_admin_password: Option<String>,
+    pub state: AppState,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    writer: tokio::task::JoinHandle<()>,
+    sensor_stop: Arc<AtomicBool>,
+    sensor: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The router: every route of [`crate::routes::ROUTES`], behind the gate.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
+        .route("/", get(pages::dashboard))
+        .route("/cdrs", get(pages::cdrs))
+        .route("/tools/concurrent-calls", get(pages::concurrent_calls))
+        .route("/reports", get(pages::reports))
+        .route("/alerts", get(pages::alerts))
+        .route("/about", get(pages::about))
+        .route("/settings/license", get(pages::settings_license))
+        .route("/settings/license/token", post(pages::settings_token))
+        .route("/settings/license/upload", post(pages::settings_upload))
+        .route("/settings/license/fetch", post(pages::settings_fetch))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/license", get(api::license_status))
+        .route("/api/v1/channels/now", get(api::channels_now))
+        .route("/api/v1/channels/stats", get(api::channels_stats))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ))
+        .with_state(state)
+}
+
+/// Creates the first admin if there is none; returns the generated password, if any.
+async fn ensure_admin(
+    store: &store::Store,
+    password: Option<&str>,
+    now: calls::Micros,
+) -> Result<Option<String>, ServerError> {
+    if store.user_by_name(FIRST_ADMIN).await?.is_some() {
+        return Ok(None);
+    }
+    let (pw, generated) = match password {
+        Some(p) => (p.to_string(), false),
+        None => (auth::random_token()[..20].to_string(), true),
+    };
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw).map(|h| (h, pw)))
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
+    let created = store
+        .create_user(FIRST_ADMIN, store::Role::Admin, &hash.0, now)
+        .await?;
+    Ok((created && generated).then_some(hash.1))
+}
+
+impl Running {
+    /// Starts everything; the server answers as soon as this returns.
+    pub async fn start(
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Running, ServerError> {
+        if let Some(dir) = &config.pcap_dir
+            && !dir.is_dir()
+        {
+            return Err(ServerError::PcapDir(dir.clone()));
+        }
+        // Two handles on one WAL database: the writer's long batch transactions never make a
+        // page wait, since WAL readers see the last committed state.
+        let writer_store = store::Store::open_sqlite(&config.data_dir).await?;
+        let reader = store::Store::open_sqlite(&config.data_dir).await?;
+        let generated =
+            ensure_admin(&reader, config.admin_password.as_deref(), clock.now()).await?;
+        let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password("not a password"))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??;
+        let state = AppState::new(
+            reader,
+            clock,
+            config.license.clone(),
+            config.channel_mode,
+            config.data_dir.clone(),
+            config.pcap_dir.clone(),
+            dummy_hash,
+        );
+
+        let (tx, rx) = mpsc::channel(4);
+        let writer = tokio::spawn(sensor::writer(
+            writer_store,
+            rx,
+            state.clone(),
+            config.data_dir.clone(),
+        ));
+        let sensor_stop = Arc::new(AtomicBool::new(false));
+        let sensor = match &config.pcap_dir {
+            Some(dir) => {
+                let cfg = sensor::WatchConfig {
+                    dir: dir.clone(),
+                    pipeline: config.pipeline.clone(),
+                    mode: config.channel_mode,
+                    poll: config.pcap_poll,
+                    settle: config.pcap_settle,
+                };
+                let done = sensor::load_done(&config.data_dir);
+                let stop = sensor_stop.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("sensor".into())
+                        .spawn(move || sensor::watch(cfg, done, tx, stop))
+                        .map_err(ServerError::Sensor)?,
+                )
+            }
+            None => {
+                drop(tx);
+                None
+            }
+        };
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = signal.await;
+                })
+                .await
+        });
+        Ok(Running {
+            addr,
+            generated_admin_password: generated,
+            state,
+            shutdown,
+            http,
+            writer,
+            sensor_stop,
+            sensor,
+        })
+    }
+
+    /// Stops taking requests, lets the sensor finish the capture it is reading, stores
+    /// everything it handed over, and closes the database.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(());
+        let http = self
+            .http
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?;
+        self.sensor_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.sensor.take() {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| ServerError::Task(e.to_string()))?
+                .map_err(|_| ServerError::Task("the sensor thread panicked".into()))?;
+        }
+        self.writer
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?;
+        http.map_err(|e| ServerError::Task(e.to_string()))
+    }
+}

@@ -1,0 +1,819 @@
+//! The server over real HTTP: a real listener on 127.0.0.1 (ephemeral port), real SQLite in a
+//! temporary directory, the embedded sensor on a real capture directory, a real HTTP client,
+//! and a fake clock for the dates.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calls::Micros;
+use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use server::routes::{Access, ROUTES};
+use server::{FakeClock, LicenseSetup, Running, ServerConfig};
+
+const ADMIN_PW: &str = "correct horse battery";
+const HWID: &str = "1111-2222-3333-4444";
+const DAY: Micros = 86_400_000_000;
+
+fn us(rfc3339: &str) -> Micros {
+    rfc3339.parse::<jiff::Timestamp>().unwrap().as_microsecond()
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    signing: SigningKey,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pcaps")).unwrap();
+        World {
+            dir,
+            signing: SigningKey::generate(&mut license::OsRng),
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pcaps(&self) -> PathBuf {
+        self.dir.path().join("pcaps")
+    }
+
+    fn setup(&self) -> LicenseSetup {
+        let mut keyring = Keyring::builtin();
+        keyring.add(self.signing.public());
+        LicenseSetup {
+            data_dir: self.data(),
+            license_path: self.data().join("license.key"),
+            keyring,
+            hwid: ResolvedHwid {
+                hwid: HWID.parse::<Hwid>().unwrap(),
+                source: HwidSource::Override,
+            },
+            domain: None,
+            operator_limit: None,
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// A license for this world's hardware id, issued 40 days before `now`.
+    fn license(&self, channels: u32, now: Micros) -> String {
+        let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
+        let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
+        let terms = LicenseTerms {
+            license_id: format!("L-TEST-{channels}"),
+            customer: "Example Telecom".into(),
+            channels,
+            issued_at: license::timestamp(now - 40 * DAY).unwrap(),
+            formal_end,
+            grace_end: license::grace_end_for(formal_end, false),
+            cancelled: false,
+            trial: false,
+            emergency: false,
+            binding: Binding::Hwid(HWID.parse().unwrap()),
+            grants: vec![],
+            refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
+        };
+        license::issue(&terms, &self.signing).unwrap()
+    }
+
+    async fn start(&self, clock: &FakeClock) -> Running {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self.data(),
+            pcap_dir: Some(self.pcaps()),
+            admin_password: Some(ADMIN_PW.into()),
+            license: self.setup(),
+            pipeline: sensor::PipelineConfig {
+                tracker: calls::TrackerConfig {
+                    keep_messages: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            channel_mode: channels::ActiveMode::Signalling,
+            pcap_poll: Duration::from_millis(50),
+            pcap_settle: Duration::from_millis(200),
+        };
+        Running::start(config, Arc::new(clock.clone()))
+            .await
+            .unwrap()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// The value of the first `name="csrf"` hidden field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("page has a csrf field");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn login_as(
+    c: &reqwest::Client,
+    addr: SocketAddr,
+    user: &str,
+    pw: &str,
+) -> reqwest::Response {
+    let page = c.get(url(addr, "/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    c.post(url(addr, "/login"))
+        .form(&[
+            ("user", user),
+            ("password", pw),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn logged_in(addr: SocketAddr) -> reqwest::Client {
+    let c = client();
+    let r = login_as(&c, addr, "admin", ADMIN_PW).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    c
+}
+
+async fn get_text(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let r = c.get(url(addr, path)).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// A CSRF token of a logged-in session (from any page with a form).
+async fn session_csrf(c: &reqwest::Client, addr: SocketAddr) -> String {
+    let (_, html) = get_text(c, addr, "/settings/license").await;
+    csrf_of(&html)
+}
+
+/// The value of a metric line `name value`.
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = client()
+        .get(url(addr, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
+
+async fn wait_for_captures(addr: SocketAddr, n: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(addr, "sipmeter_captures_processed_total").await < n {
+        assert!(Instant::now() < deadline, "captures not processed in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn footer_numbers(html: &str) -> (u32, u32) {
+    let grab = |id: &str| -> u32 {
+        let key = format!("id=\"{id}\">");
+        let at = html.find(&key).unwrap_or_else(|| panic!("no {id} in page")) + key.len();
+        html[at..html[at..].find('<').unwrap() + at]
+            .parse()
+            .unwrap()
+    };
+    (grab("active-channels"), grab("license-limit"))
+}
+
+#[tokio::test]
+async fn login_session_and_logout() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
+    let s = w.start(&clock).await;
+    let c = client();
+    let r = c.get(url(s.addr, "/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login?next=%2F");
+
+    let r = login_as(&c, s.addr, "admin", ADMIN_PW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let (code, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("<h1>Dashboard</h1>"));
+    assert!(html.contains("Active channels"));
+    assert!(html.contains("admin (admin)"));
+
+    let csrf = csrf_of(&html);
+    let r = c
+        .post(url(s.addr, "/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c.get(url(s.addr, "/")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the session is gone after logout"
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_throttled_per_user_with_a_clear_message() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
+    let s = w.start(&clock).await;
+    let c = client();
+    for _ in 0..server::auth::MAX_FAILURES_PER_USER {
+        let r = login_as(&c, s.addr, "admin", "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("Wrong user name or password.")
+        );
+    }
+    // Now even the right password is refused, and the page says why.
+    let r = login_as(&c, s.addr, "admin", ADMIN_PW).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("Too many failed logins for this user"),
+        "{text}"
+    );
+    // HTTP Basic counts against the same throttle.
+    let r = c
+        .get(url(s.addr, "/api/v1/license"))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(metric(s.addr, "sipmeter_logins_failed_total").await >= 6.0);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn posts_without_the_csrf_token_are_rejected() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
+    let s = w.start(&clock).await;
+    // The login form itself: a made-up token does not match the cookie.
+    let c = client();
+    let _ = c.get(url(s.addr, "/login")).send().await.unwrap();
+    let r = c
+        .post(url(s.addr, "/login"))
+        .form(&[
+            ("user", "admin"),
+            ("password", ADMIN_PW),
+            ("csrf", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let c = logged_in(s.addr).await;
+    let token = [("token", "ABCD-EFGH-JKLM-NPQR")];
+    let r = c
+        .post(url(s.addr, "/settings/license/token"))
+        .form(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post(url(s.addr, "/settings/license/token"))
+        .form(&[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", "0000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Multipart without the field.
+    let form = reqwest::multipart::Form::new().text("file", "x");
+    let r = c
+        .post(url(s.addr, "/settings/license/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!w.data().join("license.token").exists());
+
+    let csrf = session_csrf(&c, s.addr).await;
+    let r = c
+        .post(url(s.addr, "/settings/license/token"))
+        .form(&[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("License token ABCD-EFGH-JKLM-NPQR saved")
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_but_login_health_and_metrics_answers_without_a_login() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
+    let s = w.start(&clock).await;
+    let c = client();
+    let mut crawled = 0;
+    for route in ROUTES {
+        let req = if route.method == reqwest::Method::POST {
+            c.post(url(s.addr, route.path)).form(&[("csrf", "x")])
+        } else {
+            c.get(url(s.addr, route.path))
+        };
+        let r = req.send().await.unwrap();
+        let code = r.status();
+        match (route.access, route.api) {
+            (Access::Public, _) => {
+                assert!(
+                    code == StatusCode::OK
+                        || (route.method == reqwest::Method::POST && code == StatusCode::FORBIDDEN),
+                    "{} {} gave {code}",
+                    route.method,
+                    route.path
+                );
+            }
+            (_, true) => {
+                assert_eq!(code, StatusCode::UNAUTHORIZED, "{}", route.path);
+                assert!(r.headers().contains_key("www-authenticate"));
+                let body: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(body["error"], "login required");
+            }
+            (_, false) => {
+                assert_eq!(
+                    code,
+                    StatusCode::SEE_OTHER,
+                    "{} {}",
+                    route.method,
+                    route.path
+                );
+                let loc = r.headers()["location"].to_str().unwrap();
+                assert!(loc.starts_with("/login"), "{loc}");
+            }
+        }
+        crawled += 1;
+    }
+    assert!(crawled >= 19);
+    // HTTP Basic works on the API only, not on pages.
+    let r = c
+        .get(url(s.addr, "/api/v1/license"))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .get(url(s.addr, "/"))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The API description lists what exists.
+    let doc: serde_json::Value = c
+        .get(url(s.addr, "/api/v1/openapi.json"))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for route in ROUTES.iter().filter(|r| r.api) {
+        assert!(
+            doc["paths"].get(route.path).is_some(),
+            "{} missing from openapi.json",
+            route.path
+        );
+    }
+    s.stop().await.unwrap();
+}
+
+/// The first `keep` packets of a classic little-endian pcap.
+fn truncated_pcap(src: &Path, until_us: Micros) -> Vec<u8> {
+    let data = std::fs::read(src).unwrap();
+    assert_eq!(
+        &data[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "classic µs pcap expected"
+    );
+    let mut out = data[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let u = |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().unwrap());
+        let ts = i64::from(u(0)) * 1_000_000 + i64::from(u(4));
+        let len = u(8) as usize;
+        if ts > until_us {
+            break;
+        }
+        out.extend_from_slice(&data[at..at + 16 + len]);
+        at += 16 + len;
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
+    let s = w.start(&clock).await;
+    let c = logged_in(s.addr).await;
+    let (_, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(footer_numbers(&html), (0, license::EVALUATION_CHANNELS));
+
+    // Half of the capture first: the calls still in progress at its end are the channels now.
+    let expected: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("tests/data/basic_concurrent.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let spans: Vec<(Micros, Micros)> = expected
+        .iter()
+        .map(|l| {
+            (
+                us(l["start"].as_str().unwrap()),
+                us(l["end"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let active_at = |t: Micros| spans.iter().filter(|(a, b)| *a <= t && t < *b).count();
+    let t5 = spans
+        .iter()
+        .map(|s| s.0)
+        .filter(|&t| active_at(t) == 5)
+        .max()
+        .expect("an instant with 5 calls");
+    let src = repo_file("tests/data/basic_concurrent.pcap");
+    // Written elsewhere, then moved in: the sensor must never see half a file.
+    let tmp = w.dir.path().join("half.pcap");
+    std::fs::write(&tmp, truncated_pcap(&src, t5)).unwrap();
+    std::fs::rename(&tmp, w.pcaps().join("a-half.pcap")).unwrap();
+    wait_for_captures(s.addr, 1.0).await;
+    let (_, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(
+        footer_numbers(&html),
+        (5, 10),
+        "live legs at the end of the half capture"
+    );
+    let now: serde_json::Value = c
+        .get(url(s.addr, "/api/v1/channels/now"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["active_channels"], 5);
+    assert_eq!(now["limit"], 10);
+
+    // The whole capture in a second data directory would give the same legs; here it adds the
+    // complete legs (new starts are new legs) and no call is left in progress.
+    std::fs::copy(&src, w.pcaps().join("b-full.pcap")).unwrap();
+    wait_for_captures(s.addr, 2.0).await;
+    let (_, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(footer_numbers(&html), (0, 10));
+    assert!(
+        html.contains("id=\"today-peak\">5<"),
+        "today's peak is the capture's 5 channels"
+    );
+
+    let stats: server::report::ReportOut = c
+        .get(url(s.addr, "/api/v1/channels/stats?days=14"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats.peak, 5);
+    assert_eq!(stats.days.len(), 14);
+    assert_eq!(stats.days.last().unwrap().day, "2026-11-28");
+    assert_eq!(stats.hours.len(), 14 * 24);
+    let r = c
+        .get(url(s.addr, "/api/v1/channels/stats?days=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let (code, html) = get_text(&c, s.addr, "/tools/concurrent-calls").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("id=\"ccs-peak\">5<"));
+    assert!(metric(s.addr, "sipmeter_legs_stored").await >= 10.0);
+    assert_eq!(metric(s.addr, "sipmeter_active_channels").await, 0.0);
+    s.stop().await.unwrap();
+
+    // A restart does not read the same captures again.
+    let s = w.start(&clock).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        metric(s.addr, "sipmeter_captures_processed_total").await,
+        0.0
+    );
+    s.stop().await.unwrap();
+}
+
+/// `per_day` concurrent calls (distinct numbers) on each of `days`, 10:00–10:30 UTC.
+fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
+    let mut legs = Vec::new();
+    for d in days {
+        let start = d
+            .at(10, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_microsecond();
+        for i in 0..per_day {
+            legs.push(calls::Leg {
+                call_id: format!("busy-{d}-{i}"),
+                sensor_id: 1,
+                caller: format!("4420700{i:05}"),
+                caller_domain: "example.test".into(),
+                caller_name: None,
+                called: format!("4420300{i:05}"),
+                called_domain: "example.test".into(),
+                called_name: None,
+                from_tag: None,
+                to_tag: None,
+                start: start + i64::from(i),
+                answer: Some(start + 1_000_000),
+                end: start + 1_800_000_000,
+                last_response: Some(200),
+                last_response_text: Some("OK".into()),
+                end_reason: calls::EndReason::ByeConfirmed,
+                hangup_by: None,
+                transport: sip::Transport::Udp,
+                src_ip: "192.0.2.1".parse().unwrap(),
+                src_port: 5060,
+                dst_ip: "192.0.2.2".parse().unwrap(),
+                dst_port: 5060,
+                partial: false,
+                referred_by: None,
+                refer_to: None,
+                replaces: None,
+                user_agent: None,
+                sip_message_count: 0,
+                messages: vec![],
+            });
+        }
+    }
+    legs
+}
+
+#[tokio::test]
+async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
+    let w = World::new();
+    let now = us("2026-11-28T12:00:00Z");
+    let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
+    // 5 channels on each of the 15 days before today, against a 4-channel license.
+    let days: Vec<jiff::civil::Date> = (1..=15)
+        .map(|n| today.checked_sub(jiff::Span::new().days(n)).unwrap())
+        .collect();
+    {
+        let mut store = store::Store::open_sqlite(w.data()).await.unwrap();
+        store.insert_legs(&busy_days(&days, 5)).await.unwrap();
+        store
+            .update_channel_stats(channels::ActiveMode::Signalling)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    std::fs::write(w.data().join("license.key"), w.license(4, now)).unwrap();
+
+    // Two days earlier the streak was 14 days long (13 before, and that day): lockdown, the
+    // pages work and carry the countdown.
+    let clock = FakeClock::new(now - 2 * DAY);
+    let s = w.start(&clock).await;
+    let c = logged_in(s.addr).await;
+    let (code, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        html.contains("License lockdown: the GUI locks in 1 day(s)"),
+        "{html}"
+    );
+    assert_eq!(footer_numbers(&html), (0, 4));
+
+    // Today: 15 days over. Locked.
+    clock.set(now);
+    for path in [
+        "/",
+        "/cdrs",
+        "/tools/concurrent-calls",
+        "/reports",
+        "/alerts",
+    ] {
+        let (code, html) = get_text(&c, s.addr, path).await;
+        assert_eq!(code, StatusCode::LOCKED, "{path}");
+        assert!(html.contains("The GUI is locked by the license"), "{path}");
+        assert!(
+            html.contains("15 consecutive days"),
+            "{path}: the reason is shown"
+        );
+        assert!(html.contains("Settings › License"), "{path}: how to unlock");
+    }
+    for path in ["/about", "/settings/license"] {
+        let (code, _) = get_text(&c, s.addr, path).await;
+        assert_eq!(code, StatusCode::OK, "{path} stays usable when locked");
+    }
+    let (_, about) = get_text(&c, s.addr, "/about").await;
+    assert!(about.contains("id=\"days-over\">15<"));
+    assert!(about.contains("L-TEST-4"));
+    for path in ["/api/v1/channels/now", "/api/v1/channels/stats?days=14"] {
+        let r = c
+            .get(url(s.addr, path))
+            .basic_auth("admin", Some(ADMIN_PW))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::LOCKED, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "locked");
+        assert_eq!(body["lock_reason"]["kind"], "over_limit");
+        assert!(
+            body["reason"]
+                .as_str()
+                .unwrap()
+                .contains("15 consecutive days")
+        );
+    }
+    let lic: serde_json::Value = c
+        .get(url(s.addr, "/api/v1/license"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lic["state"], "locked");
+    assert_eq!(
+        metric(s.addr, "sipmeter_license_state{state=\"locked\"}").await,
+        1.0
+    );
+
+    // Recording goes on while locked.
+    let before = metric(s.addr, "sipmeter_legs_stored").await;
+    std::fs::copy(
+        repo_file("tests/data/basic_concurrent.pcap"),
+        w.pcaps().join("while-locked.pcap"),
+    )
+    .unwrap();
+    wait_for_captures(s.addr, 1.0).await;
+    assert_eq!(metric(s.addr, "sipmeter_legs_stored").await, before + 10.0);
+
+    // A wrong key is refused with the words users search for, and changes nothing.
+    let csrf = session_csrf(&c, s.addr).await;
+    let expired_or_foreign = {
+        let other = SigningKey::generate(&mut license::OsRng);
+        let mut terms_text = w.license(50, now);
+        terms_text.push('x');
+        drop(other);
+        terms_text
+    };
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(expired_or_foreign.into_bytes())
+                .file_name("license.key"),
+        );
+    let r = c
+        .post(url(s.addr, "/settings/license/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("Not installed"));
+    let (code, _) = get_text(&c, s.addr, "/").await;
+    assert_eq!(code, StatusCode::LOCKED);
+
+    // A 10-channel key through Settings > License: unlocked on the very next request.
+    let form = reqwest::multipart::Form::new().text("csrf", csrf).part(
+        "file",
+        reqwest::multipart::Part::bytes(w.license(10, now).into_bytes()).file_name("license.key"),
+    );
+    let r = c
+        .post(url(s.addr, "/settings/license/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("License L-TEST-10 installed"), "{text}");
+    let (code, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(footer_numbers(&html).1, 10);
+    let r = c
+        .get(url(s.addr, "/api/v1/channels/now"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        w.data().join("license.key.old").exists(),
+        "the previous key is kept"
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_for_another_hwid_is_reported_in_the_words_users_search_for() {
+    let w = World::new();
+    let now = us("2026-11-28T12:00:00Z");
+    let clock = FakeClock::new(now);
+    // Issued for another machine.
+    let text = {
+        let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
+        let formal_end = today.checked_add(jiff::Span::new().days(30)).unwrap();
+        let terms = LicenseTerms {
+            license_id: "L-OTHER".into(),
+            customer: "Example Telecom".into(),
+            channels: 50,
+            issued_at: license::timestamp(now - DAY).unwrap(),
+            formal_end,
+            grace_end: license::grace_end_for(formal_end, false),
+            cancelled: false,
+            trial: false,
+            emergency: false,
+            binding: Binding::Hwid("AAAA-BBBB-CCCC-DDDD".parse().unwrap()),
+            grants: vec![],
+            refresh_by: license::timestamp(now + DAY).unwrap(),
+        };
+        license::issue(&terms, &w.signing).unwrap()
+    };
+    std::fs::create_dir_all(w.data()).unwrap();
+    std::fs::write(w.data().join("license.key"), text).unwrap();
+    let s = w.start(&clock).await;
+    let c = logged_in(s.addr).await;
+    let (code, html) = get_text(&c, s.addr, "/settings/license").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        html.contains("license file license.key is for another hwid"),
+        "{html}"
+    );
+    let (code, _) = get_text(&c, s.addr, "/").await;
+    assert_eq!(
+        code,
+        StatusCode::LOCKED,
+        "an invalid key locks like an expired one"
+    );
+    let csrf = session_csrf(&c, s.addr).await;
+    let r = c
+        .post(url(s.addr, "/settings/license/fetch"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("the license portal is not configured yet")
+    );
+    s.stop().await.unwrap();
+}

@@ -1,0 +1,97 @@
+//! `sipmeter serve`: the central server (web GUI, JSON API, license enforcement) on the
+//! embedded SQLite database, with an embedded sensor reading a capture directory. The server
+//! itself lives in the `server` crate; this module turns flags and config into its settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::config::{CommonFlags, FileConfig, Settings};
+use crate::license_cmd::{self, LicenseFlags};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port of the web GUI and API
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Read every capture put into DIR, those already there and new ones, each once
+    #[arg(long, value_name = "DIR")]
+    pcap_dir: Option<PathBuf>,
+    /// Password of the first administrator `admin`, used only when that user is created
+    /// (first start); without it a password is generated and printed once
+    #[arg(long, env = "SIPMETER_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    #[command(flatten)]
+    license: LicenseFlags,
+}
+
+pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
+    let settings = Settings::resolve(file, common, true)?;
+    let license = license_cmd::license_setup(&args.license, file, common)?;
+    let config = server::ServerConfig {
+        listen: args.listen,
+        data_dir: settings.data_dir.clone(),
+        pcap_dir: args.pcap_dir.clone(),
+        admin_password: args.admin_password.clone().filter(|p| !p.is_empty()),
+        license,
+        pipeline: settings.pipeline,
+        channel_mode: settings.channel_mode,
+        pcap_poll: Duration::from_secs(1),
+        pcap_settle: Duration::from_secs(2),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let running = server::Running::start(config, Arc::new(server::SystemClock))
+            .await
+            .context("cannot start the server")?;
+        if let Some(pw) = &running.generated_admin_password {
+            eprintln!(
+                "sipmeter: created the administrator `{}` with the password {pw}\n\
+                 sipmeter: it is shown only this once; log in and keep it safe",
+                server::FIRST_ADMIN
+            );
+        }
+        eprintln!(
+            "sipmeter: serving http://{}/ (data in {}{})",
+            running.addr,
+            settings.data_dir.display(),
+            args.pcap_dir
+                .as_ref()
+                .map(|d| format!(", reading captures from {}", d.display()))
+                .unwrap_or_default()
+        );
+        shutdown_signal().await;
+        eprintln!("sipmeter: stopping");
+        running.stop().await.context("stopping the server")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM (systemd, docker stop).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
