@@ -5,7 +5,12 @@
 //! Builds a SQLite database in a temporary directory with a realistic outcome mix (answered
 //! calls, busy, not found, cancelled, timeouts), then times `Store::leg_outcomes` for one day
 //! (first run and best of 5). For comparison it then adds a covering index for the query
-//! (on the throw-away database only) and times it again, to show what a migration would buy.
+//! (on the throw-away database only) and times it again, to show what that index would buy
+//! (measured: nothing; the GROUP BY sort dominates, see `store::summary`).
+//!
+//! Notes: on a 2-core machine one 1 M-leg day took ~1.07 s. The same groups materialised per
+//! 15-minute bucket (576 rows for the day, built by one GROUP BY over all legs in ~1.2 s)
+//! summed for a day in ~0.3 ms.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
