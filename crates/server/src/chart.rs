@@ -217,8 +217,6 @@ pub fn concurrent_calls_chart(
     }
     svg.push("</g>");
 
-    plot.limit_line(&mut svg, limit);
-
     // Day peaks: a marker and its value, one link per day.
     svg.push("<g class=\"peaks\" font-size=\"11\" text-anchor=\"middle\">");
     for d in &days {
@@ -238,7 +236,7 @@ pub fn concurrent_calls_chart(
             "<a href=\"{}\" aria-label=\"{}\"><title>{}</title>\
              <circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4.5\" fill=\"#b00020\" stroke=\"#fff\" \
              stroke-width=\"1\"/><text x=\"{x:.1}\" y=\"{:.1}\" fill=\"#b00020\" \
-             font-weight=\"bold\" text-decoration=\"underline\">{}</text></a>",
+             font-weight=\"bold\" text-decoration=\"underline\" {HALO}>{}</text></a>",
             esc(&explain_url(d.day)),
             esc(&label),
             esc(&label),
@@ -247,6 +245,8 @@ pub fn concurrent_calls_chart(
         );
     }
     svg.push("</g>");
+    // Last, so its label stays readable over bars and peak markers.
+    plot.limit_line(&mut svg, limit);
     legend(
         &mut svg,
         "Maximum per 60 minutes",
@@ -360,6 +360,8 @@ const BAR: &str = "#9ec3e6";
 const BAR_OVER: &str = "#f2a29b";
 const MEAN: &str = "#1f4e8c";
 const LIMIT: &str = "#c0392b";
+/// A white outline under labels drawn over bars, so they stay readable where they overlap.
+const HALO: &str = "stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\"";
 
 /// Maps time and channel counts to the plot area.
 struct Plot {
@@ -492,7 +494,7 @@ impl Plot {
             "<g class=\"limit\"><line x1=\"{LEFT:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" \
              stroke=\"{LIMIT}\" stroke-width=\"2\" stroke-dasharray=\"8 4\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{LIMIT}\" text-anchor=\"end\" \
-             font-weight=\"bold\">License limit {l}</text></g>",
+             font-weight=\"bold\" {HALO}>License limit {l}</text></g>",
             LEFT + PW,
             LEFT + PW - 4.0,
             (y - 4.0).max(10.0)
