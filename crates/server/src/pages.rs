@@ -267,8 +267,17 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         ),
         None => "Calls and channels now: no live legs (no capture with calls still in progress has been read).".to_string(),
     };
-    // The 24-hour chart comes from `chart::calls_24h_chart` (being written beside this).
-    let chart_24h = String::from("<p>(chart of the last 24 hours: coming)</p>");
+    let window = channels::Window {
+        start: (now - crate::api::DAY_US).div_euclid(60_000_000) * 60_000_000,
+        end: now,
+    };
+    let chart_24h = crate::chart::calls_24h_chart(
+        &crate::chart::buckets_from_minutes(&rows, window, 5 * 60_000_000),
+        window,
+        Some(ctx.status.limit.effective),
+        &tz,
+        tz.iana_name().unwrap_or("UTC"),
+    );
     render(&DashboardPage {
         chrome: chrome(&app, &ctx, "dashboard"),
         calls_now: live.calls,
@@ -327,9 +336,25 @@ pub async fn concurrent_calls(
         Ok(r) => r,
         Err(e) => return internal(&ctx, "cannot compute the report", e.as_ref()),
     };
-    let _ = rep;
-    // The SVG chart comes from `chart::concurrent_calls_chart` (being written beside this).
-    let chart = String::from("<p>(chart: coming)</p>");
+    let tz = &app.license.tz;
+    let hours: Vec<_> = rep
+        .hours
+        .iter()
+        .map(crate::chart::Bucket::from_period)
+        .collect();
+    let days: Vec<_> = rep
+        .days
+        .iter()
+        .map(crate::chart::DayMark::from_day_stats)
+        .collect();
+    let chart = crate::chart::concurrent_calls_chart(
+        &hours,
+        &days,
+        Some(ctx.status.limit.effective),
+        tz,
+        tz.iana_name().unwrap_or("UTC"),
+        &|d| format!("/tools/concurrent-calls?explain={d}"),
+    );
     render(&ConcurrentCallsPage {
         chrome: chrome(&app, &ctx, "ccs"),
         report,

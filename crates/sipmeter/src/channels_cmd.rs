@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use calls::Micros;
 use calls::time::{format_rfc3339, parse_rfc3339};
-use channels::{ActiveMode, Keyer, MinuteRow, Report, Span, Window};
+use channels::{ActiveMode, Keyer, MinuteRow, Span, Window};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::config::{CommonFlags, FileConfig, Settings};
 use crate::ingest;
+use server::report::{HourOut, ReportOut};
 
 const DAY: Micros = 86_400_000_000;
 /// Days in the default report: the Concurrent Calls Stats window.
@@ -269,72 +270,6 @@ fn count(
     })
 }
 
-#[derive(Serialize)]
-struct DayOut {
-    day: String,
-    peak: u32,
-    peak_at: Option<String>,
-    mean: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct HourOut {
-    start: String,
-    max: u32,
-    mean: f64,
-}
-
-#[derive(Serialize)]
-struct ReportOut {
-    peak: u32,
-    peak_at: Option<String>,
-    time_zone: String,
-    mode: &'static str,
-    from: String,
-    to: String,
-    days: Vec<DayOut>,
-    hours: Vec<HourOut>,
-}
-
-fn report_out(rep: &Report, counted: &Counted, from: Date, to: Date) -> ReportOut {
-    ReportOut {
-        peak: rep.peak.map_or(0, |p| p.value),
-        peak_at: rep.peak.map(|p| format_rfc3339(p.at)),
-        time_zone: counted.tz.iana_name().unwrap_or("UTC").to_string(),
-        mode: match counted.mode {
-            ActiveMode::Signalling => "signalling",
-            ActiveMode::Answered => "answered",
-        },
-        from: from.to_string(),
-        to: to.to_string(),
-        days: rep
-            .days
-            .iter()
-            .map(|d| DayOut {
-                day: d.day.to_string(),
-                peak: d.stats.peak.map_or(0, |p| p.value),
-                peak_at: d.stats.peak.map(|p| format_rfc3339(p.at)),
-                mean: mean_over(d.stats.integral, d.stats.start, d.stats.end),
-            })
-            .collect(),
-        hours: rep
-            .hours
-            .iter()
-            .map(|h| HourOut {
-                start: format_rfc3339(h.start),
-                max: h.peak.map_or(0, |p| p.value),
-                mean: mean_over(h.integral, h.start, h.end).unwrap_or(0.0),
-            })
-            .collect(),
-    }
-}
-
-/// Time-weighted mean over the whole period: minutes without a row had no channel, so they
-/// count as zero rather than being left out.
-fn mean_over(integral: u128, start: Micros, end: Micros) -> Option<f64> {
-    (end > start).then(|| integral as f64 / (end - start) as f64)
-}
-
 fn report(file: &FileConfig, common: &CommonFlags, args: &ChannelsArgs) -> Result<()> {
     let counted = count(&args.source, file, common, args.recompute)?;
     let to = match &args.to {
@@ -358,7 +293,7 @@ fn report(file: &FileConfig, common: &CommonFlags, args: &ChannelsArgs) -> Resul
         bail!("--from {from} is after --to {to}");
     }
     let rep = channels::report(&counted.rows(from, to)?, &counted.tz, from, to)?;
-    let out = report_out(&rep, &counted, from, to);
+    let out = ReportOut::new(&rep, &counted.tz, counted.mode, from, to);
     match args.source.format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&out)?),
         ReportFormat::Table => print_table(&out),
