@@ -115,6 +115,11 @@ pub async fn license_status(
             "time_zone".into(),
             app.license.tz.iana_name().unwrap_or("UTC").into(),
         );
+        let token = crate::license_env::stored_token(&app.data_dir, None)
+            .ok()
+            .flatten()
+            .map(|t| t.to_string());
+        obj.insert("license_token".into(), token.into());
         obj.insert("active_channels".into(), app.live().channels.into());
     }
     Json(v).into_response()

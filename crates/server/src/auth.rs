@@ -366,6 +366,24 @@ mod tests {
     }
 
     #[test]
+    fn throttle_blocks_an_address_trying_many_names() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for i in 0..MAX_FAILURES_PER_IP {
+            assert_eq!(t.check(&format!("user{i}"), ip), None);
+            t.failed(&format!("user{i}"), ip);
+        }
+        let blocked = t.check("fresh-name", ip).unwrap();
+        assert!(matches!(blocked, Throttled::Ip { .. }));
+        assert!(blocked.message().contains("from your address"));
+        assert!(blocked.retry_after() <= THROTTLE_WINDOW);
+        assert_eq!(t.check("fresh-name", "192.0.2.8".parse().unwrap()), None);
+        // Success clears the user's count only.
+        t.succeeded("user0");
+        assert!(t.check("user0", ip).is_some());
+    }
+
+    #[test]
     fn basic_credentials_parse_and_reject_garbage() {
         let mut h = axum::http::HeaderMap::new();
         h.insert("authorization", "Basic YWRtaW46cHc6eA==".parse().unwrap());

@@ -46,7 +46,16 @@ pub async fn gate(
     else {
         return next.run(req).await;
     };
-    let Some(route) = routes::find(&method, &matched) else {
+    // HEAD is answered like GET (axum strips the body).
+    let lookup = if method == Method::HEAD {
+        Method::GET
+    } else {
+        method.clone()
+    };
+    let Some(route) = routes::find(&lookup, &matched) else {
+        if routes::ROUTES.iter().any(|r| r.path == matched) {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        }
         // Served by the router but not in the table: refuse rather than guess its access.
         eprintln!("sipmeter serve: route {method} {matched} is missing from the route table");
         return (StatusCode::INTERNAL_SERVER_ERROR, "route not configured").into_response();

@@ -28,6 +28,10 @@ pub const CLOCK_FILE_NAME: &str = "license.clock";
 /// Days of daily peaks read for the over-limit timeline. The state needs 15 days; more
 /// lets the status name the whole offending streak of a long lock.
 pub const PEAK_HISTORY_DAYS: i64 = 62;
+/// The persisted clock mark is rewritten only when it moved this far: a server asks for the
+/// status every few seconds, and the set-back check allows an hour of slack
+/// ([`license::CLOCK_SET_BACK_TOLERANCE_US`]), so a minute of lag costs nothing.
+pub const HIGH_WATER_STEP_US: Micros = 60_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -236,7 +240,9 @@ impl LicenseSetup {
             operator_limit: self.operator_limit,
             daily_peaks: peaks,
         });
-        if persist && Some(st.high_water) != high_water {
+        let moved =
+            high_water.is_none_or(|h| st.high_water >= h.saturating_add(HIGH_WATER_STEP_US));
+        if persist && moved {
             write_high_water(&self.data_dir, st.high_water)?;
         }
         Ok(st)

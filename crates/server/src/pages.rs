@@ -326,12 +326,143 @@ struct ConcurrentCallsPage {
     chrome: Chrome,
     report: ReportOut,
     chart: String,
+    explain: Option<ExplainView>,
+}
+
+/// "Why is my count this high": the legs active at an instant, grouped by dedup key, and why
+/// the groups did not merge.
+struct ExplainView {
+    title: String,
+    channels: usize,
+    groups: Vec<GroupView>,
+}
+
+struct GroupView {
+    caller_part: String,
+    called_part: String,
+    legs: Vec<LegView>,
+    reasons: Vec<String>,
+}
+
+struct LegView {
+    sensor_id: u32,
+    call_id: String,
+    caller: String,
+    called: String,
+    start: String,
+    end: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct CcsQuery {
+    /// A day (YYYY-MM-DD): explain its peak.
+    explain: Option<String>,
+    /// An instant (RFC 3339): explain it.
+    at: Option<String>,
+}
+
+/// The instant to explain: `at`, or the peak of day `explain` (`None` when that day had no
+/// channel). A malformed parameter is the client's error.
+async fn explain_instant(app: &AppState, q: &CcsQuery) -> Result<Option<(i64, String)>, String> {
+    if let Some(at) = q.at.as_deref() {
+        let t = calls::time::parse_rfc3339(at)
+            .ok_or_else(|| format!("at must be an RFC 3339 instant, not {at:?}"))?;
+        return Ok(Some((t, format!("Channels at {}", format_rfc3339(t)))));
+    }
+    let Some(day) = q.explain.as_deref() else {
+        return Ok(None);
+    };
+    let d: jiff::civil::Date = day
+        .parse()
+        .map_err(|_| format!("explain must be a day like 2026-11-28, not {day:?}"))?;
+    let tz = &app.license.tz;
+    let w = channels::day_bounds(d, tz).map_err(|e| e.to_string())?;
+    let rows = app
+        .store
+        .channel_minutes(w.start, w.end)
+        .await
+        .map_err(|e| crate::sensor::chain(&e))?;
+    let peak = channels::report(&rows, tz, d, d)
+        .map_err(|e| e.to_string())?
+        .peak;
+    Ok(peak.map(|p| {
+        (
+            p.at,
+            format!(
+                "Peak of {d}: {} channels at {}",
+                p.value,
+                format_rfc3339(p.at)
+            ),
+        )
+    }))
+}
+
+async fn explain_view(
+    app: &AppState,
+    at: i64,
+    title: String,
+) -> Result<ExplainView, store::StoreError> {
+    let stored = app.store.legs_active_at(at).await?;
+    let legs: Vec<calls::Leg> = stored.into_iter().map(|s| s.leg).collect();
+    let e = channels::explain::explain(&legs, at, app.channel_mode);
+    let groups = e
+        .groups
+        .iter()
+        .map(|g| GroupView {
+            caller_part: g.caller_part.clone(),
+            called_part: g.called_part.clone(),
+            legs: g
+                .legs
+                .iter()
+                .map(|l| LegView {
+                    sensor_id: l.sensor_id,
+                    call_id: l.call_id.clone(),
+                    caller: l.caller.clone(),
+                    called: l.called.clone(),
+                    start: format_rfc3339(l.start),
+                    end: format_rfc3339(l.end),
+                })
+                .collect(),
+            reasons: g
+                .not_merged
+                .iter()
+                .map(|n| match n {
+                    channels::explain::NotMerged::DifferentNumbers => {
+                        "different numbers: an independent call".to_string()
+                    }
+                    channels::explain::NotMerged::Linked { link, other, .. } => {
+                        let o = &e.groups[*other];
+                        format!(
+                            "{} ({} → {}), counted separately",
+                            link.as_str(),
+                            o.caller_part,
+                            o.called_part
+                        )
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ExplainView {
+        title,
+        channels: e.channels,
+        groups,
+    })
 }
 
 pub async fn concurrent_calls(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
+    Query(q): Query<CcsQuery>,
 ) -> Response {
+    let explain = match explain_instant(&app, &q).await {
+        Ok(None) => None,
+        Ok(Some((at, title))) => match explain_view(&app, at, title).await {
+            Ok(v) => Some(v),
+            Err(e) => return internal(&ctx, "cannot read the legs to explain", &e),
+        },
+        Err(msg) => return error(ctx.route, StatusCode::BAD_REQUEST, &msg),
+    };
     let (rep, report) = match crate::api::stats_report(&app, crate::api::REPORT_DAYS).await {
         Ok(r) => r,
         Err(e) => return internal(&ctx, "cannot compute the report", e.as_ref()),
@@ -353,12 +484,13 @@ pub async fn concurrent_calls(
         Some(ctx.status.limit.effective),
         tz,
         tz.iana_name().unwrap_or("UTC"),
-        &|d| format!("/tools/concurrent-calls?explain={d}"),
+        &|d| format!("/tools/concurrent-calls?explain={d}#explain"),
     );
     render(&ConcurrentCallsPage {
         chrome: chrome(&app, &ctx, "ccs"),
         report,
         chart,
+        explain,
     })
 }
 

@@ -399,6 +399,13 @@ async fn nothing_but_login_health_and_metrics_answers_without_a_login() {
         crawled += 1;
     }
     assert!(crawled >= 19);
+    // Other methods on known paths: HEAD is GET without a body, the rest are not allowed.
+    let r = c.head(url(s.addr, "/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c.head(url(s.addr, "/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c.put(url(s.addr, "/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     // HTTP Basic works on the API only, not on pages.
     let r = c
         .get(url(s.addr, "/api/v1/license"))
@@ -543,6 +550,18 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     let (code, html) = get_text(&c, s.addr, "/tools/concurrent-calls").await;
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("id=\"ccs-peak\">5<"));
+    // Each day's peak links to its explanation: the legs active then, grouped by key.
+    assert!(html.contains("/tools/concurrent-calls?explain=2026-11-28#explain"));
+    let (code, html) = get_text(&c, s.addr, "/tools/concurrent-calls?explain=2026-11-28").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("id=\"explain-channels\">5<"), "{html}");
+    assert_eq!(
+        html.matches("different numbers: an independent call")
+            .count(),
+        5
+    );
+    let (code, _) = get_text(&c, s.addr, "/tools/concurrent-calls?explain=yesterday").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(metric(s.addr, "sipmeter_legs_stored").await >= 10.0);
     assert_eq!(metric(s.addr, "sipmeter_active_channels").await, 0.0);
     s.stop().await.unwrap();
