@@ -836,3 +836,76 @@ async fn a_key_for_another_hwid_is_reported_in_the_words_users_search_for() {
     );
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_expired_license_locks_with_the_known_message_and_renewal_is_shown_before() {
+    let w = World::new();
+    let now = us("2026-11-28T12:00:00Z");
+    // w.license: formal end 300 days after `now`, grace 20 days more.
+    std::fs::create_dir_all(w.data()).unwrap();
+    std::fs::write(w.data().join("license.key"), w.license(50, now)).unwrap();
+    let clock = FakeClock::new(now + 305 * DAY);
+    let s = w.start(&clock).await;
+    let c = logged_in(s.addr).await;
+    // Past the formal end, within the grace period: everything works, renewal pending shown.
+    let (code, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("renewal pending: the paid period ended"), "{html}");
+    assert_eq!(footer_numbers(&html).1, 50);
+
+    // Past the grace end: expired, locked like an over-limit lock.
+    clock.set(now + 330 * DAY);
+    let (code, html) = get_text(&c, s.addr, "/").await;
+    assert_eq!(code, StatusCode::LOCKED);
+    assert!(
+        html.contains("FAILED license file license.key expired"),
+        "{html}"
+    );
+    let (code, html) = get_text(&c, s.addr, "/settings/license").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("FAILED license file license.key expired"));
+    let r = c
+        .get(url(s.addr, "/api/v1/channels/now"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::LOCKED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["lock_reason"]["kind"], "expired");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn viewers_see_pages_but_cannot_change_the_license() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T12:00:00Z"));
+    let s = w.start(&clock).await;
+    let hash = server::auth::hash_password("viewer pw").unwrap();
+    assert!(
+        s.state
+            .store
+            .create_user("eve", store::Role::Viewer, &hash, 0)
+            .await
+            .unwrap()
+    );
+    let c = client();
+    assert_eq!(
+        login_as(&c, s.addr, "eve", "viewer pw").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (code, html) = get_text(&c, s.addr, "/settings/license").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("Only an administrator can change the license."));
+    let csrf = csrf_of(&html);
+    let r = c
+        .post(url(s.addr, "/settings/license/token"))
+        .form(&[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!w.data().join("license.token").exists());
+    let (code, _) = get_text(&c, s.addr, "/about").await;
+    assert_eq!(code, StatusCode::OK);
+    s.stop().await.unwrap();
+}
