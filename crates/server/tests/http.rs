@@ -90,6 +90,11 @@ impl World {
     }
 
     async fn start(&self, clock: &FakeClock) -> Running {
+        self.start_with_settle(clock, Duration::from_millis(200))
+            .await
+    }
+
+    async fn start_with_settle(&self, clock: &FakeClock, settle: Duration) -> Running {
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: self.data(),
@@ -105,7 +110,7 @@ impl World {
             },
             channel_mode: channels::ActiveMode::Signalling,
             pcap_poll: Duration::from_millis(50),
-            pcap_settle: Duration::from_millis(200),
+            pcap_settle: settle,
         };
         Running::start(config, Arc::new(clock.clone()))
             .await
@@ -850,7 +855,10 @@ async fn an_expired_license_locks_with_the_known_message_and_renewal_is_shown_be
     // Past the formal end, within the grace period: everything works, renewal pending shown.
     let (code, html) = get_text(&c, s.addr, "/").await;
     assert_eq!(code, StatusCode::OK);
-    assert!(html.contains("renewal pending: the paid period ended"), "{html}");
+    assert!(
+        html.contains("renewal pending: the paid period ended"),
+        "{html}"
+    );
     assert_eq!(footer_numbers(&html).1, 50);
 
     // Past the grace end: expired, locked like an over-limit lock.
@@ -907,5 +915,44 @@ async fn viewers_see_pages_but_cannot_change_the_license() {
     assert!(!w.data().join("license.token").exists());
     let (code, _) = get_text(&c, s.addr, "/about").await;
     assert_eq!(code, StatusCode::OK);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_capture_still_being_written_is_read_once_when_complete() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
+    let s = w
+        .start_with_settle(&clock, Duration::from_millis(1500))
+        .await;
+    let full = std::fs::read(repo_file("tests/data/basic_concurrent.pcap")).unwrap();
+    let target = w.pcaps().join("growing.pcap");
+    // Written in four pieces, each well within the settle time of the previous one.
+    let mut written = 0;
+    for piece in full.chunks(full.len().div_ceil(4)) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&target)
+            .unwrap();
+        std::io::Write::write_all(&mut f, piece).unwrap();
+        written += piece.len();
+        if written < full.len() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                metric(s.addr, "sipmeter_captures_processed_total").await,
+                0.0,
+                "read while still growing"
+            );
+        }
+    }
+    wait_for_captures(s.addr, 1.0).await;
+    assert_eq!(metric(s.addr, "sipmeter_legs_stored").await, 10.0);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        metric(s.addr, "sipmeter_captures_processed_total").await,
+        1.0,
+        "read once"
+    );
     s.stop().await.unwrap();
 }
