@@ -148,10 +148,15 @@ pub async fn writer(
                     app.metrics.captures_processed.fetch_add(1, Ordering::Relaxed);
                     app.set_live(live);
                     app.invalidate_status();
+                    // Recompute now rather than in the next request.
+                    app.refresh_in_background();
                 }
             },
             _ = tick.tick() => match store.update_channel_stats(mode).await {
-                Ok(u) if u.days > 0 => app.invalidate_status(),
+                Ok(u) if u.days > 0 => {
+                    app.invalidate_status();
+                    app.refresh_in_background();
+                }
                 Ok(_) => {}
                 Err(e) => eprintln!("sipmeter serve: cannot update the channel figures: {}", chain(&e)),
             },

@@ -43,6 +43,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Set when the first admin was created with a generated password (print it once).
     pub generated_admin_password: Option<String>,
+    /// Whether the first admin was created by this start (else a given password was not used).
+    pub admin_created: bool,
     pub state: AppState,
     shutdown: tokio::sync::oneshot::Sender<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -79,14 +81,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Creates the first admin if there is none; returns the generated password, if any.
+/// Creates the first admin if there is none: whether it was created, and the generated
+/// password, if any.
 async fn ensure_admin(
     store: &store::Store,
     password: Option<&str>,
     now: calls::Micros,
-) -> Result<Option<String>, ServerError> {
+) -> Result<(bool, Option<String>), ServerError> {
     if store.user_by_name(FIRST_ADMIN).await?.is_some() {
-        return Ok(None);
+        return Ok((false, None));
     }
     let (pw, generated) = match password {
         Some(p) => (p.to_string(), false),
@@ -98,7 +101,7 @@ async fn ensure_admin(
     let created = store
         .create_user(FIRST_ADMIN, store::Role::Admin, &hash.0, now)
         .await?;
-    Ok((created && generated).then_some(hash.1))
+    Ok((created, (created && generated).then_some(hash.1)))
 }
 
 impl Running {
@@ -116,7 +119,7 @@ impl Running {
         // page wait, since WAL readers see the last committed state.
         let writer_store = store::Store::open_sqlite(&config.data_dir).await?;
         let reader = store::Store::open_sqlite(&config.data_dir).await?;
-        let generated =
+        let (admin_created, generated) =
             ensure_admin(&reader, config.admin_password.as_deref(), clock.now()).await?;
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password("not a password"))
             .await
@@ -187,6 +190,7 @@ impl Running {
         Ok(Running {
             addr,
             generated_admin_password: generated,
+            admin_created,
             state,
             shutdown,
             http,

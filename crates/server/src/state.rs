@@ -2,7 +2,7 @@
 //! status cache, sessions, the login throttle, the live-channel snapshot and the metrics.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use calls::Micros;
@@ -15,9 +15,9 @@ use crate::error::ServerError;
 use crate::license_env::{self, LicenseSetup};
 use crate::metrics::Metrics;
 
-/// How long a computed license status is reused (by the server's clock). Any known change
-/// (a new key, new legs) invalidates it at once; this bounds how late the server notices
-/// what it cannot see happen, such as midnight or legs deleted by hand.
+/// How long a computed license status is served as fresh (by the server's clock). Any known
+/// change (a new key, new legs) invalidates it at once, and so does a new day; this bounds
+/// how late the server notices what it cannot see happen, such as legs deleted by hand.
 pub const STATUS_TTL_US: Micros = 5_000_000;
 
 /// Channels active at the end of the last capture read (see `sensor`).
@@ -31,6 +31,7 @@ pub struct LiveSnapshot {
     pub channels: u32,
 }
 
+#[derive(Clone)]
 struct CachedStatus {
     generation: u64,
     computed_at: Micros,
@@ -52,7 +53,12 @@ pub struct Inner {
     pub dummy_hash: String,
     live: RwLock<LiveSnapshot>,
     generation: AtomicU64,
-    status: tokio::sync::Mutex<Option<CachedStatus>>,
+    /// The last status computed; read without waiting.
+    status: RwLock<Option<CachedStatus>>,
+    /// One computation at a time: concurrent requests wait for it instead of repeating it.
+    computing: tokio::sync::Mutex<()>,
+    /// A background refresh is running.
+    refreshing: AtomicBool,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -90,7 +96,9 @@ impl AppState {
             dummy_hash,
             live: RwLock::new(LiveSnapshot::default()),
             generation: AtomicU64::new(0),
-            status: tokio::sync::Mutex::new(None),
+            status: RwLock::new(None),
+            computing: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
         }))
     }
 
@@ -114,20 +122,63 @@ impl AppState {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The license status, recomputed when invalidated or older than [`STATUS_TTL_US`]. One
-    /// computation at a time: concurrent requests wait for it instead of repeating it.
+    /// The license status. Reading it costs a scan of two months of minute figures (about
+    /// 0.1 s at full load), so it is cached: recomputed before answering when something it
+    /// depends on changed (a key, legs: [`AppState::invalidate_status`]) or the day changed,
+    /// since those must show at once (a bigger key unlocks on the next request); merely older
+    /// than [`STATUS_TTL_US`], it is answered as is while a background task refreshes it, so
+    /// no request waits for the periodic refresh.
     pub async fn status(&self) -> Result<Arc<Status>, ServerError> {
         let now = self.now();
-        let mut cache = self.status.lock().await;
+        let today = license::day_of(now, &self.license.tz);
         let generation = self.generation.load(Ordering::SeqCst);
-        if let Some(c) = cache.as_ref()
+        if let Some(c) = self.cached()
             && c.generation == generation
-            && (now - c.computed_at).abs() < STATUS_TTL_US
+            && c.status.today == today
         {
-            return Ok(c.status.clone());
+            if (now - c.computed_at).abs() >= STATUS_TTL_US {
+                self.refresh_in_background();
+            }
+            return Ok(c.status);
         }
+        self.compute(Some(generation)).await
+    }
+
+    fn cached(&self) -> Option<CachedStatus> {
+        self.status.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Starts a refresh unless one is running (after new legs, or when the cache aged).
+    pub fn refresh_in_background(&self) {
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.compute(None).await {
+                eprintln!(
+                    "sipmeter serve: license status: {}",
+                    crate::sensor::chain(&e)
+                );
+            }
+            app.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Computes and caches the status. With `wanted`, a status of that generation (or newer)
+    /// for today computed while waiting for the lock is taken instead of computing again.
+    async fn compute(&self, wanted: Option<u64>) -> Result<Arc<Status>, ServerError> {
+        let _one = self.computing.lock().await;
+        let now = self.now();
         let tz = &self.license.tz;
         let today = license::day_of(now, tz);
+        if let (Some(w), Some(c)) = (wanted, self.cached())
+            && c.generation >= w
+            && c.status.today == today
+        {
+            return Ok(c.status);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
         let window = license_env::peak_window(today, tz)?;
         let rows = self.store.channel_minutes(window.from, window.to).await?;
         let peaks = license_env::daily_peaks(&rows, tz, &window)?;
@@ -136,11 +187,13 @@ impl AppState {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??;
         let st = Arc::new(st);
-        *cache = Some(CachedStatus {
-            generation,
-            computed_at: now,
-            status: st.clone(),
-        });
+        if let Ok(mut c) = self.status.write() {
+            *c = Some(CachedStatus {
+                generation,
+                computed_at: now,
+                status: st.clone(),
+            });
+        }
         Ok(st)
     }
 }

@@ -58,6 +58,12 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
                 server::FIRST_ADMIN
             );
         }
+        if !running.admin_created && args.admin_password.is_some() {
+            eprintln!(
+                "sipmeter: the user `{}` already exists; --admin-password / SIPMETER_ADMIN_PASSWORD was not used",
+                server::FIRST_ADMIN
+            );
+        }
         eprintln!(
             "sipmeter: serving http://{}/ (data in {}{})",
             running.addr,
