@@ -137,7 +137,10 @@ pub async fn metrics(State(app): State<AppState>, Extension(ctx): Extension<Ctx>
     let live = app.live();
     let st = &ctx.status;
     let gauges = Gauges {
-        legs_stored: app.store.count_legs().await.unwrap_or(0),
+        legs_stored: app
+            .metrics
+            .legs_stored
+            .load(std::sync::atomic::Ordering::Relaxed),
         active_channels: live.channels,
         active_calls: live.calls,
         limit: st.limit.effective,

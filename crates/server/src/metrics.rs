@@ -19,6 +19,9 @@ struct Histogram {
 #[derive(Default)]
 pub struct Metrics {
     pub legs_ingested: AtomicU64,
+    /// Legs in the database: counted at start and after changes the writer sees, added to on
+    /// every insert, because `COUNT(*)` over millions of legs is too slow for every scrape.
+    pub legs_stored: AtomicU64,
     pub legs_duplicate: AtomicU64,
     pub captures_processed: AtomicU64,
     pub captures_failed: AtomicU64,

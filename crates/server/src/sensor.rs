@@ -126,6 +126,7 @@ pub async fn writer(
                 Some(IngestMsg::Legs(legs)) => match store.insert_legs(&legs).await {
                     Ok(r) => {
                         app.metrics.legs_ingested.fetch_add(r.inserted, Ordering::Relaxed);
+                        app.metrics.legs_stored.fetch_add(r.inserted, Ordering::Relaxed);
                         app.metrics.legs_duplicate.fetch_add(r.duplicates, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -154,6 +155,10 @@ pub async fn writer(
             },
             _ = tick.tick() => match store.update_channel_stats(mode).await {
                 Ok(u) if u.days > 0 => {
+                    // Legs changed behind our back (an import, a deletion): count them again.
+                    if let Ok(n) = store.count_legs().await {
+                        app.metrics.legs_stored.store(n, Ordering::Relaxed);
+                    }
                     app.invalidate_status();
                     app.refresh_in_background();
                 }

@@ -134,6 +134,10 @@ impl Running {
             dummy_hash,
         );
 
+        state.metrics.legs_stored.store(
+            state.store.count_legs().await?,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let (tx, rx) = mpsc::channel(4);
         let writer = tokio::spawn(sensor::writer(
             writer_store,
