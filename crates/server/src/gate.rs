@@ -258,7 +258,8 @@ fn locked_response(
 ) -> Response {
     let reason = crate::chrome::lock_reason_text(st);
     let code = StatusCode::LOCKED;
-    if route.api {
+    // CSV downloads are fetched by scripts as often as by browsers: JSON says why.
+    if route.api || route.lock == Lock::Csv {
         let body = serde_json::json!({
             "error": "locked",
             "state": crate::chrome::state_name(st.state),

@@ -14,6 +14,7 @@
 //! - `pages`, `chrome`: askama pages and what surrounds every page (nav, banners, footer).
 //! - `api`: `/api/v1`, `/healthz`, `/metrics`; `report`: the channel report JSON shape
 //!   (shared with `sipmeter channels`); `metrics`: Prometheus text.
+//! - `reports`: the Reports page and its CSV downloads (figures from `daily`).
 //! - `clock`: the time source (a fake one for tests).
 //! - `chart`: server-side SVG charts (Concurrent Calls Stats, dashboard), pure rendering.
 //! - `daily`: the daily report figures (calls, answered, ASR, ACD, failures by code, peak).
@@ -30,6 +31,7 @@ pub mod license_env;
 pub mod metrics;
 pub mod pages;
 pub mod report;
+pub mod reports;
 pub mod routes;
 pub mod sensor;
 pub mod server;

@@ -304,14 +304,6 @@ pub async fn cdrs(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
     })
 }
 
-pub async fn reports(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    render(&Placeholder {
-        chrome: chrome(&app, &ctx, "reports"),
-        title: "Reports",
-        text: "The daily report (calls, answered, ASR, ACD, failures by code, peak channels) is not built yet.",
-    })
-}
-
 pub async fn alerts(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
     render(&Placeholder {
         chrome: chrome(&app, &ctx, "alerts"),

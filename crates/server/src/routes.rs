@@ -73,6 +73,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/cdrs", User, Lock::Page),
     r(Method::GET, "/tools/concurrent-calls", User, Lock::Page),
     r(Method::GET, "/reports", User, Lock::Report),
+    r(Method::GET, "/reports/daily.csv", User, Lock::Csv),
+    r(Method::GET, "/reports/failures.csv", User, Lock::Csv),
     r(Method::GET, "/alerts", User, Lock::Page),
     r(Method::GET, "/about", User, Lock::Exempt),
     r(Method::GET, "/settings/license", User, Lock::Exempt),

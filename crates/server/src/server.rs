@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::error::ServerError;
 use crate::license_env::LicenseSetup;
 use crate::state::AppState;
-use crate::{api, auth, gate, pages, sensor};
+use crate::{api, auth, gate, pages, reports, sensor};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -63,7 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::dashboard))
         .route("/cdrs", get(pages::cdrs))
         .route("/tools/concurrent-calls", get(pages::concurrent_calls))
-        .route("/reports", get(pages::reports))
+        .route("/reports", get(reports::page))
+        .route("/reports/daily.csv", get(reports::daily_csv))
+        .route("/reports/failures.csv", get(reports::failures_csv))
         .route("/alerts", get(pages::alerts))
         .route("/about", get(pages::about))
         .route("/settings/license", get(pages::settings_license))

@@ -585,6 +585,46 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(metric(s.addr, "sipmeter_legs_stored").await >= 10.0);
     assert_eq!(metric(s.addr, "sipmeter_active_channels").await, 0.0);
+
+    // Reports: the daily figures of the stored legs, as a page and as CSV.
+    let stored = metric(s.addr, "sipmeter_legs_stored").await;
+    let (code, html) = get_text(&c, s.addr, "/reports").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("<td>2026-11-28</td>"), "{html}");
+    let r = c
+        .get(url(
+            s.addr,
+            "/reports/daily.csv?from=2026-11-27&to=2026-11-28",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("day,calls,answered"));
+    assert!(lines[1].starts_with("2026-11-27,0,0,"), "{csv}");
+    let today: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(today[0], "2026-11-28");
+    assert_eq!(
+        today[1].parse::<f64>().unwrap(),
+        stored,
+        "every stored leg is a call of the day"
+    );
+    assert_eq!(today[7], "5", "the day's channel peak");
+    let r = c
+        .get(url(s.addr, "/reports?from=2026-11-29&to=2026-11-28"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     s.stop().await.unwrap();
 
     // A restart does not read the same captures again.
@@ -702,7 +742,12 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
     let (_, about) = get_text(&c, s.addr, "/about").await;
     assert!(about.contains("id=\"days-over\">15<"));
     assert!(about.contains("L-TEST-4"));
-    for path in ["/api/v1/channels/now", "/api/v1/channels/stats?days=14"] {
+    for path in [
+        "/api/v1/channels/now",
+        "/api/v1/channels/stats?days=14",
+        "/reports/daily.csv",
+        "/reports/failures.csv",
+    ] {
         let r = c
             .get(url(s.addr, path))
             .basic_auth("admin", Some(ADMIN_PW))
