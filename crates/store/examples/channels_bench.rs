@@ -7,7 +7,8 @@
 //! a pool so that dedup matters, 15 % of calls also seen by a second sensor), then measures:
 //! the full recompute of the per-minute figures, an incremental update after one late batch,
 //! the 14-day report (days + 60-minute windows) from the minute rows, and the peak memory.
-//! Loading the legs is the slow part and is not what is measured.
+//! Loading the legs is the slow part and is not what is measured. Set CHANNELS_BENCH_DIR to
+//! keep the database afterwards.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -92,8 +93,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     let per_day = args.first().copied().unwrap_or(1_000_000);
     let days = args.get(1).copied().unwrap_or(14) as i64;
-    let dir = tempfile::tempdir()?;
-    let mut store = Store::open_sqlite(dir.path()).await?;
+    // CHANNELS_BENCH_DIR keeps the database (e.g. to time `sipmeter license status` on it).
+    let tmp = tempfile::tempdir()?;
+    let dir = std::env::var_os("CHANNELS_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut store = Store::open_sqlite(&dir).await?;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
 
     let t = Instant::now();
