@@ -117,6 +117,13 @@ impl Sessions {
         })
     }
 
+    /// Ends every session of `name` but `keep` (after a password change).
+    pub fn remove_user_except(&self, name: &str, keep: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|id, s| s.name != name || id == keep);
+        }
+    }
+
     pub fn remove(&self, id: &str) {
         if let Ok(mut m) = self.0.lock() {
             m.remove(id);

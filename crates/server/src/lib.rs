@@ -15,6 +15,7 @@
 //! - `api`: `/api/v1`, `/healthz`, `/metrics`; `report`: the channel report JSON shape
 //!   (shared with `sipmeter channels`); `metrics`: Prometheus text.
 //! - `reports`: the Reports page and its CSV downloads (figures from `daily`).
+//! - `users`: Settings › Users (admins add users) and Settings › Password.
 //! - `clock`: the time source (a fake one for tests).
 //! - `chart`: server-side SVG charts (Concurrent Calls Stats, dashboard), pure rendering.
 //! - `daily`: the daily report figures (calls, answered, ASR, ACD, failures by code, peak).
@@ -36,6 +37,7 @@ pub mod routes;
 pub mod sensor;
 pub mod server;
 pub mod state;
+pub mod users;
 
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::ServerError;

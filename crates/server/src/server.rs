@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::error::ServerError;
 use crate::license_env::LicenseSetup;
 use crate::state::AppState;
-use crate::{api, auth, gate, pages, reports, sensor};
+use crate::{api, auth, gate, pages, reports, sensor, users};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -72,6 +72,11 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/license/token", post(pages::settings_token))
         .route("/settings/license/upload", post(pages::settings_upload))
         .route("/settings/license/fetch", post(pages::settings_fetch))
+        .route("/settings/users", get(users::list).post(users::create))
+        .route(
+            "/settings/password",
+            get(users::password_form).post(users::change_password),
+        )
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/license", get(api::license_status))
         .route("/api/v1/channels/now", get(api::channels_now))

@@ -1046,3 +1046,101 @@ async fn a_key_replaced_behind_the_servers_back_is_noticed_after_the_cache_ages(
     }
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn admins_add_users_and_everyone_changes_their_own_password() {
+    let w = World::new();
+    let clock = FakeClock::new(us("2026-11-28T12:00:00Z"));
+    let s = w.start(&clock).await;
+    let admin = logged_in(s.addr).await;
+    let (code, html) = get_text(&admin, s.addr, "/settings/users").await;
+    assert_eq!(code, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let add = |name: &'static str, pw: &'static str| {
+        admin
+            .post(url(s.addr, "/settings/users"))
+            .form(&[
+                ("name", name),
+                ("role", "viewer"),
+                ("password", pw),
+                ("csrf", csrf.as_str()),
+            ])
+            .send()
+    };
+    let r = add("vic", "viewer-password").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("User vic (viewer) created.")
+    );
+    let r = add("vic", "another-password").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "names are unique");
+    assert_eq!(
+        add("bad:name", "long-enough").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        add("shorty", "short").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let vic = client();
+    assert_eq!(
+        login_as(&vic, s.addr, "vic", "viewer-password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let (code, html) = get_text(&vic, s.addr, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        !html.contains("href=\"/settings/users\""),
+        "no Users link for viewers"
+    );
+    assert_eq!(
+        get_text(&vic, s.addr, "/settings/users").await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (_, html) = get_text(&vic, s.addr, "/settings/password").await;
+    let csrf = csrf_of(&html);
+    let change = |current: &'static str, new: &'static str| {
+        vic.post(url(s.addr, "/settings/password"))
+            .form(&[("current", current), ("new", new), ("csrf", csrf.as_str())])
+            .send()
+    };
+    assert_eq!(
+        change("wrong-password", "fresh-password")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        change("viewer-password", "fresh-password")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_text(&vic, s.addr, "/").await.0,
+        StatusCode::OK,
+        "this session stays"
+    );
+    assert_eq!(
+        login_as(&client(), s.addr, "vic", "viewer-password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_as(&client(), s.addr, "vic", "fresh-password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    s.stop().await.unwrap();
+}

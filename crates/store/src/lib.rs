@@ -245,6 +245,13 @@ impl Store {
         }
     }
 
+    /// Every user, by name.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        match &self.backend {
+            Backend::Sqlite(s) => users::list_users(&s.pool).await,
+        }
+    }
+
     /// Number of users.
     pub async fn count_users(&self) -> Result<u64> {
         match &self.backend {

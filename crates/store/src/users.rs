@@ -59,6 +59,26 @@ pub(crate) async fn user_by_name(pool: &sqlx::SqlitePool, name: &str) -> Result<
     }))
 }
 
+pub(crate) async fn list_users(pool: &sqlx::SqlitePool) -> Result<Vec<User>> {
+    let rows =
+        sqlx::query("SELECT id, name, role, password_hash, created_us FROM users ORDER BY name")
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let role: String = row.try_get("role")?;
+            Ok(User {
+                id,
+                name: row.try_get("name")?,
+                role: Role::parse(&role).ok_or(StoreError::CorruptUser { user_id: id })?,
+                password_hash: row.try_get("password_hash")?,
+                created: row.try_get("created_us")?,
+            })
+        })
+        .collect()
+}
+
 pub(crate) async fn create_user(
     pool: &sqlx::SqlitePool,
     name: &str,

@@ -568,5 +568,23 @@ async fn users_are_unique_by_name_and_keep_role_and_hash() {
     );
     assert!(store.user_by_name("Admin").await.unwrap().is_none());
     assert_eq!(store.count_users().await.unwrap(), 1);
+    store
+        .create_user("bob", store::Role::Viewer, "$b", 9)
+        .await
+        .unwrap();
+    let names: Vec<(String, store::Role)> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.name, u.role))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("admin".to_string(), store::Role::Admin),
+            ("bob".to_string(), store::Role::Viewer)
+        ]
+    );
     store.close().await;
 }
