@@ -6,6 +6,8 @@
 //! so that a retry or a re-import cannot duplicate a leg (spec: nothing ingested is ever lost or
 //! duplicated).
 
+mod alerts;
+mod cdr_query;
 mod channel_stats;
 mod codec;
 mod sqlite;
@@ -14,7 +16,14 @@ mod users;
 
 use std::path::{Path, PathBuf};
 
+pub use alerts::{
+    AlertKind, AlertLogEntry, AlertOutcome, AlertRule, AlertRuleSpec, AlertRuleState,
+};
 pub use calls::{Leg, LegMessage, Micros};
+pub use cdr_query::{
+    COUNT_CAP, CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, MAX_PAGE, Match, MatchCount, PageAt,
+    RelatedLeg, Relation, SortValue, relations,
+};
 pub use channel_stats::ChannelUpdate;
 pub use channels::{ActiveMode, MinuteRow, Window};
 pub use summary::{DayOutcomes, OutcomeGroup};
@@ -62,6 +71,10 @@ pub enum StoreError {
     CorruptLeg { leg_id: LegId, column: &'static str },
     #[error("stored user {user_id} has an unknown role")]
     CorruptUser { user_id: i64 },
+    #[error("stored alert rule {rule_id} has an invalid value")]
+    CorruptAlertRule { rule_id: i64 },
+    #[error("stored alert log entry {entry_id} has an unknown outcome")]
+    CorruptAlertLog { entry_id: i64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -155,6 +168,29 @@ impl Store {
     pub async fn leg_messages(&self, leg_id: LegId) -> Result<Vec<LegMessage>> {
         match &self.backend {
             Backend::Sqlite(s) => s.leg_messages(leg_id).await,
+        }
+    }
+
+    /// One page of the CDR browser: filtered, sorted, keyset-paged (see `cdr_query`).
+    pub async fn cdr_page(&self, query: &CdrQuery) -> Result<CdrPage> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.cdr_page(query).await,
+        }
+    }
+
+    /// The leg with this id, if any (`messages` left empty).
+    pub async fn leg(&self, id: LegId) -> Result<Option<StoredLeg>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.leg(id).await,
+        }
+    }
+
+    /// Legs related to `leg`: the same dedup key, or a transfer/fork link, with the reasons;
+    /// ordered by start. Only legs within minutes of `leg` that share a number with it are
+    /// considered (see `cdr_query`).
+    pub async fn related_legs(&self, leg: &StoredLeg) -> Result<Vec<RelatedLeg>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.related_legs(leg).await,
         }
     }
 
@@ -256,6 +292,95 @@ impl Store {
     pub async fn count_users(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(s) => users::count_users(&s.pool).await,
+        }
+    }
+
+    /// Every alert rule, oldest first.
+    ///
+    /// Alert methods take `&self` like the user methods: the rows are tiny and independent
+    /// of the leg batches, so the alert engine and the Alerts page use the read handle.
+    pub async fn alert_rules(&self) -> Result<Vec<AlertRule>> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::list_rules(&s.pool).await,
+        }
+    }
+
+    /// One alert rule.
+    pub async fn alert_rule(&self, id: i64) -> Result<Option<AlertRule>> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::rule(&s.pool, id).await,
+        }
+    }
+
+    /// Stores a new rule (not firing, never sent); its id.
+    pub async fn create_alert_rule(&self, spec: &AlertRuleSpec, now: Micros) -> Result<i64> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::create_rule(&s.pool, spec, now).await,
+        }
+    }
+
+    /// Replaces a rule's settings and forgets its engine state; `false` if there is no such
+    /// rule.
+    pub async fn update_alert_rule(&self, id: i64, spec: &AlertRuleSpec) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::update_rule(&s.pool, id, spec).await,
+        }
+    }
+
+    /// Enables or disables a rule; `false` if there is no such rule.
+    pub async fn set_alert_rule_enabled(&self, id: i64, enabled: bool) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::set_rule_enabled(&s.pool, id, enabled).await,
+        }
+    }
+
+    /// Deletes a rule (its log stays); `false` if there was no such rule.
+    pub async fn delete_alert_rule(&self, id: i64) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::delete_rule(&s.pool, id).await,
+        }
+    }
+
+    /// Records the engine's memory of a rule after an evaluation.
+    pub async fn set_alert_rule_state(&self, id: i64, state: &AlertRuleState) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::set_rule_state(&s.pool, id, state).await,
+        }
+    }
+
+    /// Appends to the alert log; the entry's id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn log_alert(
+        &self,
+        at: Micros,
+        rule_id: Option<i64>,
+        rule_name: &str,
+        channel: &str,
+        what: &str,
+        outcome: AlertOutcome,
+        detail: Option<&str>,
+    ) -> Result<i64> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                alerts::log_alert(
+                    &s.pool, at, rule_id, rule_name, channel, what, outcome, detail,
+                )
+                .await
+            }
+        }
+    }
+
+    /// A page of the alert log, newest first.
+    pub async fn alert_log(&self, limit: u32, offset: u64) -> Result<Vec<AlertLogEntry>> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::alert_log(&s.pool, limit, offset).await,
+        }
+    }
+
+    /// Entries in the alert log.
+    pub async fn count_alert_log(&self) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => alerts::count_alert_log(&s.pool).await,
         }
     }
 
