@@ -123,8 +123,9 @@ pub struct Explanation {
 }
 
 /// The user of the first SIP/SIPS/TEL URI in a header value (`"Bob" <sip:1002@pbx;x=y>` →
-/// `1002`), or `None` when there is no URI with a user.
-fn uri_user(value: &str) -> Option<&str> {
+/// `1002`), or `None` when there is no URI with a user. Public so the CDR detail page applies
+/// the same link rules to a pair of legs.
+pub fn uri_user(value: &str) -> Option<&str> {
     let lower = value.to_ascii_lowercase();
     let (pos, skip) = ["sips:", "sip:", "tel:"]
         .iter()
@@ -147,13 +148,13 @@ fn uri_user(value: &str) -> Option<&str> {
 }
 
 /// The Call-ID in a Replaces header value: the part before the first `;`.
-fn replaces_call_id(value: &str) -> Option<String> {
+pub fn replaces_call_id(value: &str) -> Option<String> {
     let id = value.split(';').next()?.trim();
     (!id.is_empty()).then(|| id.to_string())
 }
 
 /// The Call-ID of a `Replaces=` embedded in a Refer-To URI's headers, percent-decoded.
-fn refer_to_replaces(value: &str) -> Option<String> {
+pub fn refer_to_replaces(value: &str) -> Option<String> {
     let lower = value.to_ascii_lowercase();
     let p = lower.find("replaces=")?;
     let raw = &value[p + "replaces=".len()..];

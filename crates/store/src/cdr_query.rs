@@ -1,0 +1,590 @@
+//! The CDR browser's queries: filtered, sorted pages of legs that stay fast at millions of
+//! legs, one leg by id, and the legs related to a leg.
+//!
+//! # Why keyset paging
+//! `OFFSET n` makes SQLite step over n rows, so page 10 000 of a 10 M leg table costs seconds.
+//! A page here is asked for as "the rows after (or before) this (sort value, id)", which the
+//! database answers from an index seek whatever the depth. The id breaks ties, so paging visits
+//! every leg exactly once even when many legs share a start or a caller.
+//!
+//! # What is indexed
+//! - sort by start (the default, newest first): `legs_channels (start_us, ...)`; with a sensor
+//!   filter `legs_identity (sensor_id, start_us, call_id)`;
+//! - sort by caller / called: `legs_caller` / `legs_called`;
+//! - caller / called *prefix* filters: a range on those same indexes (`x >= p AND x < p+U+10FFFF`,
+//!   which unlike `LIKE` needs no collation setting to use the index);
+//! - caller / called *substring* filters, final code, answered: evaluated on the rows the sort
+//!   order walks, so they cost a scan until a page is full (fine for common values, slow for a
+//!   rare code over a wide time range: narrow the time range).
+//! - sort by duration / code: no index, so SQLite sorts the filtered set (top-N, keyset still
+//!   exact); fast with a time range, seconds over millions of legs.
+//!
+//! # Counting
+//! An exact total of millions of matches costs as much as reading them, so the count stops at
+//! [`COUNT_CAP`] and reports "at least".
+
+use std::collections::HashSet;
+
+use calls::Micros;
+use channels::dedup_part;
+use channels::explain::{Link, refer_to_replaces, replaces_call_id, uri_user};
+use sqlx::Row;
+
+use crate::sqlite::{LEG_COLUMNS, SqliteStore, leg_from_row};
+use crate::{LegId, Result, StoredLeg};
+
+/// The count of matching legs stops here (see the module doc).
+pub const COUNT_CAP: u64 = 10_000;
+
+/// Most legs one page may hold, whatever is asked: bounds the work of one request.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Legs whose time ranges come this close to a leg's are candidates for "related" (a call seen
+/// by another sensor overlaps it; a transfer's new leg starts within seconds of the REFER).
+pub const RELATED_MARGIN: Micros = 5 * 60 * 1_000_000;
+
+/// At most this many legs sharing a number are examined for one leg's related legs.
+pub const MAX_RELATED_CANDIDATES: usize = 2000;
+
+/// How a caller/called filter matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Match {
+    /// The user part starts with the text (uses the index).
+    #[default]
+    Prefix,
+    /// The user part contains the text anywhere (a scan).
+    Contains,
+}
+
+/// Filters of the CDR list; all given ones must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CdrFilter {
+    /// Legs that started at or after this instant.
+    pub start_from: Option<Micros>,
+    /// Legs that started strictly before this instant.
+    pub start_before: Option<Micros>,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    /// Applies to both `caller` and `called`.
+    pub number_match: Match,
+    pub sensor_id: Option<u32>,
+    /// Final SIP response code (`last_response`).
+    pub code: Option<u16>,
+    /// Answered (has an answer time) or not.
+    pub answered: Option<bool>,
+}
+
+/// Sort column of the CDR list. Ties are broken by id in the same direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CdrSort {
+    #[default]
+    Start,
+    Duration,
+    Caller,
+    Called,
+    Code,
+}
+
+impl CdrSort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CdrSort::Start => "start",
+            CdrSort::Duration => "duration",
+            CdrSort::Caller => "caller",
+            CdrSort::Called => "called",
+            CdrSort::Code => "code",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CdrSort> {
+        [
+            CdrSort::Start,
+            CdrSort::Duration,
+            CdrSort::Caller,
+            CdrSort::Called,
+            CdrSort::Code,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// The SQL expression sorted on. A missing code sorts as 0 so the keyset comparison never
+    /// meets NULL.
+    fn expr(self) -> &'static str {
+        match self {
+            CdrSort::Start => "start_us",
+            CdrSort::Duration => "(end_us - start_us)",
+            CdrSort::Caller => "caller",
+            CdrSort::Called => "called",
+            CdrSort::Code => "COALESCE(last_response, 0)",
+        }
+    }
+
+    fn is_text(self) -> bool {
+        matches!(self, CdrSort::Caller | CdrSort::Called)
+    }
+}
+
+/// The sort value of a row in a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    Int(i64),
+    Text(String),
+}
+
+/// A position in a sorted list: the sort value and id of a row. Paging asks for the rows
+/// after or before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub value: SortValue,
+    pub id: LegId,
+}
+
+impl Cursor {
+    /// `<id>.<value>`: the id first so a text value may hold any character, dots included.
+    pub fn to_token(&self) -> String {
+        match &self.value {
+            SortValue::Int(v) => format!("{}.{v}", self.id),
+            SortValue::Text(s) => format!("{}.{s}", self.id),
+        }
+    }
+
+    /// Reads a token made by [`Cursor::to_token`] for `sort`; `None` for anything else (a
+    /// cursor comes from a URL, so it may be anything).
+    pub fn parse(token: &str, sort: CdrSort) -> Option<Cursor> {
+        let (id, value) = token.split_once('.')?;
+        let id = id.parse::<LegId>().ok()?;
+        let value = if sort.is_text() {
+            SortValue::Text(value.to_string())
+        } else {
+            SortValue::Int(value.parse().ok()?)
+        };
+        Some(Cursor { value, id })
+    }
+
+    fn of(leg: &StoredLeg, sort: CdrSort) -> Cursor {
+        let l = &leg.leg;
+        let value = match sort {
+            CdrSort::Start => SortValue::Int(l.start),
+            CdrSort::Duration => SortValue::Int(l.end - l.start),
+            CdrSort::Caller => SortValue::Text(l.caller.clone()),
+            CdrSort::Called => SortValue::Text(l.called.clone()),
+            CdrSort::Code => SortValue::Int(l.last_response.map_or(0, i64::from)),
+        };
+        Cursor { value, id: leg.id }
+    }
+}
+
+/// Which page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PageAt {
+    #[default]
+    First,
+    /// The rows following this one in the sort order.
+    After(Cursor),
+    /// The rows preceding this one (the "previous page").
+    Before(Cursor),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrQuery {
+    pub filter: CdrFilter,
+    pub sort: CdrSort,
+    /// Descending (the default: newest first).
+    pub descending: bool,
+    pub page: PageAt,
+    /// Rows per page, at most [`MAX_PAGE`].
+    pub limit: u32,
+    /// Count the matches (up to [`COUNT_CAP`]); off for API clients that only page.
+    pub count: bool,
+}
+
+impl Default for CdrQuery {
+    fn default() -> Self {
+        CdrQuery {
+            filter: CdrFilter::default(),
+            sort: CdrSort::Start,
+            descending: true,
+            page: PageAt::First,
+            limit: 50,
+            count: false,
+        }
+    }
+}
+
+/// How many legs match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchCount {
+    Exact(u64),
+    /// More than [`COUNT_CAP`]; this many at least.
+    AtLeast(u64),
+}
+
+/// One page of the CDR list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdrPage {
+    /// In the requested order; `messages` left empty.
+    pub legs: Vec<StoredLeg>,
+    /// The cursor for the next page, when there are more rows.
+    pub next: Option<Cursor>,
+    /// The cursor for the previous page, when there are rows before this page.
+    pub prev: Option<Cursor>,
+    /// Only when asked for.
+    pub count: Option<MatchCount>,
+}
+
+/// Why a leg is related to another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Relation {
+    /// Same dedup key: the two are one channel (e.g. one call seen by two sensors).
+    SameDedupKey,
+    /// A transfer or fork link (the rules of `channels::explain`); `carried_by_other` is true when
+    /// the *other* leg carries the header that names this one.
+    Link { link: Link, carried_by_other: bool },
+}
+
+impl Relation {
+    /// Words for the GUI.
+    pub fn text(self) -> String {
+        match self {
+            Relation::SameDedupKey => {
+                "same dedup key (the last 6 digits of caller and called): counted as one channel"
+                    .into()
+            }
+            Relation::Link {
+                link,
+                carried_by_other,
+            } => {
+                let side = if carried_by_other {
+                    "header of the other leg"
+                } else {
+                    "header of this leg"
+                };
+                format!("{} ({side})", link.as_str())
+            }
+        }
+    }
+}
+
+/// A leg related to another one, with every reason found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelatedLeg {
+    pub leg: StoredLeg,
+    pub relations: Vec<Relation>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// The smallest string greater than every string starting with `p`, in SQLite's binary
+/// collation of UTF-8: `p` followed by the highest code point.
+fn prefix_end(p: &str) -> String {
+    let mut s = p.to_string();
+    s.push(char::MAX);
+    s
+}
+
+fn where_clause(f: &CdrFilter, sql: &mut String, binds: &mut Vec<Bind>) {
+    sql.push_str(" WHERE 1 = 1");
+    if let Some(t) = f.start_from {
+        sql.push_str(" AND start_us >= ?");
+        binds.push(Bind::Int(t));
+    }
+    if let Some(t) = f.start_before {
+        sql.push_str(" AND start_us < ?");
+        binds.push(Bind::Int(t));
+    }
+    for (col, value) in [("caller", &f.caller), ("called", &f.called)] {
+        let Some(v) = value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match f.number_match {
+            Match::Prefix => {
+                sql.push_str(&format!(" AND {col} >= ? AND {col} < ?"));
+                binds.push(Bind::Text(v.to_string()));
+                binds.push(Bind::Text(prefix_end(v)));
+            }
+            Match::Contains => {
+                sql.push_str(&format!(" AND instr({col}, ?) > 0"));
+                binds.push(Bind::Text(v.to_string()));
+            }
+        }
+    }
+    if let Some(s) = f.sensor_id {
+        sql.push_str(" AND sensor_id = ?");
+        binds.push(Bind::Int(i64::from(s)));
+    }
+    if let Some(c) = f.code {
+        sql.push_str(" AND last_response = ?");
+        binds.push(Bind::Int(i64::from(c)));
+    }
+    match f.answered {
+        Some(true) => sql.push_str(" AND answer_us IS NOT NULL"),
+        Some(false) => sql.push_str(" AND answer_us IS NULL"),
+        None => {}
+    }
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Int(v) => q.bind(*v),
+            Bind::Text(s) => q.bind(s.as_str()),
+        };
+    }
+    q
+}
+
+impl SqliteStore {
+    pub(crate) async fn cdr_page(&self, q: &CdrQuery) -> Result<CdrPage> {
+        let limit = q.limit.clamp(1, MAX_PAGE);
+        let expr = q.sort.expr();
+        // Walking backwards (previous page) reverses the order; the rows are flipped after.
+        let backwards = matches!(q.page, PageAt::Before(_));
+        let desc = q.descending != backwards;
+        let mut sql = format!("SELECT id, {} FROM legs", LEG_COLUMNS.join(", "));
+        let mut binds = Vec::new();
+        where_clause(&q.filter, &mut sql, &mut binds);
+        if let PageAt::After(c) | PageAt::Before(c) = &q.page {
+            // `expr <= v AND (expr < v OR id < i)` rather than a row value: the first term is
+            // a plain range the planner seeks with, the second filters the few ties.
+            let (le, lt) = if desc { ("<=", "<") } else { (">=", ">") };
+            sql.push_str(&format!(
+                " AND {expr} {le} ? AND ({expr} {lt} ? OR id {lt} ?)"
+            ));
+            let v = match (&c.value, q.sort.is_text()) {
+                (SortValue::Text(s), true) => Bind::Text(s.clone()),
+                (SortValue::Int(i), false) => Bind::Int(*i),
+                // A cursor of another sort: start over rather than fail.
+                (SortValue::Text(_), false) => Bind::Int(if desc { i64::MAX } else { i64::MIN }),
+                (SortValue::Int(_), true) => Bind::Text(if desc {
+                    char::MAX.to_string()
+                } else {
+                    String::new()
+                }),
+            };
+            let v2 = match &v {
+                Bind::Int(i) => Bind::Int(*i),
+                Bind::Text(s) => Bind::Text(s.clone()),
+            };
+            binds.push(v);
+            binds.push(v2);
+            binds.push(Bind::Int(c.id));
+        }
+        let dir = if desc { "DESC" } else { "ASC" };
+        sql.push_str(&format!(" ORDER BY {expr} {dir}, id {dir} LIMIT ?"));
+        binds.push(Bind::Int(i64::from(limit) + 1));
+        let rows = bind_all(sqlx::query(&sql), &binds)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut legs = rows.iter().map(leg_from_row).collect::<Result<Vec<_>>>()?;
+        let more = legs.len() > limit as usize;
+        legs.truncate(limit as usize);
+        if backwards {
+            legs.reverse();
+        }
+        let first = legs.first().map(|l| Cursor::of(l, q.sort));
+        let last = legs.last().map(|l| Cursor::of(l, q.sort));
+        let (prev, next) = match q.page {
+            PageAt::First => (None, if more { last } else { None }),
+            PageAt::After(_) => (first, if more { last } else { None }),
+            PageAt::Before(_) => (if more { first } else { None }, last),
+        };
+        let count = if q.count {
+            Some(self.cdr_count(&q.filter).await?)
+        } else {
+            None
+        };
+        Ok(CdrPage {
+            legs,
+            next,
+            prev,
+            count,
+        })
+    }
+
+    async fn cdr_count(&self, f: &CdrFilter) -> Result<MatchCount> {
+        let mut inner = String::from("SELECT 1 FROM legs");
+        let mut binds = Vec::new();
+        where_clause(f, &mut inner, &mut binds);
+        inner.push_str(" LIMIT ?");
+        binds.push(Bind::Int(COUNT_CAP as i64 + 1));
+        let sql = format!("SELECT COUNT(*) FROM ({inner})");
+        let n: i64 = bind_all(sqlx::query(&sql), &binds)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let n = n as u64;
+        Ok(if n > COUNT_CAP {
+            MatchCount::AtLeast(COUNT_CAP)
+        } else {
+            MatchCount::Exact(n)
+        })
+    }
+
+    pub(crate) async fn leg(&self, id: LegId) -> Result<Option<StoredLeg>> {
+        let sql = format!(
+            "SELECT id, {} FROM legs WHERE id = ?",
+            LEG_COLUMNS.join(", ")
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(leg_from_row).transpose()
+    }
+
+    pub(crate) async fn related_legs(&self, of: &StoredLeg) -> Result<Vec<RelatedLeg>> {
+        let leg = &of.leg;
+        // Candidates: legs overlapping the leg's time range widened by the margin. The start
+        // bound lets the planner use the start index; the longest stored leg bounds how early
+        // an overlapping leg can have started.
+        let longest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(value), 0) FROM store_meta WHERE name = ?")
+                .bind("max_leg_us")
+                .fetch_one(&self.pool)
+                .await?;
+        let from = leg.start.saturating_sub(RELATED_MARGIN);
+        let to = leg.end.max(leg.start).saturating_add(RELATED_MARGIN);
+        // Stage 1 reads only the covering channel index (no leg rows): every rule relates legs
+        // that share a party (same key, or a transfer naming one of the numbers), so legs
+        // sharing no dedup part with this one are dropped before their rows are read.
+        let window: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, caller, called, start_us FROM legs INDEXED BY legs_channels \
+             WHERE start_us >= ? AND start_us < ? AND end_us >= ?",
+        )
+        .bind(from.saturating_sub(longest.max(0)))
+        .bind(to)
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await?;
+        let (tc, td) = parts(leg);
+        let mut candidates: Vec<(i64, i64)> = window
+            .into_iter()
+            .filter(|(id, caller, called, _)| {
+                if *id == of.id {
+                    return false;
+                }
+                let (c, d) = (dedup_part(caller), dedup_part(called));
+                c == tc || c == td || d == tc || d == td
+            })
+            .map(|(id, _, _, start)| ((start - leg.start).abs(), id))
+            .collect();
+        // The nearest in time first, so a number that is party to thousands of calls (a
+        // trunk) cannot make the page slow.
+        candidates.sort_unstable();
+        candidates.truncate(MAX_RELATED_CANDIDATES);
+        let mut out = Vec::new();
+        for chunk in candidates.chunks(500) {
+            let mut sql = format!(
+                "SELECT id, {} FROM legs WHERE id IN (",
+                LEG_COLUMNS.join(", ")
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
+            }
+            sql.push(')');
+            let mut query = sqlx::query(&sql);
+            for (_, id) in chunk {
+                query = query.bind(*id);
+            }
+            for row in &query.fetch_all(&self.pool).await? {
+                let other = leg_from_row(row)?;
+                let relations = relations(leg, &other.leg);
+                if !relations.is_empty() {
+                    out.push(RelatedLeg {
+                        leg: other,
+                        relations,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|r| (r.leg.leg.start, r.leg.id));
+        Ok(out)
+    }
+}
+
+/// The dedup parts of a leg's two parties.
+fn parts(l: &calls::Leg) -> (String, String) {
+    (dedup_part(&l.caller), dedup_part(&l.called))
+}
+
+/// The links `carrier`'s headers make to `other`, by the rules of `channels::explain` (see its
+/// module doc), applied to one pair instead of every active leg.
+fn carried_links(carrier: &calls::Leg, other: &calls::Leg) -> Vec<Link> {
+    let (cc, cd) = parts(carrier);
+    let (oc, od) = parts(other);
+    let mut out = Vec::new();
+    if carrier
+        .replaces
+        .as_deref()
+        .and_then(replaces_call_id)
+        .is_some_and(|id| id == other.call_id)
+    {
+        out.push(Link::Replaces);
+    }
+    if let Some(refer_to) = carrier.refer_to.as_deref() {
+        if refer_to_replaces(refer_to).is_some_and(|id| id == other.call_id) {
+            out.push(Link::ReferToReplaces);
+        }
+        if uri_user(refer_to).map(dedup_part).is_some_and(|t| t == od) && (oc == cc || oc == cd) {
+            out.push(Link::ReferTo);
+        }
+    }
+    if let Some(r) = carrier
+        .referred_by
+        .as_deref()
+        .and_then(uri_user)
+        .map(dedup_part)
+        && (r == oc || r == od)
+        && (cc == oc || cc == od || cd == oc || cd == od)
+    {
+        out.push(Link::ReferredBy);
+    }
+    out
+}
+
+/// Every reason `this` and `other` are related; empty when they are not.
+pub fn relations(this: &calls::Leg, other: &calls::Leg) -> Vec<Relation> {
+    let mut out: Vec<Relation> = Vec::new();
+    if parts(this) == parts(other) {
+        out.push(Relation::SameDedupKey);
+    }
+    for link in carried_links(this, other) {
+        out.push(Relation::Link {
+            link,
+            carried_by_other: false,
+        });
+    }
+    for link in carried_links(other, this) {
+        out.push(Relation::Link {
+            link,
+            carried_by_other: true,
+        });
+    }
+    if this.call_id == other.call_id && parts(this).1 != parts(other).1 {
+        out.push(Relation::Link {
+            link: Link::ForkSameCallId,
+            carried_by_other: false,
+        });
+    }
+    if let (Some(a), Some(b)) = (this.from_tag.as_deref(), other.from_tag.as_deref())
+        && !a.is_empty()
+        && a == b
+        && this.call_id != other.call_id
+        && parts(this).0 == parts(other).0
+    {
+        out.push(Relation::Link {
+            link: Link::ForkSameFromTag,
+            carried_by_other: false,
+        });
+    }
+    let mut seen = HashSet::new();
+    out.retain(|r| seen.insert(*r));
+    out
+}
