@@ -14,12 +14,15 @@
 //! - `pages`, `chrome`: askama pages and what surrounds every page (nav, banners, footer).
 //! - `api`: `/api/v1`, `/healthz`, `/metrics`; `report`: the channel report JSON shape
 //!   (shared with `sipmeter channels`); `metrics`: Prometheus text.
+//! - `alerts`: the alert engine (rules from the store, evaluated on the clock; webhook and
+//!   SMTP delivery, suppressed when locked) and the Alerts page.
 //! - `reports`: the Reports page and its CSV downloads (figures from `daily`).
 //! - `users`: Settings › Users (admins add users) and Settings › Password.
 //! - `clock`: the time source (a fake one for tests).
 //! - `chart`: server-side SVG charts (Concurrent Calls Stats, dashboard), pure rendering.
 //! - `daily`: the daily report figures (calls, answered, ASR, ACD, failures by code, peak).
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod chart;

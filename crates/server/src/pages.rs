@@ -304,14 +304,6 @@ pub async fn cdrs(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
     })
 }
 
-pub async fn alerts(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    render(&Placeholder {
-        chrome: chrome(&app, &ctx, "alerts"),
-        title: "Alerts",
-        text: "Alert rules (webhook, e-mail) and their log are not built yet.",
-    })
-}
-
 #[derive(Template)]
 #[template(path = "concurrent_calls.html")]
 struct ConcurrentCallsPage {

@@ -11,11 +11,12 @@ use axum::routing::{get, post};
 use channels::ActiveMode;
 use tokio::sync::mpsc;
 
+use crate::alerts::AlertsConfig;
 use crate::clock::Clock;
 use crate::error::ServerError;
 use crate::license_env::LicenseSetup;
 use crate::state::AppState;
-use crate::{api, auth, gate, pages, reports, sensor, users};
+use crate::{alerts, api, auth, gate, pages, reports, sensor, users};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -51,6 +52,7 @@ pub struct Running {
     writer: tokio::task::JoinHandle<()>,
     sensor_stop: Arc<AtomicBool>,
     sensor: Option<std::thread::JoinHandle<()>>,
+    alerts: tokio::task::JoinHandle<()>,
 }
 
 /// The router: every route of [`crate::routes::ROUTES`], behind the gate.
@@ -66,7 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/reports", get(reports::page))
         .route("/reports/daily.csv", get(reports::daily_csv))
         .route("/reports/failures.csv", get(reports::failures_csv))
-        .route("/alerts", get(pages::alerts))
+        .route("/alerts", get(alerts::page))
+        .route("/alerts/rules", post(alerts::save_rule))
+        .route("/alerts/rules/enable", post(alerts::enable_rule))
+        .route("/alerts/rules/delete", post(alerts::delete_rule))
         .route("/about", get(pages::about))
         .route("/settings/license", get(pages::settings_license))
         .route("/settings/license/token", post(pages::settings_token))
@@ -112,9 +117,21 @@ async fn ensure_admin(
 }
 
 impl Running {
-    /// Starts everything; the server answers as soon as this returns.
+    /// Starts everything with the default alert settings (no SMTP relay, evaluation every
+    /// minute); the server answers as soon as this returns.
     pub async fn start(
         config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Running, ServerError> {
+        Running::start_with_alerts(config, AlertsConfig::default(), clock).await
+    }
+
+    /// Like [`Running::start`], with the alert delivery settings (`--smtp`, `--smtp-from`)
+    /// and the evaluation interval; tests use a long interval and call
+    /// [`crate::alerts::evaluate_once`] themselves.
+    pub async fn start_with_alerts(
+        config: ServerConfig,
+        alerts: AlertsConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Running, ServerError> {
         if let Some(dir) = &config.pcap_dir
@@ -139,6 +156,7 @@ impl Running {
             config.data_dir.clone(),
             config.pcap_dir.clone(),
             dummy_hash,
+            alerts,
         );
 
         state.metrics.legs_stored.store(
@@ -189,6 +207,7 @@ impl Running {
                 addr: config.listen,
                 source,
             })?;
+        let alerts = tokio::spawn(alerts::run(state.clone()));
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let http = tokio::spawn(async move {
@@ -208,6 +227,7 @@ impl Running {
             writer,
             sensor_stop,
             sensor,
+            alerts,
         })
     }
 
@@ -215,6 +235,9 @@ impl Running {
     /// everything it handed over, and closes the database.
     pub async fn stop(mut self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(());
+        // An evaluation cut short is harmless: a rule's state is written after its delivery,
+        // so at worst it is sent again after the restart.
+        self.alerts.abort();
         let http = self
             .http
             .await

@@ -48,6 +48,8 @@ pub struct Inner {
     pub sessions: Sessions,
     pub throttle: Throttle,
     pub metrics: Metrics,
+    /// The alert engine's settings and its one-evaluation-at-a-time lock.
+    pub alerts: crate::alerts::Engine,
     /// The hash checked when a login names an unknown user, so that a failed login takes
     /// the same time whether or not the user exists.
     pub dummy_hash: String,
@@ -82,6 +84,7 @@ impl AppState {
         data_dir: PathBuf,
         pcap_dir: Option<PathBuf>,
         dummy_hash: String,
+        alerts: crate::alerts::AlertsConfig,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
@@ -93,6 +96,7 @@ impl AppState {
             sessions: Sessions::default(),
             throttle: Throttle::default(),
             metrics: Metrics::default(),
+            alerts: crate::alerts::Engine::new(alerts),
             dummy_hash,
             live: RwLock::new(LiveSnapshot::default()),
             generation: AtomicU64::new(0),
