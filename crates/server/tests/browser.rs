@@ -12,6 +12,7 @@
 //! a browser. `SIPMETER_BROWSER_SHOTS=DIR` keeps the screenshots (else they die with the temp
 //! dir).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,7 +90,10 @@ fn browser_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
         .collect::<Vec<_>>()
         .join(" and ");
     if std::env::var("SIPMETER_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!(
+        // Straight to stderr: the test harness captures `eprintln!` of passing tests, and a
+        // skip nobody sees is a silent pass.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!! SKIPPED browser test {test}: {missing} not found and \
              SIPMETER_SKIP_BROWSER=1 !!!!!!!!\n"
         );
@@ -263,6 +267,41 @@ impl Browser {
 
     async fn text_is(&self, css: &str, want: &str) {
         self.text_when(css, |t| t == want).await;
+    }
+
+    /// Reloads the page until `css` reads `want`: for figures the server updates behind the
+    /// page (a capture just read), where one reload could come a moment early.
+    async fn reload_until(&self, css: &str, want: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.c.refresh().await.unwrap();
+            let now = match self.c.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if now == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} still {now:?}, not {want:?}, on {}",
+                self.where_am_i().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Until the browser shows `path` (a click's navigation has landed).
+    async fn path_is(&self, want: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.path().await != want {
+            assert!(
+                Instant::now() < deadline,
+                "still on {}, not {want}",
+                self.where_am_i().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn heading_is(&self, want: &str) {
@@ -573,8 +612,7 @@ async fn an_operator_logs_in_reads_the_footer_opens_the_stats_and_exports_csv() 
     // Moved in whole: the sensor must never see a half-written file.
     std::fs::rename(&part, w.pcaps().join("a-part.pcap")).unwrap();
     wait_for_captures(s.addr, 1.0).await;
-    b.c.refresh().await.unwrap();
-    b.text_is("#footer-channels", "Active channels 5 / License limit 10")
+    b.reload_until("#footer-channels", "Active channels 5 / License limit 10")
         .await;
     assert!(
         b.text_when("#license-state", |t| !t.is_empty())
@@ -587,8 +625,7 @@ async fn an_operator_logs_in_reads_the_footer_opens_the_stats_and_exports_csv() 
     // The whole capture: every call ended, today's peak stays 5.
     std::fs::copy(&src, w.pcaps().join("b-full.pcap")).unwrap();
     wait_for_captures(s.addr, 2.0).await;
-    b.c.refresh().await.unwrap();
-    b.text_is("#footer-channels", "Active channels 0 / License limit 10")
+    b.reload_until("#footer-channels", "Active channels 0 / License limit 10")
         .await;
     b.text_is("#today-peak", "5").await;
     let chart = b.find("#chart-24h svg").await;
@@ -683,6 +720,8 @@ async fn an_operator_logs_in_reads_the_footer_opens_the_stats_and_exports_csv() 
 
     // The CDR list's CSV export, once the CDR page offers one.
     b.click("nav a[href='/cdrs']").await;
+    b.path_is("/cdrs").await;
+    b.find("main h1").await;
     let cdr_csv =
         b.c.find_all(Locator::Css("main a[href*='.csv']"))
             .await
@@ -748,9 +787,8 @@ async fn the_lock_page_after_fifteen_days_over_and_a_bigger_key_uploaded_unlocks
     eprintln!("lock page screenshot: {}", shot.display());
     // Every other locked page too, reached through the navigation.
     b.click("nav a[href='/tools/concurrent-calls']").await;
-    b.text_when("main h1", |t| t == "The GUI is locked by the license")
-        .await;
-    assert_eq!(b.path().await, "/tools/concurrent-calls");
+    b.path_is("/tools/concurrent-calls").await;
+    b.heading_is("The GUI is locked by the license").await;
     assert_eq!(b.status().await, 423);
 
     // Unlock as the lock page says: Settings › License, upload a bigger key file.
@@ -774,8 +812,13 @@ async fn the_lock_page_after_fifteen_days_over_and_a_bigger_key_uploaded_unlocks
 
     // Usable again at once, no restart.
     b.click("nav a[href='/']").await;
+    b.path_is("/").await;
     b.heading_is("Dashboard").await;
     assert_eq!(b.status().await, 200);
+    for banner in b.c.find_all(Locator::Css(".banner")).await.unwrap() {
+        let text = banner.text().await.unwrap();
+        assert!(!text.contains("locked"), "no lock banner left: {text}");
+    }
     b.text_is("#footer-channels", "Active channels 0 / License limit 10")
         .await;
     b.click("nav a[href='/tools/concurrent-calls']").await;
