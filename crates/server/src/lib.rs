@@ -16,6 +16,8 @@
 //!   (shared with `sipmeter channels`); `metrics`: Prometheus text.
 //! - `alerts`: the alert engine (rules from the store, evaluated on the clock; webhook and
 //!   SMTP delivery, suppressed when locked) and the Alerts page.
+//! - `cdrs`: the CDR browser, CDR detail (related legs, SIP ladder), `/api/v1/cdrs` JSON and CSV;
+//!   the printed leg shape and CSV columns shared with `sipmeter read`.
 //! - `reports`: the Reports page and its CSV downloads (figures from `daily`).
 //! - `users`: Settings › Users (admins add users) and Settings › Password.
 //! - `clock`: the time source (a fake one for tests).
@@ -25,6 +27,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod cdrs;
 pub mod chart;
 pub mod chrome;
 pub mod clock;

@@ -71,6 +71,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/logout", User, Lock::Exempt),
     r(Method::GET, "/", User, Lock::Page),
     r(Method::GET, "/cdrs", User, Lock::Page),
+    r(Method::GET, "/cdrs/{id}", User, Lock::Page),
     r(Method::GET, "/tools/concurrent-calls", User, Lock::Page),
     r(Method::GET, "/reports", User, Lock::Report),
     r(Method::GET, "/reports/daily.csv", User, Lock::Csv),
@@ -97,6 +98,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/api/v1/license", User, Lock::Exempt),
     r(Method::GET, "/api/v1/channels/now", User, Lock::DataApi),
     r(Method::GET, "/api/v1/channels/stats", User, Lock::DataApi),
+    r(Method::GET, "/api/v1/cdrs", User, Lock::DataApi),
+    r(Method::GET, "/api/v1/cdrs.csv", User, Lock::Csv),
 ];
 
 pub fn find(method: &Method, path: &str) -> Option<&'static RouteSpec> {

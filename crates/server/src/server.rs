@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::error::ServerError;
 use crate::license_env::LicenseSetup;
 use crate::state::AppState;
-use crate::{alerts, api, auth, gate, pages, reports, sensor, users};
+use crate::{alerts, api, auth, cdrs, gate, pages, reports, sensor, users};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -63,7 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/logout", post(pages::logout))
         .route("/", get(pages::dashboard))
-        .route("/cdrs", get(pages::cdrs))
+        .route("/cdrs", get(cdrs::list))
+        .route("/cdrs/{id}", get(cdrs::detail))
         .route("/tools/concurrent-calls", get(pages::concurrent_calls))
         .route("/reports", get(reports::page))
         .route("/reports/daily.csv", get(reports::daily_csv))
@@ -86,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/license", get(api::license_status))
         .route("/api/v1/channels/now", get(api::channels_now))
         .route("/api/v1/channels/stats", get(api::channels_stats))
+        .route("/api/v1/cdrs", get(cdrs::api_list))
+        .route("/api/v1/cdrs.csv", get(cdrs::api_csv))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
