@@ -276,13 +276,14 @@ async fn evaluate_rule(
     let due_again = |every: Micros| every > 0 && rule.last_sent.is_none_or(|t| now - t >= every);
     let event = match rule.spec.kind {
         AlertKind::License => match (&rule.last_value, &obs.value) {
-            // First look: remember the situation; a change is measured from here.
-            (None, _) => None,
             (Some(old), Some(new)) if old != new => Some(Event::Changed),
+            // Lockdown is alerted at least daily (SPEC §3), from the first look on.
             _ if status.state == LicenseState::Lockdown => {
                 let every = if renotify > 0 { renotify.min(DAY) } else { DAY };
                 due_again(every).then_some(Event::StillFiring)
             }
+            // First look: remember the situation; a change is measured from here.
+            (None, _) => None,
             _ if obs.firing => due_again(renotify).then_some(Event::StillFiring),
             _ => None,
         },
@@ -508,7 +509,10 @@ async fn send_email(
         if code != 220 {
             return Err(format!("SMTP relay greeting: {code} {text}"));
         }
-        if smtp_step(&mut s, "EHLO sipmeter\r\n", &[250]).await.is_err() {
+        if smtp_step(&mut s, "EHLO sipmeter\r\n", &[250])
+            .await
+            .is_err()
+        {
             smtp_step(&mut s, "HELO sipmeter\r\n", &[250]).await?;
         }
         smtp_step(&mut s, &format!("MAIL FROM:<{from}>\r\n"), &[250]).await?;
@@ -533,8 +537,7 @@ pub fn valid_email(a: &str) -> bool {
     a.len() <= 254
         && !local.is_empty()
         && !domain.is_empty()
-        && a
-            .chars()
+        && a.chars()
             .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | ';' | '"' | '\\'))
 }
 
@@ -811,8 +814,7 @@ impl RuleForm {
     /// The rule, or what is wrong with the form.
     fn spec(&self) -> Result<AlertRuleSpec, String> {
         let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control)
-        {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err("A rule needs a name of 1 to 100 characters.".into());
         }
         let kind = AlertKind::parse(&self.kind).ok_or("Unknown kind of rule.")?;
@@ -887,7 +889,11 @@ pub async fn save_rule(
         }
     };
     let result = match f.id.trim() {
-        "" => app.store.create_alert_rule(&spec, app.now()).await.map(|_| true),
+        "" => app
+            .store
+            .create_alert_rule(&spec, app.now())
+            .await
+            .map(|_| true),
         id => match id.parse::<i64>() {
             Ok(id) => app.store.update_alert_rule(id, &spec).await,
             Err(_) => Ok(false),
