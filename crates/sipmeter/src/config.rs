@@ -36,6 +36,10 @@ pub struct FileConfig {
     pub hwid_override: Option<String>,
     /// Domain name of this server, for domain-bound licenses (`--domain`).
     pub license_domain: Option<String>,
+    /// SMTP relay `HOST:PORT` for e-mail alerts of `serve` (`--smtp`).
+    pub smtp_relay: Option<String>,
+    /// Sender address of e-mail alerts (`--smtp-from`).
+    pub smtp_from: Option<String>,
 }
 
 impl FileConfig {

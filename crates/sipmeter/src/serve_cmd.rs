@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// (first start); without it a password is generated and printed once
     #[arg(long, env = "SIPMETER_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// SMTP relay for e-mail alerts (plain SMTP, no login; the relay delivers onwards)
+    /// [config: smtp_relay]
+    #[arg(long = "smtp", value_name = "HOST:PORT")]
+    smtp: Option<String>,
+    /// Sender address of e-mail alerts [config: smtp_from] [default: sipmeter@localhost]
+    #[arg(long, value_name = "ADDRESS")]
+    smtp_from: Option<String>,
     #[command(flatten)]
     license: LicenseFlags,
 }
@@ -43,12 +50,24 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         pcap_poll: Duration::from_secs(1),
         pcap_settle: Duration::from_secs(2),
     };
+    let mut alerts = server::alerts::AlertsConfig {
+        smtp_relay: args.smtp.clone().or_else(|| file.smtp_relay.clone()),
+        ..Default::default()
+    };
+    if let Some(from) = args.smtp_from.clone().or_else(|| file.smtp_from.clone()) {
+        anyhow::ensure!(
+            server::alerts::valid_email(&from),
+            "--smtp-from / smtp_from {from:?} is not an e-mail address"
+        );
+        alerts.smtp_from = from;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let running = server::Running::start(config, Arc::new(server::SystemClock))
+        let running =
+            server::Running::start_with_alerts(config, alerts, Arc::new(server::SystemClock))
             .await
             .context("cannot start the server")?;
         if let Some(pw) = &running.generated_admin_password {
