@@ -590,7 +590,8 @@ fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The tests.
+// The tests. The server runs on the test's own runtime; two workers keep it answering Chromium
+// while the test blocks briefly (files, `kill`), so a page load never waits on the test.
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
