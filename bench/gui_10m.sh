@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# GUI/API latency at license scale: fills a SQLite database with LEGS legs (default 10 M), starts
+# `sipmeter serve` on it and measures p50/p99 of the CDR list (first page, a filtered page, a
+# deep keyset page, the JSON API), Concurrent Calls Stats and the dashboard. See bench/README.md.
+#
+#   bench/gui_10m.sh                      # 10 M legs (714 286 a day × 14 days)
+#   BENCH_LEGS_PER_DAY=100000 bench/gui_10m.sh   # 1.4 M legs, minutes instead of half an hour
+#   BENCH_REQUESTS=200 BENCH_DIR=/some/disk bench/gui_10m.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+per_day="${BENCH_LEGS_PER_DAY:-714286}"
+days="${BENCH_DAYS:-14}"
+requests="${BENCH_REQUESTS:-100}"
+port="${BENCH_PORT:-18089}"
+dir="${BENCH_DIR:-$here/out/gui-$per_day-x-$days}"
+password="bench-password-1"
+
+cd "$root"
+cargo build --release -q -p sipmeter
+cargo build --release -q -p store --example channels_bench
+
+# The database is kept between runs (loading is the slow part): delete $dir to rebuild it.
+if [ ! -f "$dir/sipmeter.db" ]; then
+    mkdir -p "$dir"
+    echo "loading $((per_day * days)) legs into $dir (slow: ~28 min for 16 M on a busy 2-core machine)"
+    CHANNELS_BENCH_DIR="$dir" target/release/examples/channels_bench "$per_day" "$days"
+fi
+
+log="$dir/serve.log"
+target/release/sipmeter serve --listen "127.0.0.1:$port" --data-dir "$dir" \
+    --admin-password "$password" >"$log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+
+# The client: Python standard library only (no wrk needed). Logs in like a browser (CSRF field
+# and cookie), warms each URL once, then times N sequential requests per URL.
+python3 - "http://127.0.0.1:$port" admin "$password" "$requests" <<'PY'
+import http.cookiejar, json, re, sys, time, urllib.parse, urllib.request
+
+base, user, pw, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+jar = http.cookiejar.CookieJar()
+op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+deadline = time.time() + 120
+while True:
+    try:
+        op.open(base + "/healthz").read()
+        break
+    except Exception:
+        if time.time() > deadline:
+            sys.exit("server did not start: see serve.log")
+        time.sleep(0.5)
+
+page = op.open(base + "/login").read().decode()
+csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+op.open(base + "/login", urllib.parse.urlencode(
+    {"user": user, "password": pw, "csrf": csrf, "next": "/"}).encode()).read()
+
+# A deep keyset page: the cursor of a row in the middle of the time range (default sort).
+first = json.loads(op.open(base + "/api/v1/cdrs?limit=1").read())
+last = json.loads(op.open(base + "/api/v1/cdrs?limit=1&dir=asc").read())
+def us(t):
+    from datetime import datetime
+    return int(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1_000_000)
+mid = (us(first["legs"][0]["start"]) + us(last["legs"][0]["start"])) // 2
+deep = urllib.parse.quote(f"{2**62}.{mid}")
+caller = first["legs"][0]["caller"][:8]
+
+cases = [
+    ("CDR list, first page", "/cdrs"),
+    ("CDR list, caller prefix " + caller, "/cdrs?caller=" + urllib.parse.quote(caller)),
+    ("CDR list, answered=no", "/cdrs?answered=no"),
+    ("CDR list, deep keyset page", "/cdrs?after=" + deep),
+    ("CDR list, sort by caller", "/cdrs?sort=caller&dir=asc"),
+    ("API /api/v1/cdrs, 100 rows", "/api/v1/cdrs"),
+    ("Concurrent Calls Stats", "/tools/concurrent-calls"),
+    ("Dashboard", "/"),
+]
+print(f"{'page':<40} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+for name, path in cases:
+    op.open(base + path).read()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = op.open(base + path)
+        r.read()
+        times.append((time.perf_counter() - t) * 1000)
+        if r.status != 200:
+            sys.exit(f"{path}: HTTP {r.status}")
+    times.sort()
+    p = lambda q: times[min(len(times) - 1, int(q * len(times)))]
+    print(f"{name:<40} {n:>5} {p(0.5):>8.1f} {p(0.99):>8.1f} {times[-1]:>8.1f}")
+PY
