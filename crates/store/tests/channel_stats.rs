@@ -2,51 +2,14 @@
 //! recompute, late legs from another sensor update the days they fall in, and the mode is
 //! honoured. Real SQLite files.
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
 
-use calls::{EndReason, Leg, Micros};
-use sip::Transport;
+use calls::Micros;
+use common::{D0, S, leg};
 use store::{ActiveMode, MinuteRow, Store};
 
-const S: Micros = 1_000_000;
 const MIN: Micros = 60 * S;
 const DAY: Micros = 86_400 * S;
-/// 2026-11-01T00:00:00Z
-const D0: Micros = 1_793_491_200 * S;
-
-fn leg(sensor: u32, id: &str, caller: &str, called: &str, start: Micros, end: Micros) -> Leg {
-    Leg {
-        call_id: id.to_string(),
-        sensor_id: sensor,
-        caller: caller.to_string(),
-        caller_domain: "example.com".into(),
-        caller_name: None,
-        called: called.to_string(),
-        called_domain: "example.com".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
-        answer: Some(start + S),
-        end,
-        last_response: Some(200),
-        last_response_text: Some("OK".into()),
-        end_reason: EndReason::ByeConfirmed,
-        hangup_by: None,
-        transport: Transport::Udp,
-        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        src_port: 5060,
-        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 7,
-        messages: Vec::new(),
-    }
-}
 
 async fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
