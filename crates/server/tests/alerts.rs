@@ -3,34 +3,22 @@
 //! DATA) on 127.0.0.1, and the fake clock. Evaluation is driven by `alerts::evaluate_once`
 //! (the background task is given an hour-long interval so it never races the test).
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calls::Micros;
-use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use server::alerts::{self, AlertsConfig};
-use server::{Clock, FakeClock, LicenseSetup, Running, ServerConfig};
+use server::{Clock, FakeClock, Running};
 use store::{AlertKind, AlertOutcome, AlertRuleSpec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const ADMIN_PW: &str = "correct horse battery";
-const HWID: &str = "1111-2222-3333-4444";
-const DAY: Micros = 86_400_000_000;
+mod common;
+use common::{
+    DAY, World, client, csrf_of, days_before, get_text, logged_in, login_as, repo_file, url, us,
+};
+
 const MINUTE: Micros = 60_000_000;
-
-fn us(rfc3339: &str) -> Micros {
-    rfc3339.parse::<jiff::Timestamp>().unwrap().as_microsecond()
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
 
 /// A webhook receiver: every JSON document POSTed to `/hook`.
 #[derive(Clone, Default)]
@@ -140,91 +128,28 @@ impl SmtpSink {
     }
 }
 
-struct World {
-    dir: tempfile::TempDir,
-    signing: SigningKey,
+/// Installs a license for the world's hardware id: `channels`, issued 40 days before `issued`,
+/// formal end 300 days after it (grace 20 more), refresh due 400 days after it.
+fn install_license(w: &World, channels: u32, issued: Micros) {
+    let mut terms = w.terms(channels, issued);
+    terms.refresh_by = license::timestamp(issued + 400 * DAY).unwrap();
+    w.install_key(&w.issue(&terms));
 }
 
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pcaps")).unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        World {
-            dir,
-            signing: SigningKey::generate(&mut license::OsRng),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn pcaps(&self) -> PathBuf {
-        self.dir.path().join("pcaps")
-    }
-
-    /// Installs a license for this world's hardware id: `channels`, issued 40 days before
-    /// `issued`, formal end 300 days after it (grace 20 more).
-    fn install_license(&self, channels: u32, issued: Micros) {
-        let today = license::day_of(issued, &jiff::tz::TimeZone::UTC);
-        let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
-        let terms = LicenseTerms {
-            license_id: format!("L-TEST-{channels}"),
-            customer: "Example Telecom".into(),
-            channels,
-            issued_at: license::timestamp(issued - 40 * DAY).unwrap(),
-            formal_end,
-            grace_end: license::grace_end_for(formal_end, false),
-            cancelled: false,
-            trial: false,
-            emergency: false,
-            binding: Binding::Hwid(HWID.parse().unwrap()),
-            grants: vec![],
-            refresh_by: license::timestamp(issued + 400 * DAY).unwrap(),
-        };
-        std::fs::write(
-            self.data().join("license.key"),
-            license::issue(&terms, &self.signing).unwrap(),
-        )
-        .unwrap();
-    }
-
-    async fn start(&self, clock: &FakeClock, smtp: Option<String>) -> Running {
-        let mut keyring = Keyring::builtin();
-        keyring.add(self.signing.public());
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.data(),
-            pcap_dir: Some(self.pcaps()),
-            admin_password: Some(ADMIN_PW.into()),
-            license: LicenseSetup {
-                data_dir: self.data(),
-                license_path: self.data().join("license.key"),
-                keyring,
-                hwid: ResolvedHwid {
-                    hwid: HWID.parse::<Hwid>().unwrap(),
-                    source: HwidSource::Override,
-                },
-                domain: None,
-                operator_limit: None,
-                tz: jiff::tz::TimeZone::UTC,
-            },
-            pipeline: sensor::PipelineConfig::default(),
-            channel_mode: channels::ActiveMode::Signalling,
-            pcap_poll: Duration::from_millis(50),
-            pcap_settle: Duration::from_millis(200),
-        };
-        let alerts = AlertsConfig {
-            smtp_relay: smtp,
-            smtp_from: "sipmeter@example.test".into(),
-            interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(5),
-        };
-        Running::start_with_alerts(config, alerts, Arc::new(clock.clone()))
-            .await
-            .unwrap()
-    }
+/// The server of these tests, with the alert engine: SIP messages not kept, the background
+/// evaluation given an hour-long interval so it never races the test.
+async fn start(w: &World, clock: &FakeClock, smtp: Option<String>) -> Running {
+    let mut config = w.config();
+    config.pipeline = sensor::PipelineConfig::default();
+    let alerts = AlertsConfig {
+        smtp_relay: smtp,
+        smtp_from: "sipmeter@example.test".into(),
+        interval: Duration::from_secs(3600),
+        timeout: Duration::from_secs(5),
+    };
+    Running::start_with_alerts(config, alerts, Arc::new(clock.clone()))
+        .await
+        .unwrap()
 }
 
 fn rule(name: &str, kind: AlertKind) -> AlertRuleSpec {
@@ -273,11 +198,11 @@ async fn channels_above_the_share_go_to_the_webhook_and_by_email_once_then_again
     let w = World::new();
     // basic_concurrent.pcap: 10 calls on 2026-11-28 16:29, at most 5 at once; 5 > 80 % of 6.
     let now = us("2026-11-28T16:31:00Z");
-    w.install_license(6, now);
+    install_license(&w, 6, now);
     let (hook, hook_url) = Hook::start().await;
     let (sink, smtp) = SmtpSink::start().await;
     let clock = FakeClock::new(now);
-    let s = w.start(&clock, Some(smtp)).await;
+    let s = start(&w, &clock, Some(smtp)).await;
     let mut spec = rule("busy trunk", AlertKind::Channels);
     spec.webhook_url = Some(hook_url);
     spec.email = Some("noc@example.test".into());
@@ -357,11 +282,11 @@ async fn channels_above_the_share_go_to_the_webhook_and_by_email_once_then_again
 async fn license_changes_alert_and_a_locked_license_sends_nothing_and_logs_why() {
     let w = World::new();
     let now = us("2026-11-28T12:00:00Z");
-    w.install_license(50, now);
+    install_license(&w, 50, now);
     let (hook, hook_url) = Hook::start().await;
     let (sink, smtp) = SmtpSink::start().await;
     let clock = FakeClock::new(now);
-    let s = w.start(&clock, Some(smtp)).await;
+    let s = start(&w, &clock, Some(smtp)).await;
     let mut spec = rule("license watch", AlertKind::License);
     spec.webhook_url = Some(hook_url);
     spec.email = Some("admin@example.test".into());
@@ -405,7 +330,7 @@ async fn license_changes_alert_and_a_locked_license_sends_nothing_and_logs_why()
         assert!(e.what.contains("locked, expired"), "{}", e.what);
     }
     // Renewed: the page is usable again and its log says why nothing was sent.
-    w.install_license(50, clock.now());
+    install_license(&w, 50, clock.now());
     s.state.invalidate_status();
     let c = logged_in(s.addr).await;
     let (code, html) = get_text(&c, s.addr, "/alerts").await;
@@ -424,22 +349,11 @@ async fn lockdown_alerts_admins_daily() {
     let now = us("2026-11-28T12:00:00Z");
     let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
     // 5 channels on each of the 5 days before today against a 4-channel key: lockdown.
-    let days: Vec<jiff::civil::Date> = (1..=5)
-        .map(|n| today.checked_sub(jiff::Span::new().days(n)).unwrap())
-        .collect();
-    {
-        let mut store = store::Store::open_sqlite(w.data()).await.unwrap();
-        store.insert_legs(&busy_days(&days, 5)).await.unwrap();
-        store
-            .update_channel_stats(channels::ActiveMode::Signalling)
-            .await
-            .unwrap();
-        store.close().await;
-    }
-    w.install_license(4, now);
+    w.seed_busy_days(&days_before(today, 5), 5).await;
+    install_license(&w, 4, now);
     let (hook, hook_url) = Hook::start().await;
     let clock = FakeClock::new(now);
-    let s = w.start(&clock, None).await;
+    let s = start(&w, &clock, None).await;
     let mut spec = rule("lockdown", AlertKind::License);
     spec.webhook_url = Some(hook_url);
     spec.renotify_minutes = 0;
@@ -471,10 +385,10 @@ async fn failed_call_ratio_fires_above_the_threshold_with_enough_calls() {
     let w = World::new();
     // failures.pcap: 486, 404, 503 and a cancelled call at 16:29: 3 of 4 failed (75 %).
     let now = us("2026-11-28T16:35:00Z");
-    w.install_license(50, now);
+    install_license(&w, 50, now);
     let (hook, hook_url) = Hook::start().await;
     let clock = FakeClock::new(now);
-    let s = w.start(&clock, None).await;
+    let s = start(&w, &clock, None).await;
     let mut spec = rule("failures", AlertKind::FailedRatio);
     spec.threshold_percent = 50.0;
     spec.window_minutes = 10;
@@ -509,13 +423,13 @@ async fn failed_call_ratio_fires_above_the_threshold_with_enough_calls() {
 async fn a_webhook_that_refuses_the_connection_is_logged_as_failed() {
     let w = World::new();
     let now = us("2026-11-28T12:00:00Z");
-    w.install_license(50, now);
+    install_license(&w, 50, now);
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
     let clock = FakeClock::new(now);
-    let s = w.start(&clock, None).await;
+    let s = start(&w, &clock, None).await;
     let mut spec = rule("dead hook", AlertKind::License);
     spec.webhook_url = Some(format!("http://{dead}/hook"));
     spec.email = Some("ops@example.test".into());
@@ -552,7 +466,7 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     let w = World::new();
     let now = us("2026-11-28T12:00:00Z");
     let clock = FakeClock::new(now);
-    let s = w.start(&clock, None).await;
+    let s = start(&w, &clock, None).await;
     let admin = logged_in(s.addr).await;
     let (code, html) = get_text(&admin, s.addr, "/alerts").await;
     assert_eq!(code, StatusCode::OK);
@@ -741,105 +655,4 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(s.state.store.alert_rules().await.unwrap().is_empty());
     s.stop().await.unwrap();
-}
-
-// --- helpers shared with the HTTP tests' way of logging in ---------------------------------
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-fn csrf_of(html: &str) -> String {
-    let key = "name=\"csrf\" value=\"";
-    let at = html.find(key).expect("page has a csrf field") + key.len();
-    html[at..at + html[at..].find('"').unwrap()].to_string()
-}
-
-async fn login_as(
-    c: &reqwest::Client,
-    addr: SocketAddr,
-    user: &str,
-    pw: &str,
-) -> reqwest::Response {
-    let page = c.get(url(addr, "/login")).send().await.unwrap();
-    let csrf = csrf_of(&page.text().await.unwrap());
-    c.post(url(addr, "/login"))
-        .form(&[
-            ("user", user),
-            ("password", pw),
-            ("csrf", &csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn logged_in(addr: SocketAddr) -> reqwest::Client {
-    let c = client();
-    assert_eq!(
-        login_as(&c, addr, "admin", ADMIN_PW).await.status(),
-        StatusCode::SEE_OTHER
-    );
-    c
-}
-
-async fn get_text(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (StatusCode, String) {
-    let r = c.get(url(addr, path)).send().await.unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
-/// `per_day` concurrent calls (distinct numbers) on each of `days`, 10:00–10:30 UTC.
-fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
-    let mut legs = Vec::new();
-    for d in days {
-        let start = d
-            .at(10, 0, 0, 0)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-            .as_microsecond();
-        for i in 0..per_day {
-            legs.push(calls::Leg {
-                call_id: format!("busy-{d}-{i}"),
-                sensor_id: 1,
-                caller: format!("4420700{i:05}"),
-                caller_domain: "example.test".into(),
-                caller_name: None,
-                called: format!("4420300{i:05}"),
-                called_domain: "example.test".into(),
-                called_name: None,
-                from_tag: None,
-                to_tag: None,
-                start: start + i64::from(i),
-                answer: Some(start + 1_000_000),
-                end: start + 1_800_000_000,
-                last_response: Some(200),
-                last_response_text: Some("OK".into()),
-                end_reason: calls::EndReason::ByeConfirmed,
-                hangup_by: None,
-                transport: sip::Transport::Udp,
-                src_ip: "192.0.2.1".parse().unwrap(),
-                src_port: 5060,
-                dst_ip: "192.0.2.2".parse().unwrap(),
-                dst_port: 5060,
-                partial: false,
-                referred_by: None,
-                refer_to: None,
-                replaces: None,
-                user_agent: None,
-                sip_message_count: 0,
-                messages: vec![],
-            });
-        }
-    }
-    legs
 }

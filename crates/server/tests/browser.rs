@@ -16,17 +16,17 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calls::Micros;
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
-use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
-use server::{FakeClock, LicenseSetup, Running, ServerConfig};
+use server::{FakeClock, Running};
 
-const ADMIN_PW: &str = "correct horse battery";
-const HWID: &str = "1111-2222-3333-4444";
-const DAY: Micros = 86_400_000_000;
+mod common;
+use common::{
+    ADMIN_PW, DAY, World, an_instant_with_five_calls, days_before, metric, pcap_until, repo_file,
+    url, us,
+};
+
 /// How long any one thing may take to appear. Generous because two browsers and the build of
 /// other crates may share two cores; a wait ends as soon as its condition holds, so a healthy
 /// run never spends it.
@@ -46,20 +46,6 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-dev-shm-usage",
     "--window-size=1280,1000",
 ];
-
-fn us(rfc3339: &str) -> Micros {
-    rfc3339.parse::<jiff::Timestamp>().unwrap().as_microsecond()
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
 
 // ---------------------------------------------------------------------------------------------
 // The browser: chromedriver as a child process, one WebDriver session.
@@ -400,193 +386,18 @@ impl Browser {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server: same setup as the HTTP tests (test signing key, fixed hardware id, fake clock).
+// The server: the shared setup of tests/common (test signing key, fixed hardware id, fake clock).
 // ---------------------------------------------------------------------------------------------
 
-struct World {
-    dir: tempfile::TempDir,
-    signing: SigningKey,
-}
-
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pcaps")).unwrap();
-        World {
-            dir,
-            signing: SigningKey::generate(&mut license::OsRng),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn pcaps(&self) -> PathBuf {
-        self.dir.path().join("pcaps")
-    }
-
-    /// A license for this world's hardware id with `channels`, issued 40 days before `now`.
-    fn license(&self, channels: u32, now: Micros) -> String {
-        let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
-        let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
-        let terms = LicenseTerms {
-            license_id: format!("L-TEST-{channels}"),
-            customer: "Example Telecom".into(),
-            channels,
-            issued_at: license::timestamp(now - 40 * DAY).unwrap(),
-            formal_end,
-            grace_end: license::grace_end_for(formal_end, false),
-            cancelled: false,
-            trial: false,
-            emergency: false,
-            binding: Binding::Hwid(HWID.parse().unwrap()),
-            grants: vec![],
-            refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
-        };
-        license::issue(&terms, &self.signing).unwrap()
-    }
-
-    async fn start(&self, clock: &FakeClock) -> Running {
-        let mut keyring = Keyring::builtin();
-        keyring.add(self.signing.public());
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.data(),
-            pcap_dir: Some(self.pcaps()),
-            admin_password: Some(ADMIN_PW.into()),
-            license: LicenseSetup {
-                data_dir: self.data(),
-                license_path: self.data().join("license.key"),
-                keyring,
-                hwid: ResolvedHwid {
-                    hwid: HWID.parse::<Hwid>().unwrap(),
-                    source: HwidSource::Override,
-                },
-                domain: None,
-                operator_limit: None,
-                tz: jiff::tz::TimeZone::UTC,
-            },
-            pipeline: sensor::PipelineConfig::default(),
-            channel_mode: channels::ActiveMode::Signalling,
-            pcap_poll: Duration::from_millis(50),
-            pcap_settle: Duration::from_millis(200),
-        };
-        Running::start(config, Arc::new(clock.clone()))
-            .await
-            .unwrap()
-    }
-}
-
-/// A metric of the server, read without a login (`/metrics` is public).
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = reqwest::get(url(addr, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
+/// The server of these tests: SIP messages not kept (the pages shown do not need them).
+async fn start(w: &World, clock: &FakeClock) -> Running {
+    let mut config = w.config();
+    config.pipeline = sensor::PipelineConfig::default();
+    common::start(config, clock).await
 }
 
 async fn wait_for_captures(addr: SocketAddr, n: f64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(addr, "sipmeter_captures_processed_total").await < n {
-        assert!(Instant::now() < deadline, "captures not processed in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The packets of a classic little-endian µs pcap up to `until_us` (packet time): a capture
-/// that stops while calls are still up, so that the footer has live channels to show.
-fn pcap_until(src: &Path, until_us: Micros) -> Vec<u8> {
-    let data = std::fs::read(src).unwrap();
-    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "classic µs pcap");
-    let mut out = data[..24].to_vec();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let field = |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().unwrap());
-        let ts = i64::from(field(0)) * 1_000_000 + i64::from(field(4));
-        let len = field(8) as usize;
-        if ts > until_us {
-            break;
-        }
-        out.extend_from_slice(&data[at..at + 16 + len]);
-        at += 16 + len;
-    }
-    out
-}
-
-/// The last call start of basic_concurrent.pcap at which 5 calls are up (its peak), from its
-/// tshark-derived truth file, not from our code.
-fn an_instant_with_five_calls() -> Micros {
-    let truth: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(repo_file("tests/data/basic_concurrent.expected.json")).unwrap(),
-    )
-    .unwrap();
-    let spans: Vec<(Micros, Micros)> = truth
-        .iter()
-        .map(|l| {
-            let t = |k: &str| us(l[k].as_str().unwrap());
-            (t("start"), t("end"))
-        })
-        .collect();
-    spans
-        .iter()
-        .map(|s| s.0)
-        .filter(|&t| spans.iter().filter(|(a, b)| *a <= t && t < *b).count() == 5)
-        .max()
-        .expect("an instant with 5 calls")
-}
-
-/// `per_day` concurrent 30-minute calls (distinct numbers) at 10:00 UTC on each of `days`.
-fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
-    let mut legs = Vec::new();
-    for d in days {
-        let start = d
-            .at(10, 0, 0, 0)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-            .as_microsecond();
-        for i in 0..per_day {
-            legs.push(calls::Leg {
-                call_id: format!("busy-{d}-{i}"),
-                sensor_id: 1,
-                caller: format!("4420700{i:05}"),
-                caller_domain: "example.test".into(),
-                caller_name: None,
-                called: format!("4420300{i:05}"),
-                called_domain: "example.test".into(),
-                called_name: None,
-                from_tag: None,
-                to_tag: None,
-                start: start + i64::from(i),
-                answer: Some(start + 1_000_000),
-                end: start + 1_800_000_000,
-                last_response: Some(200),
-                last_response_text: Some("OK".into()),
-                end_reason: calls::EndReason::ByeConfirmed,
-                hangup_by: None,
-                transport: sip::Transport::Udp,
-                src_ip: "192.0.2.1".parse().unwrap(),
-                src_port: 5060,
-                dst_ip: "192.0.2.2".parse().unwrap(),
-                dst_port: 5060,
-                partial: false,
-                referred_by: None,
-                refer_to: None,
-                replaces: None,
-                user_agent: None,
-                sip_message_count: 0,
-                messages: vec![],
-            });
-        }
-    }
-    legs
+    common::wait_for_captures(addr, n, Duration::from_secs(30)).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,7 +412,7 @@ async fn an_operator_logs_in_reads_the_footer_opens_the_stats_and_exports_csv() 
         return;
     };
     let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
-    let s = w.start(&clock).await;
+    let s = start(&w, &clock).await;
     b.log_in(s.addr).await;
     b.text_is("#footer-channels", "Active channels 0 / License limit 10")
         .await;
@@ -780,23 +591,12 @@ async fn the_lock_page_after_fifteen_days_over_and_a_bigger_key_uploaded_unlocks
     let now = us("2026-11-28T12:00:00Z");
     let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
     // 5 channels on each of the 15 days before today, against a 4-channel license.
-    let days: Vec<jiff::civil::Date> = (1..=15)
-        .map(|n| today.checked_sub(jiff::Span::new().days(n)).unwrap())
-        .collect();
-    {
-        let mut store = store::Store::open_sqlite(w.data()).await.unwrap();
-        store.insert_legs(&busy_days(&days, 5)).await.unwrap();
-        store
-            .update_channel_stats(channels::ActiveMode::Signalling)
-            .await
-            .unwrap();
-        store.close().await;
-    }
-    std::fs::write(w.data().join("license.key"), w.license(4, now)).unwrap();
+    w.seed_busy_days(&days_before(today, 15), 5).await;
+    w.install_key(&w.license(4, now));
 
     // Two days earlier the streak was 14 days long: lockdown, usable, with the countdown.
     let clock = FakeClock::new(now - 2 * DAY);
-    let s = w.start(&clock).await;
+    let s = start(&w, &clock).await;
     b.log_in(s.addr).await;
     b.text_when(".banner", |t| {
         t.contains("License lockdown: the GUI locks in 1 day(s)")

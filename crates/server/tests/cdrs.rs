@@ -3,156 +3,36 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calls::Micros;
-use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
-use server::{FakeClock, LicenseSetup, Running, ServerConfig};
+use server::{FakeClock, Running};
 
-const ADMIN_PW: &str = "correct horse battery";
-const HWID: &str = "1111-2222-3333-4444";
-const DAY: Micros = 86_400_000_000;
+mod common;
+use common::get_text as get;
+use common::{ADMIN_PW, DAY, World, client, logged_in, repo_file, url, us};
 
-fn us(rfc3339: &str) -> Micros {
-    rfc3339.parse::<jiff::Timestamp>().unwrap().as_microsecond()
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-struct World {
-    dir: tempfile::TempDir,
-    signing: SigningKey,
-}
-
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pcaps")).unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        World {
-            dir,
-            signing: SigningKey::generate(&mut license::OsRng),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn pcaps(&self) -> PathBuf {
-        self.dir.path().join("pcaps")
-    }
-
-    /// Installs a license for this world's hardware id whose formal end is `end_in_days`
-    /// from `now` (negative: in the past).
-    fn install_license(&self, now: Micros, end_in_days: i64) {
-        let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
-        let formal_end = today
-            .checked_add(jiff::Span::new().days(end_in_days))
-            .unwrap();
-        let terms = LicenseTerms {
-            license_id: "L-CDRS".into(),
-            customer: "Example Telecom".into(),
-            channels: 50,
-            issued_at: license::timestamp(now - 400 * DAY).unwrap(),
-            formal_end,
-            grace_end: license::grace_end_for(formal_end, false),
-            cancelled: false,
-            trial: false,
-            emergency: false,
-            binding: Binding::Hwid(HWID.parse().unwrap()),
-            grants: vec![],
-            refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
-        };
-        let text = license::issue(&terms, &self.signing).unwrap();
-        std::fs::write(self.data().join("license.key"), text).unwrap();
-    }
-
-    async fn start(&self, clock: &FakeClock) -> Running {
-        let mut keyring = Keyring::builtin();
-        keyring.add(self.signing.public());
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.data(),
-            pcap_dir: Some(self.pcaps()),
-            admin_password: Some(ADMIN_PW.into()),
-            license: LicenseSetup {
-                data_dir: self.data(),
-                license_path: self.data().join("license.key"),
-                keyring,
-                hwid: ResolvedHwid {
-                    hwid: HWID.parse::<Hwid>().unwrap(),
-                    source: HwidSource::Override,
-                },
-                domain: None,
-                operator_limit: None,
-                tz: jiff::tz::TimeZone::UTC,
-            },
-            pipeline: sensor::PipelineConfig {
-                tracker: calls::TrackerConfig {
-                    keep_messages: true,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            channel_mode: channels::ActiveMode::Signalling,
-            pcap_poll: Duration::from_millis(50),
-            pcap_settle: Duration::from_millis(100),
-        };
-        Running::start(config, Arc::new(clock.clone()))
-            .await
-            .unwrap()
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-fn csrf_of(html: &str) -> String {
-    let key = "name=\"csrf\" value=\"";
-    let at = html.find(key).expect("page has a csrf field") + key.len();
-    html[at..at + html[at..].find('"').unwrap()].to_string()
-}
-
-async fn logged_in(addr: SocketAddr) -> reqwest::Client {
-    let c = client();
-    let page = c.get(url(addr, "/login")).send().await.unwrap();
-    let csrf = csrf_of(&page.text().await.unwrap());
-    let r = c
-        .post(url(addr, "/login"))
-        .form(&[
-            ("user", "admin"),
-            ("password", ADMIN_PW),
-            ("csrf", &csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
+/// Installs a license for the world's hardware id whose formal end is `end_in_days` from `now`
+/// (negative: in the past).
+fn install_license(w: &World, now: Micros, end_in_days: i64) {
+    let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
+    let formal_end = today
+        .checked_add(jiff::Span::new().days(end_in_days))
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    c
+    let mut terms = w.terms(50, now);
+    terms.license_id = "L-CDRS".into();
+    terms.issued_at = license::timestamp(now - 400 * DAY).unwrap();
+    terms.formal_end = formal_end;
+    terms.grace_end = license::grace_end_for(formal_end, false);
+    w.install_key(&w.issue(&terms));
 }
 
-async fn get(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (StatusCode, String) {
-    let r = c.get(url(addr, path)).send().await.unwrap();
-    (r.status(), r.text().await.unwrap())
+/// The server of these tests: captures read once their size has held for 100 ms.
+async fn start(w: &World, clock: &FakeClock) -> Running {
+    let mut config = w.config();
+    config.pcap_settle = Duration::from_millis(100);
+    common::start(config, clock).await
 }
 
 async fn json(c: &reqwest::Client, addr: SocketAddr, path: &str) -> serde_json::Value {
@@ -249,10 +129,10 @@ fn link(html: &str, id: &str) -> Option<String> {
 async fn browse_filter_sort_page_detail_and_csv() {
     let w = World::new();
     let now = us("2026-11-28T18:00:00Z");
-    w.install_license(now, 300);
+    install_license(&w, now, 300);
     let captures = copy_samples(&w);
     let clock = FakeClock::new(now);
-    let s = w.start(&clock).await;
+    let s = start(&w, &clock).await;
     let c = logged_in(s.addr).await;
     wait_for_legs(s.addr, &c, captures).await;
 
@@ -435,9 +315,9 @@ async fn locked_license_answers_423_on_the_list_api_and_csv() {
     let w = World::new();
     let now = us("2026-11-28T18:00:00Z");
     // Formal end 60 days ago: past the 20-day grace, expired, which locks.
-    w.install_license(now, -60);
+    install_license(&w, now, -60);
     let clock = FakeClock::new(now);
-    let s = w.start(&clock).await;
+    let s = start(&w, &clock).await;
     let c = logged_in(s.addr).await;
     for path in ["/api/v1/cdrs", "/api/v1/cdrs.csv"] {
         let (code, body) = get(&c, s.addr, path).await;

@@ -3,179 +3,21 @@
 //! and a fake clock for the dates.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calls::Micros;
-use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
+use license::{Binding, LicenseTerms, SigningKey};
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
+use server::FakeClock;
 use server::routes::{Access, ROUTES};
-use server::{FakeClock, LicenseSetup, Running, ServerConfig};
 
-const ADMIN_PW: &str = "correct horse battery";
-const HWID: &str = "1111-2222-3333-4444";
-const DAY: Micros = 86_400_000_000;
+mod common;
+use common::{
+    ADMIN_PW, DAY, World, an_instant_with_five_calls, client, csrf_of, days_before, get_text,
+    logged_in, login_as, metric, pcap_until, repo_file, url, us,
+};
 
-fn us(rfc3339: &str) -> Micros {
-    rfc3339.parse::<jiff::Timestamp>().unwrap().as_microsecond()
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-struct World {
-    dir: tempfile::TempDir,
-    signing: SigningKey,
-}
-
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pcaps")).unwrap();
-        World {
-            dir,
-            signing: SigningKey::generate(&mut license::OsRng),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn pcaps(&self) -> PathBuf {
-        self.dir.path().join("pcaps")
-    }
-
-    fn setup(&self) -> LicenseSetup {
-        let mut keyring = Keyring::builtin();
-        keyring.add(self.signing.public());
-        LicenseSetup {
-            data_dir: self.data(),
-            license_path: self.data().join("license.key"),
-            keyring,
-            hwid: ResolvedHwid {
-                hwid: HWID.parse::<Hwid>().unwrap(),
-                source: HwidSource::Override,
-            },
-            domain: None,
-            operator_limit: None,
-            tz: jiff::tz::TimeZone::UTC,
-        }
-    }
-
-    /// A license for this world's hardware id, issued 40 days before `now`.
-    fn license(&self, channels: u32, now: Micros) -> String {
-        let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
-        let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
-        let terms = LicenseTerms {
-            license_id: format!("L-TEST-{channels}"),
-            customer: "Example Telecom".into(),
-            channels,
-            issued_at: license::timestamp(now - 40 * DAY).unwrap(),
-            formal_end,
-            grace_end: license::grace_end_for(formal_end, false),
-            cancelled: false,
-            trial: false,
-            emergency: false,
-            binding: Binding::Hwid(HWID.parse().unwrap()),
-            grants: vec![],
-            refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
-        };
-        license::issue(&terms, &self.signing).unwrap()
-    }
-
-    async fn start(&self, clock: &FakeClock) -> Running {
-        self.start_with_settle(clock, Duration::from_millis(200))
-            .await
-    }
-
-    async fn start_with_settle(&self, clock: &FakeClock, settle: Duration) -> Running {
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.data(),
-            pcap_dir: Some(self.pcaps()),
-            admin_password: Some(ADMIN_PW.into()),
-            license: self.setup(),
-            pipeline: sensor::PipelineConfig {
-                tracker: calls::TrackerConfig {
-                    keep_messages: true,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            channel_mode: channels::ActiveMode::Signalling,
-            pcap_poll: Duration::from_millis(50),
-            pcap_settle: settle,
-        };
-        Running::start(config, Arc::new(clock.clone()))
-            .await
-            .unwrap()
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-/// The value of the first `name="csrf"` hidden field of a page.
-fn csrf_of(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("page has a csrf field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-async fn login_as(
-    c: &reqwest::Client,
-    addr: SocketAddr,
-    user: &str,
-    pw: &str,
-) -> reqwest::Response {
-    let page = c.get(url(addr, "/login")).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let csrf = csrf_of(&page.text().await.unwrap());
-    c.post(url(addr, "/login"))
-        .form(&[
-            ("user", user),
-            ("password", pw),
-            ("csrf", &csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn logged_in(addr: SocketAddr) -> reqwest::Client {
-    let c = client();
-    let r = login_as(&c, addr, "admin", ADMIN_PW).await;
-    assert_eq!(
-        r.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        r.text().await.unwrap()
-    );
-    c
-}
-
-async fn get_text(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (StatusCode, String) {
-    let r = c.get(url(addr, path)).send().await.unwrap();
-    (r.status(), r.text().await.unwrap())
-}
+/// How long the sensor may take to read the captures of a test.
+const CAPTURES_IN: Duration = Duration::from_secs(60);
 
 /// A CSRF token of a logged-in session (from any page with a form).
 async fn session_csrf(c: &reqwest::Client, addr: SocketAddr) -> String {
@@ -183,28 +25,8 @@ async fn session_csrf(c: &reqwest::Client, addr: SocketAddr) -> String {
     csrf_of(&html)
 }
 
-/// The value of a metric line `name value`.
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = client()
-        .get(url(addr, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
-}
-
 async fn wait_for_captures(addr: SocketAddr, n: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(addr, "sipmeter_captures_processed_total").await < n {
-        assert!(Instant::now() < deadline, "captures not processed in time");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_for_captures(addr, n, CAPTURES_IN).await;
 }
 
 fn footer_numbers(html: &str) -> (u32, u32) {
@@ -464,29 +286,6 @@ async fn nothing_but_login_health_and_metrics_answers_without_a_login() {
     s.stop().await.unwrap();
 }
 
-/// The first `keep` packets of a classic little-endian pcap.
-fn truncated_pcap(src: &Path, until_us: Micros) -> Vec<u8> {
-    let data = std::fs::read(src).unwrap();
-    assert_eq!(
-        &data[..4],
-        &[0xd4, 0xc3, 0xb2, 0xa1],
-        "classic µs pcap expected"
-    );
-    let mut out = data[..24].to_vec();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let u = |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().unwrap());
-        let ts = i64::from(u(0)) * 1_000_000 + i64::from(u(4));
-        let len = u(8) as usize;
-        if ts > until_us {
-            break;
-        }
-        out.extend_from_slice(&data[at..at + 16 + len]);
-        at += 16 + len;
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures() {
     let w = World::new();
@@ -497,30 +296,11 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     assert_eq!(footer_numbers(&html), (0, license::EVALUATION_CHANNELS));
 
     // Half of the capture first: the calls still in progress at its end are the channels now.
-    let expected: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(repo_file("tests/data/basic_concurrent.expected.json")).unwrap(),
-    )
-    .unwrap();
-    let spans: Vec<(Micros, Micros)> = expected
-        .iter()
-        .map(|l| {
-            (
-                us(l["start"].as_str().unwrap()),
-                us(l["end"].as_str().unwrap()),
-            )
-        })
-        .collect();
-    let active_at = |t: Micros| spans.iter().filter(|(a, b)| *a <= t && t < *b).count();
-    let t5 = spans
-        .iter()
-        .map(|s| s.0)
-        .filter(|&t| active_at(t) == 5)
-        .max()
-        .expect("an instant with 5 calls");
+    let t5 = an_instant_with_five_calls();
     let src = repo_file("tests/data/basic_concurrent.pcap");
     // Written elsewhere, then moved in: the sensor must never see half a file.
     let tmp = w.dir.path().join("half.pcap");
-    std::fs::write(&tmp, truncated_pcap(&src, t5)).unwrap();
+    std::fs::write(&tmp, pcap_until(&src, t5)).unwrap();
     std::fs::rename(&tmp, w.pcaps().join("a-half.pcap")).unwrap();
     wait_for_captures(s.addr, 1.0).await;
     let (_, html) = get_text(&c, s.addr, "/").await;
@@ -639,72 +419,14 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     s.stop().await.unwrap();
 }
 
-/// `per_day` concurrent calls (distinct numbers) on each of `days`, 10:00–10:30 UTC.
-fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
-    let mut legs = Vec::new();
-    for d in days {
-        let start = d
-            .at(10, 0, 0, 0)
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .unwrap()
-            .timestamp()
-            .as_microsecond();
-        for i in 0..per_day {
-            legs.push(calls::Leg {
-                call_id: format!("busy-{d}-{i}"),
-                sensor_id: 1,
-                caller: format!("4420700{i:05}"),
-                caller_domain: "example.test".into(),
-                caller_name: None,
-                called: format!("4420300{i:05}"),
-                called_domain: "example.test".into(),
-                called_name: None,
-                from_tag: None,
-                to_tag: None,
-                start: start + i64::from(i),
-                answer: Some(start + 1_000_000),
-                end: start + 1_800_000_000,
-                last_response: Some(200),
-                last_response_text: Some("OK".into()),
-                end_reason: calls::EndReason::ByeConfirmed,
-                hangup_by: None,
-                transport: sip::Transport::Udp,
-                src_ip: "192.0.2.1".parse().unwrap(),
-                src_port: 5060,
-                dst_ip: "192.0.2.2".parse().unwrap(),
-                dst_port: 5060,
-                partial: false,
-                referred_by: None,
-                refer_to: None,
-                replaces: None,
-                user_agent: None,
-                sip_message_count: 0,
-                messages: vec![],
-            });
-        }
-    }
-    legs
-}
-
 #[tokio::test]
 async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
     let w = World::new();
     let now = us("2026-11-28T12:00:00Z");
     let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
     // 5 channels on each of the 15 days before today, against a 4-channel license.
-    let days: Vec<jiff::civil::Date> = (1..=15)
-        .map(|n| today.checked_sub(jiff::Span::new().days(n)).unwrap())
-        .collect();
-    {
-        let mut store = store::Store::open_sqlite(w.data()).await.unwrap();
-        store.insert_legs(&busy_days(&days, 5)).await.unwrap();
-        store
-            .update_channel_stats(channels::ActiveMode::Signalling)
-            .await
-            .unwrap();
-        store.close().await;
-    }
-    std::fs::write(w.data().join("license.key"), w.license(4, now)).unwrap();
+    w.seed_busy_days(&days_before(today, 15), 5).await;
+    w.install_key(&w.license(4, now));
 
     // Two days earlier the streak was 14 days long (13 before, and that day): lockdown, the
     // pages work and carry the countdown.
@@ -985,9 +707,9 @@ async fn viewers_see_pages_but_cannot_change_the_license() {
 async fn a_capture_still_being_written_is_read_once_when_complete() {
     let w = World::new();
     let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
-    let s = w
-        .start_with_settle(&clock, Duration::from_millis(1500))
-        .await;
+    let mut config = w.config();
+    config.pcap_settle = Duration::from_millis(1500);
+    let s = common::start(config, &clock).await;
     let full = std::fs::read(repo_file("tests/data/basic_concurrent.pcap")).unwrap();
     let target = w.pcaps().join("growing.pcap");
     // Written in four pieces, each well within the settle time of the previous one.

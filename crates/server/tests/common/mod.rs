@@ -1,0 +1,352 @@
+//! Setup shared by the server's integration tests (`http.rs`, `browser.rs`, `alerts.rs`,
+//! `cdrs.rs`): a temporary world with a data and a capture directory, a test license signing
+//! key and a fixed hardware id, the server started on 127.0.0.1 with a fake clock, an HTTP
+//! client that logs in as the admin, and the fixtures several tests seed (busy days, a capture
+//! cut at its peak).
+
+// Each test file compiles this module on its own and uses only part of it; what one file leaves
+// unused is not dead code of the test suite as a whole.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calls::Micros;
+use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use server::{FakeClock, LicenseSetup, Running, ServerConfig};
+
+pub const ADMIN_PW: &str = "correct horse battery";
+pub const HWID: &str = "1111-2222-3333-4444";
+pub const DAY: Micros = 86_400_000_000;
+
+pub fn us(rfc3339: &str) -> Micros {
+    rfc3339.parse::<jiff::Timestamp>().unwrap().as_microsecond()
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// A temporary directory with `data` and `pcaps`, and a license signing key the server trusts.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub signing: SigningKey,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pcaps")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        World {
+            dir,
+            signing: SigningKey::generate(&mut license::OsRng),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn pcaps(&self) -> PathBuf {
+        self.dir.path().join("pcaps")
+    }
+
+    /// The license setup of the server: the built-in keyring plus this world's key, the fixed
+    /// hardware id, UTC.
+    pub fn setup(&self) -> LicenseSetup {
+        let mut keyring = Keyring::builtin();
+        keyring.add(self.signing.public());
+        LicenseSetup {
+            data_dir: self.data(),
+            license_path: self.data().join("license.key"),
+            keyring,
+            hwid: ResolvedHwid {
+                hwid: HWID.parse::<Hwid>().unwrap(),
+                source: HwidSource::Override,
+            },
+            domain: None,
+            operator_limit: None,
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The terms of a license for this world's hardware id with `channels`: issued 40 days
+    /// before `now`, formal end 300 days after it (grace 20 more), refresh due 200 days after
+    /// it. Tests change fields for other keys.
+    pub fn terms(&self, channels: u32, now: Micros) -> LicenseTerms {
+        let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
+        let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
+        LicenseTerms {
+            license_id: format!("L-TEST-{channels}"),
+            customer: "Example Telecom".into(),
+            channels,
+            issued_at: license::timestamp(now - 40 * DAY).unwrap(),
+            formal_end,
+            grace_end: license::grace_end_for(formal_end, false),
+            cancelled: false,
+            trial: false,
+            emergency: false,
+            binding: Binding::Hwid(HWID.parse().unwrap()),
+            grants: vec![],
+            refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
+        }
+    }
+
+    /// The key file text of `terms`, signed with this world's key.
+    pub fn issue(&self, terms: &LicenseTerms) -> String {
+        license::issue(terms, &self.signing).unwrap()
+    }
+
+    /// A license for this world's hardware id, issued 40 days before `now` (see [`terms`]).
+    ///
+    /// [`terms`]: World::terms
+    pub fn license(&self, channels: u32, now: Micros) -> String {
+        self.issue(&self.terms(channels, now))
+    }
+
+    /// Writes `text` as the server's key file.
+    pub fn install_key(&self, text: &str) {
+        std::fs::write(self.data().join("license.key"), text).unwrap();
+    }
+
+    /// Stores `per_day` concurrent calls on each of `days` (see [`busy_days`]) and updates the
+    /// channel figures, before the server starts.
+    pub async fn seed_busy_days(&self, days: &[jiff::civil::Date], per_day: u32) {
+        let mut store = store::Store::open_sqlite(self.data()).await.unwrap();
+        store.insert_legs(&busy_days(days, per_day)).await.unwrap();
+        store
+            .update_channel_stats(channels::ActiveMode::Signalling)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    /// The server's configuration: 127.0.0.1 on an ephemeral port, this world's directories,
+    /// the admin password, SIP messages kept, captures listed every 50 ms and read once their
+    /// size has held for 200 ms. Tests change fields where they need otherwise.
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self.data(),
+            pcap_dir: Some(self.pcaps()),
+            admin_password: Some(ADMIN_PW.into()),
+            license: self.setup(),
+            pipeline: sensor::PipelineConfig {
+                tracker: calls::TrackerConfig {
+                    keep_messages: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            channel_mode: channels::ActiveMode::Signalling,
+            pcap_poll: Duration::from_millis(50),
+            pcap_settle: Duration::from_millis(200),
+        }
+    }
+
+    /// The server with [`config`](World::config).
+    pub async fn start(&self, clock: &FakeClock) -> Running {
+        start(self.config(), clock).await
+    }
+}
+
+/// The server with `config` on the fake clock.
+pub async fn start(config: ServerConfig, clock: &FakeClock) -> Running {
+    Running::start(config, Arc::new(clock.clone()))
+        .await
+        .unwrap()
+}
+
+/// The `n` days before `day`, nearest first.
+pub fn days_before(day: jiff::civil::Date, n: i64) -> Vec<jiff::civil::Date> {
+    (1..=n)
+        .map(|k| day.checked_sub(jiff::Span::new().days(k)).unwrap())
+        .collect()
+}
+
+/// `per_day` concurrent 30-minute calls (distinct numbers) at 10:00 UTC on each of `days`.
+pub fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
+    let mut legs = Vec::new();
+    for d in days {
+        let start = d
+            .at(10, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_microsecond();
+        for i in 0..per_day {
+            legs.push(calls::Leg {
+                call_id: format!("busy-{d}-{i}"),
+                sensor_id: 1,
+                caller: format!("4420700{i:05}"),
+                caller_domain: "example.test".into(),
+                caller_name: None,
+                called: format!("4420300{i:05}"),
+                called_domain: "example.test".into(),
+                called_name: None,
+                from_tag: None,
+                to_tag: None,
+                start: start + i64::from(i),
+                answer: Some(start + 1_000_000),
+                end: start + 1_800_000_000,
+                last_response: Some(200),
+                last_response_text: Some("OK".into()),
+                end_reason: calls::EndReason::ByeConfirmed,
+                hangup_by: None,
+                transport: sip::Transport::Udp,
+                src_ip: "192.0.2.1".parse().unwrap(),
+                src_port: 5060,
+                dst_ip: "192.0.2.2".parse().unwrap(),
+                dst_port: 5060,
+                partial: false,
+                referred_by: None,
+                refer_to: None,
+                replaces: None,
+                user_agent: None,
+                sip_message_count: 0,
+                messages: vec![],
+            });
+        }
+    }
+    legs
+}
+
+/// The packets of a classic little-endian µs pcap up to `until_us` (packet time): a capture
+/// that stops while calls are still up.
+pub fn pcap_until(src: &Path, until_us: Micros) -> Vec<u8> {
+    let data = std::fs::read(src).unwrap();
+    assert_eq!(
+        &data[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "classic µs pcap expected"
+    );
+    let mut out = data[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let field = |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().unwrap());
+        let ts = i64::from(field(0)) * 1_000_000 + i64::from(field(4));
+        let len = field(8) as usize;
+        if ts > until_us {
+            break;
+        }
+        out.extend_from_slice(&data[at..at + 16 + len]);
+        at += 16 + len;
+    }
+    out
+}
+
+/// The last call start of basic_concurrent.pcap at which 5 calls are up (its peak), from its
+/// tshark-derived truth file, not from our code.
+pub fn an_instant_with_five_calls() -> Micros {
+    let truth: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("tests/data/basic_concurrent.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let spans: Vec<(Micros, Micros)> = truth
+        .iter()
+        .map(|l| {
+            let t = |k: &str| us(l[k].as_str().unwrap());
+            (t("start"), t("end"))
+        })
+        .collect();
+    spans
+        .iter()
+        .map(|s| s.0)
+        .filter(|&t| spans.iter().filter(|(a, b)| *a <= t && t < *b).count() == 5)
+        .max()
+        .expect("an instant with 5 calls")
+}
+
+// --- HTTP -------------------------------------------------------------------------------------
+
+/// A client with a cookie store that does not follow redirects (the tests check them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// The value of the first `name="csrf"` hidden field of a page.
+pub fn csrf_of(html: &str) -> String {
+    let key = "name=\"csrf\" value=\"";
+    let at = html.find(key).expect("page has a csrf field") + key.len();
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+/// Posts the login form (with the token of the login page) as `user`; the answer.
+pub async fn login_as(
+    c: &reqwest::Client,
+    addr: SocketAddr,
+    user: &str,
+    pw: &str,
+) -> reqwest::Response {
+    let page = c.get(url(addr, "/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    c.post(url(addr, "/login"))
+        .form(&[
+            ("user", user),
+            ("password", pw),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A client logged in as the admin.
+pub async fn logged_in(addr: SocketAddr) -> reqwest::Client {
+    let c = client();
+    let r = login_as(&c, addr, "admin", ADMIN_PW).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    c
+}
+
+pub async fn get_text(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let r = c.get(url(addr, path)).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// The value of a metric line `name value`, read without a login (`/metrics` is public).
+pub async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = client()
+        .get(url(addr, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
+
+/// Until the sensor has read `n` captures; fails after `within`.
+pub async fn wait_for_captures(addr: SocketAddr, n: f64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while metric(addr, "sipmeter_captures_processed_total").await < n {
+        assert!(Instant::now() < deadline, "captures not processed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
