@@ -21,6 +21,10 @@ pub const LICENSE_FILE_NAME: &str = "license.key";
 pub const OLD_SUFFIX: &str = ".old";
 /// The license token (`--set-license-key`, Settings > License).
 pub const TOKEN_FILE_NAME: &str = "license.token";
+/// The operator's channel limit set in Settings > License: the number alone, or no file.
+/// A file (not a store row) so that `sipmeter license status` reads it without opening the
+/// database, and so that an operator can also see or remove it by hand.
+pub const LIMIT_FILE_NAME: &str = "channel-limit";
 /// Random hardware id source for machines without machine-id or DMI uuid.
 pub const FALLBACK_FILE_NAME: &str = "hwid-fallback";
 /// High-water mark of the clock (RFC 3339), to notice a clock set back.
@@ -162,6 +166,77 @@ pub fn write_high_water(data_dir: &Path, us: Micros) -> Result<(), EnvError> {
     write_atomic(&data_dir.join(CLOCK_FILE_NAME), format!("{t}\n").as_bytes())
 }
 
+/// Parses an operator channel limit as typed in the form or found in [`LIMIT_FILE_NAME`]:
+/// empty means none (clears it), otherwise a whole number of at least 1. The error names the
+/// field, since it is shown to the user as is.
+pub fn parse_limit(text: &str) -> Result<Option<u32>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    match t.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(format!(
+            "Configured channel limit must be a whole number of at least 1 (or empty to clear it), not {t:?}."
+        )),
+    }
+}
+
+/// The channel limit stored by Settings > License. `Err` carries the file's content when it
+/// is not a valid limit: the caller then ignores it and says so, because refusing to compute
+/// the license status over a hand-edited file would lock nothing and help nobody.
+pub fn read_stored_limit(data_dir: &Path) -> Result<Result<Option<u32>, String>, EnvError> {
+    let path = data_dir.join(LIMIT_FILE_NAME);
+    Ok(match read_optional(&path)? {
+        None => Ok(None),
+        Some(text) => parse_limit(&text).map_err(|_| text.trim().to_string()),
+    })
+}
+
+/// Stores (`Some`) or clears (`None`) the operator channel limit of Settings > License.
+pub fn store_limit(data_dir: &Path, limit: Option<u32>) -> Result<(), EnvError> {
+    let path = data_dir.join(LIMIT_FILE_NAME);
+    match limit {
+        Some(n) => write_atomic(&path, format!("{n}\n").as_bytes()),
+        None => match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(EnvError::Write { path, source }),
+        },
+    }
+}
+
+/// Where the operator channel limit in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    /// `license status --channel-limit N`: a one-run what-if.
+    Override,
+    /// Settings > License (the [`LIMIT_FILE_NAME`] file in the data directory).
+    Settings,
+    /// The config key `channel_limit` (or `serve --channel-limit`), read at start.
+    Config,
+}
+
+impl LimitSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitSource::Override => "--channel-limit for this run",
+            LimitSource::Settings => "set in Settings › License",
+            LimitSource::Config => "from the configuration (channel_limit)",
+        }
+    }
+}
+
+/// The operator channel limit in force and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorLimit {
+    pub limit: Option<u32>,
+    pub source: Option<LimitSource>,
+    /// A [`LIMIT_FILE_NAME`] that is not a valid limit and was ignored, for a warning.
+    pub ignored_file: Option<String>,
+}
+
 /// The local days whose peaks the timeline reads, and their UTC bounds `[from, to)`.
 pub struct PeakWindow {
     pub first: Date,
@@ -211,11 +286,43 @@ pub struct LicenseSetup {
     pub keyring: Keyring,
     pub hwid: ResolvedHwid,
     pub domain: Option<String>,
+    /// The operator limit configured at start (config `channel_limit`, `serve --channel-limit`).
+    /// The value set in Settings > License wins over it, so that an operator can raise a
+    /// configured limit back to the license's entitlement without a restart.
     pub operator_limit: Option<u32>,
+    /// A limit that wins over everything for this one run (`license status --channel-limit`),
+    /// a what-if like `--now`; `None` in the server.
+    pub operator_limit_override: Option<u32>,
     pub tz: TimeZone,
 }
 
 impl LicenseSetup {
+    /// The operator limit in force, read afresh on every call (the file may have changed since
+    /// the last one): the one-run override, else Settings > License, else the configuration.
+    pub fn operator_limit(&self) -> Result<OperatorLimit, EnvError> {
+        if let Some(n) = self.operator_limit_override {
+            return Ok(OperatorLimit {
+                limit: Some(n),
+                source: Some(LimitSource::Override),
+                ignored_file: None,
+            });
+        }
+        let (stored, ignored_file) = match read_stored_limit(&self.data_dir)? {
+            Ok(n) => (n, None),
+            Err(text) => (None, Some(text)),
+        };
+        let (limit, source) = match (stored, self.operator_limit) {
+            (Some(n), _) => (Some(n), Some(LimitSource::Settings)),
+            (None, Some(n)) => (Some(n), Some(LimitSource::Config)),
+            (None, None) => (None, None),
+        };
+        Ok(OperatorLimit {
+            limit,
+            source,
+            ignored_file,
+        })
+    }
+
     /// The status at `now` given the daily peaks. When `persist` is set the clock
     /// high-water mark is advanced on disk (a what-if evaluation must not move it).
     pub fn status(
@@ -227,7 +334,8 @@ impl LicenseSetup {
         let text = read_optional(&self.license_path)?;
         let name = display_name(&self.license_path);
         let (high_water, _) = read_high_water(&self.data_dir)?;
-        let st = license::status(&StatusInput {
+        let operator = self.operator_limit()?;
+        let mut st = license::status(&StatusInput {
             license: text
                 .as_deref()
                 .map(|text| LicenseFile { name: &name, text }),
@@ -237,9 +345,14 @@ impl LicenseSetup {
             now,
             time_zone: &self.tz,
             high_water,
-            operator_limit: self.operator_limit,
+            operator_limit: operator.limit,
             daily_peaks: peaks,
         });
+        if let Some(text) = operator.ignored_file {
+            st.warnings.push(format!(
+                "{LIMIT_FILE_NAME} in the data directory holds {text:?}, not a whole number of at least 1; ignored. Set or clear the configured channel limit in Settings › License."
+            ));
+        }
         let moved =
             high_water.is_none_or(|h| st.high_water >= h.saturating_add(HIGH_WATER_STEP_US));
         if persist && moved {

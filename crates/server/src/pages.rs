@@ -495,6 +495,8 @@ struct AboutPage {
     licensed: u32,
     increase: String,
     operator_limit: String,
+    /// Where the configured limit comes from (Settings › License or the configuration).
+    operator_limit_source: String,
     issued: String,
     formal_end: String,
     grace_end: String,
@@ -534,6 +536,12 @@ pub async fn about(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) 
             .temporary_increase
             .map_or_else(dash, |n| n.to_string()),
         operator_limit: st.limit.operator_limit.map_or_else(dash, |n| n.to_string()),
+        operator_limit_source: app
+            .license
+            .operator_limit()
+            .ok()
+            .and_then(|o| o.source)
+            .map_or_else(String::new, |s| s.describe().to_string()),
         issued: t.map_or_else(dash, |t| t.issued_at.to_string()),
         formal_end: t.map_or_else(dash, |t| t.formal_end.to_string()),
         grace_end: t.map_or_else(dash, |t| t.grace_end.to_string()),
@@ -573,6 +581,12 @@ struct SettingsLicensePage {
     token: Option<String>,
     errors: Vec<String>,
     is_admin: bool,
+    /// The limit set on this page (the form's value), empty when none.
+    stored_limit: String,
+    /// The limit from the configuration, which a value set here overrides.
+    config_limit: Option<u32>,
+    /// The key's entitlement (licensed plus any active temporary increase).
+    entitlement: u32,
 }
 
 fn settings_page(
@@ -600,6 +614,13 @@ fn settings_page(
             .user
             .as_ref()
             .is_some_and(|u| u.role == store::Role::Admin),
+        stored_limit: license_env::read_stored_limit(&app.data_dir)
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .map_or_else(String::new, |n| n.to_string()),
+        config_limit: app.license.operator_limit,
+        entitlement: entitlement(status),
     }
 }
 
@@ -747,4 +768,71 @@ pub async fn settings_fetch(
         false,
     )
     .await
+}
+
+/// What the key allows now: the licensed channels, or the active temporary increase when it
+/// is higher. An operator limit above it has no effect.
+fn entitlement(status: &Status) -> u32 {
+    status
+        .limit
+        .temporary_increase
+        .map_or(status.limit.licensed, |t| t.max(status.limit.licensed))
+}
+
+#[derive(Deserialize)]
+pub struct LimitForm {
+    /// Missing counts as an error, not as "clear": only an empty field clears the limit.
+    channel_limit: Option<String>,
+}
+
+/// Sets or clears the configured channel limit (Settings › License). It only ever lowers the
+/// licensed limit; raising it back to the entitlement is how an operator unlocks after
+/// lowering it, so it takes effect at once (the status cache is invalidated) with no restart.
+pub async fn settings_limit(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<LimitForm>,
+) -> Response {
+    let Some(text) = f.channel_limit else {
+        return after_change(
+            &app,
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "Configured channel limit: the field is missing from the form.".into(),
+            false,
+        )
+        .await;
+    };
+    let limit = match license_env::parse_limit(&text) {
+        Ok(l) => l,
+        Err(msg) => {
+            return after_change(&app, &ctx, StatusCode::BAD_REQUEST, msg, false).await;
+        }
+    };
+    if let Err(e) = license_env::store_limit(&app.data_dir, limit) {
+        return internal(&ctx, "cannot save the configured channel limit", &e);
+    }
+    app.invalidate_status();
+    let message = match limit {
+        None => match app.license.operator_limit {
+            Some(c) => format!(
+                "Configured channel limit cleared; the configuration's channel_limit {c} applies again. It is in force now."
+            ),
+            None => {
+                "Configured channel limit cleared: the license limit applies. It is in force now."
+                    .to_string()
+            }
+        },
+        Some(n) => {
+            let ent = entitlement(&ctx.status);
+            if n > ent {
+                format!(
+                    "Configured channel limit set to {n}. That is above the {ent} channels of the license, so the license limit applies. It is in force now."
+                )
+            } else {
+                format!("Configured channel limit set to {n}. It is in force now.")
+            }
+        }
+    };
+    after_change(&app, &ctx, StatusCode::OK, message, true).await
 }

@@ -90,6 +90,8 @@ pub const ROUTES: &[RouteSpec] = &[
         Lock::Exempt,
     ),
     r(Method::POST, "/settings/license/fetch", Admin, Lock::Exempt),
+    // Exempt: lowering the configured limit back is a way out of a lock.
+    r(Method::POST, "/settings/license/limit", Admin, Lock::Exempt),
     r(Method::GET, "/settings/users", Admin, Lock::Page),
     r(Method::POST, "/settings/users", Admin, Lock::Page),
     r(Method::GET, "/settings/password", User, Lock::Exempt),

@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/license/token", post(pages::settings_token))
         .route("/settings/license/upload", post(pages::settings_upload))
         .route("/settings/license/fetch", post(pages::settings_fetch))
+        .route("/settings/license/limit", post(pages::settings_limit))
         .route("/settings/users", get(users::list).post(users::create))
         .route(
             "/settings/password",

@@ -44,7 +44,9 @@ pub struct LicenseFlags {
     /// Domain name of this server, for domain-bound licenses [config: license_domain]
     #[arg(long, global = true)]
     domain: Option<String>,
-    /// Channel limit below the licensed one [config: channel_limit]
+    /// Channel limit below the licensed one [config: channel_limit]. A limit set in
+    /// Settings > License (<data_dir>/channel-limit) wins over it in `serve`; for
+    /// `license status` the flag wins for that one run (a what-if)
     #[arg(long, global = true, value_name = "N")]
     channel_limit: Option<u32>,
     /// License time zone (IANA name) whose days count [config: license_time_zone; default: UTC]
@@ -80,7 +82,14 @@ pub fn license_setup(
     file: &FileConfig,
     common: &CommonFlags,
 ) -> Result<LicenseSetup> {
-    Ok(Env::resolve(flags, file, common)?.setup())
+    let env = Env::resolve(flags, file, common)?;
+    // The server is long-lived: what the operator sets in Settings > License must win over
+    // the start-time flag, or the GUI could never raise a limit given on the command line.
+    Ok(LicenseSetup {
+        operator_limit: env.limit_flag.or(env.config_limit),
+        operator_limit_override: None,
+        ..env.setup()
+    })
 }
 
 pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
@@ -100,7 +109,10 @@ struct Env {
     keyring: Keyring,
     hwid: ResolvedHwid,
     domain: Option<String>,
-    operator_limit: Option<u32>,
+    /// `--channel-limit`.
+    limit_flag: Option<u32>,
+    /// Config `channel_limit`.
+    config_limit: Option<u32>,
     tz: TimeZone,
     now: Micros,
     /// `--now` given: a what-if, not the real clock.
@@ -133,8 +145,8 @@ impl Env {
             .transpose()?;
         let hwid = machine_hwid(&data_dir, hwid_override)?;
         let domain = flags.domain.clone().or_else(|| file.license_domain.clone());
-        let operator_limit = flags.channel_limit.or(file.channel_limit);
-        if operator_limit == Some(0) {
+        let (limit_flag, config_limit) = (flags.channel_limit, file.channel_limit);
+        if limit_flag == Some(0) || config_limit == Some(0) {
             bail!("channel_limit must be at least 1");
         }
         let tz = file.time_zone(flags.tz.as_deref())?;
@@ -154,7 +166,8 @@ impl Env {
             keyring,
             hwid,
             domain,
-            operator_limit,
+            limit_flag,
+            config_limit,
             tz,
             now,
             simulated_now,
@@ -162,7 +175,9 @@ impl Env {
         })
     }
 
-    /// The facts that do not change while a server runs, for `license_env`.
+    /// The facts that do not change while a server runs, for `license_env`. The precedence of
+    /// the `license` commands: `--channel-limit` (this run only), then the limit set in
+    /// Settings > License, then config `channel_limit` (resolved in `license_env`).
     fn setup(&self) -> LicenseSetup {
         LicenseSetup {
             data_dir: self.data_dir.clone(),
@@ -170,7 +185,8 @@ impl Env {
             keyring: self.keyring.clone(),
             hwid: self.hwid,
             domain: self.domain.clone(),
-            operator_limit: self.operator_limit,
+            operator_limit: self.config_limit,
+            operator_limit_override: self.limit_flag,
             tz: self.tz.clone(),
         }
     }
@@ -269,6 +285,9 @@ struct StatusOut<'a> {
     license_file: String,
     license_token: Option<String>,
     time_zone: String,
+    /// Where `limit.operator_limit` comes from (`override`, `settings`, `config`), so that a
+    /// limit nobody remembers setting can be traced.
+    operator_limit_source: Option<shared::LimitSource>,
     #[serde(flatten)]
     status: &'a Status,
 }
@@ -277,22 +296,25 @@ fn status(env: &Env, file: &FileConfig, json: bool) -> Result<ExitCode> {
     let today = license::day_of(env.now, &env.tz);
     let peaks = daily_peaks(&env.data_dir, file, &env.tz, today)?;
     // A what-if (`--now`) must not move the persisted clock high-water mark.
-    let st = env.setup().status(env.now, &peaks, !env.simulated_now)?;
+    let setup = env.setup();
+    let st = setup.status(env.now, &peaks, !env.simulated_now)?;
+    let source = setup.operator_limit()?.source;
     if json {
         let out = StatusOut {
             license_file: env.license_path.display().to_string(),
             license_token: env.token.as_ref().map(|t| t.to_string()),
             time_zone: env.tz.iana_name().unwrap_or("UTC").to_string(),
+            operator_limit_source: source,
             status: &st,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_status(env, &st);
+        print_status(env, &st, source);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(env: &Env, st: &Status) {
+fn print_status(env: &Env, st: &Status, source: Option<shared::LimitSource>) {
     let state = serde_json::to_value(st.state).unwrap_or_default();
     let mode = serde_json::to_value(st.mode).unwrap_or_default();
     println!(
@@ -355,7 +377,8 @@ fn print_status(env: &Env, st: &Status) {
         how.push_str(&format!(", temporary increase {t}"));
     }
     if let Some(o) = l.operator_limit {
-        how.push_str(&format!(", channel_limit {o}"));
+        let from = source.map_or("", |s| s.describe());
+        how.push_str(&format!(", channel_limit {o} {from}"));
     }
     println!("limit:     {} ({how})", l.effective);
     println!(

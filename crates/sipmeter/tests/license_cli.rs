@@ -494,3 +494,69 @@ fn over_limit_days_come_from_the_channel_figures_in_the_database() {
     let st = w.status(&["--now", &next_noon, "--channel-limit", "5"]);
     assert_eq!(st["state"], "ok");
 }
+
+/// The limit set in Settings › License (`<data_dir>/channel-limit`) is read by
+/// `license status` through the same code as the server: it wins over config `channel_limit`,
+/// and `--channel-limit` wins over it for that one run.
+#[test]
+fn the_configured_limit_of_the_settings_page_shows_in_status() {
+    let w = World::new();
+    let file = w.issue(
+        "license.key",
+        &["--hwid", HWID, "--formal-end", "2099-12-31"],
+    );
+    ok(w.license(&["install", s(&file)]));
+    let st = w.status(&[]);
+    assert_eq!(st["limit"]["effective"], 100);
+    assert_eq!(st["operator_limit_source"], Value::Null);
+
+    std::fs::write(w.data().join("channel-limit"), "12\n").unwrap();
+    let st = w.status(&[]);
+    assert_eq!(st["limit"]["operator_limit"], 12);
+    assert_eq!(st["limit"]["effective"], 12);
+    assert_eq!(st["operator_limit_source"], "settings");
+    let text = stdout(&ok(w.license(&["status"])));
+    assert!(
+        text.contains("channel_limit 12 set in Settings › License"),
+        "{text}"
+    );
+
+    // The flag: a what-if for this run.
+    let st = w.status(&["--channel-limit", "5"]);
+    assert_eq!(st["limit"]["effective"], 5);
+    assert_eq!(st["operator_limit_source"], "override");
+
+    // Over the config key.
+    let cfg = w.path("sipmeter.toml");
+    std::fs::write(&cfg, "channel_limit = 7\n").unwrap();
+    let with_config = |w: &World| -> Value {
+        let key = w.path("keys/signing.pub");
+        let out = ok(sipmeter(&[
+            "--config-file",
+            s(&cfg),
+            "--data-dir",
+            s(&w.data()),
+            "license",
+            "--trusted-key",
+            s(&key),
+            "--hwid-override",
+            HWID,
+            "status",
+            "--json",
+        ]));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let st = with_config(&w);
+    assert_eq!(st["limit"]["effective"], 12);
+    assert_eq!(st["operator_limit_source"], "settings");
+    std::fs::remove_file(w.data().join("channel-limit")).unwrap();
+    let st = with_config(&w);
+    assert_eq!(st["limit"]["effective"], 7);
+    assert_eq!(st["operator_limit_source"], "config");
+
+    // A hand-edited file that is not a limit is ignored with a warning, not an error.
+    std::fs::write(w.data().join("channel-limit"), "lots\n").unwrap();
+    let st = w.status(&[]);
+    assert_eq!(st["limit"]["effective"], 100);
+    assert!(st["warnings"].to_string().contains("channel-limit"), "{st}");
+}

@@ -73,6 +73,7 @@ impl World {
             },
             domain: None,
             operator_limit: None,
+            operator_limit_override: None,
             tz: jiff::tz::TimeZone::UTC,
         }
     }
