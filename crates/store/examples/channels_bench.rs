@@ -10,30 +10,14 @@
 //! Loading the legs is the slow part and is not what is measured. Set CHANNELS_BENCH_DIR to
 //! keep the database afterwards.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use calls::{EndReason, Leg};
-use sip::Transport;
 use store::{ActiveMode, Store};
 
-const S: i64 = 1_000_000;
-const DAY: i64 = 86_400 * S;
-/// 2026-11-01T00:00:00Z
-const D0: i64 = 1_793_491_200 * S;
+mod common;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use common::{D0, DAY, Rng, S, peak_rss_mb, plain_leg};
 
 fn leg(rng: &mut Rng, n: u64, day: i64, sensor: u32) -> Leg {
     // Daytime bulge: two uniform draws averaged put most calls mid-day.
@@ -41,48 +25,21 @@ fn leg(rng: &mut Rng, n: u64, day: i64, sensor: u32) -> Leg {
     let start = D0 + day * DAY + at;
     let duration = (-(1.0 - rng.unit()).ln() * 180.0 * S as f64) as i64;
     let answered = !rng.next().is_multiple_of(5);
+    let caller = format!("+4930{:07}", rng.next() % 200_000);
+    let called = format!("0{:09}", rng.next() % 2_000_000);
     Leg {
-        call_id: format!("{n:x}-{sensor}@bench"),
-        sensor_id: sensor,
-        caller: format!("+4930{:07}", rng.next() % 200_000),
-        caller_domain: "a.example".into(),
-        caller_name: None,
-        called: format!("0{:09}", rng.next() % 2_000_000),
-        called_domain: "b.example".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
         answer: answered.then_some(start + 3 * S),
         end: start + duration + 3 * S,
         last_response: Some(200),
-        last_response_text: None,
         end_reason: EndReason::ByeConfirmed,
-        hangup_by: None,
-        transport: Transport::Udp,
-        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        src_port: 5060,
-        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 7,
-        messages: Vec::new(),
+        ..plain_leg(
+            format!("{n:x}-{sensor}@bench"),
+            sensor,
+            caller,
+            called,
+            start,
+        )
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -12,30 +12,14 @@
 //! 15-minute bucket (576 rows for the day, built by one GROUP BY over all legs in ~1.2 s)
 //! summed for a day in ~0.3 ms.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use calls::{EndReason, Leg};
-use sip::Transport;
 use store::{Store, Window};
 
-const S: i64 = 1_000_000;
-const DAY: i64 = 86_400 * S;
-/// 2026-11-01T00:00:00Z
-const D0: i64 = 1_793_491_200 * S;
+mod common;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use common::{D0, DAY, Rng, S, plain_leg};
 
 /// Start offsets of a day's calls in increasing order, with a daytime bulge (two uniform
 /// draws averaged): legs reach the store in roughly start order, which keeps the rows of a day
@@ -89,36 +73,15 @@ fn leg(rng: &mut Rng, n: u64, day: i64, at: i64) -> Leg {
         ),
         _ => (None, start + 300 * S, None, "", EndReason::TimeoutZombie),
     };
+    let caller = format!("+4930{:07}", rng.next() % 200_000);
+    let called = format!("0{:09}", rng.next() % 2_000_000);
     Leg {
-        call_id: format!("{n:x}@bench"),
-        sensor_id: 1,
-        caller: format!("+4930{:07}", rng.next() % 200_000),
-        caller_domain: "a.example".into(),
-        caller_name: None,
-        called: format!("0{:09}", rng.next() % 2_000_000),
-        called_domain: "b.example".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
         answer,
         end,
         last_response: code,
         last_response_text: code.map(|_| text.to_string()),
         end_reason: reason,
-        hangup_by: None,
-        transport: Transport::Udp,
-        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        src_port: 5060,
-        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 7,
-        messages: Vec::new(),
+        ..plain_leg(format!("{n:x}@bench"), 1, caller, called, start)
     }
 }
 

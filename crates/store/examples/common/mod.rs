@@ -1,0 +1,79 @@
+//! Shared by the store's benchmark examples: the same deterministic PRNG and the same plain
+//! leg, so the examples differ only in what they measure.
+#![allow(dead_code)] // each example compiles this module on its own and uses part of it
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use calls::{EndReason, Leg};
+use sip::Transport;
+
+pub const S: i64 = 1_000_000;
+pub const DAY: i64 = 86_400 * S;
+/// 2026-11-01T00:00:00Z
+pub const D0: i64 = 1_793_491_200 * S;
+
+/// xorshift64: fast, deterministic, good enough to make numbers and times look random to the
+/// B-tree indexes.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A leg with what a benchmark does not vary filled in plainly (unanswered, zero length);
+/// examples override the outcome fields with struct update syntax.
+pub fn plain_leg(call_id: String, sensor: u32, caller: String, called: String, start: i64) -> Leg {
+    Leg {
+        call_id,
+        sensor_id: sensor,
+        caller,
+        caller_domain: "a.example".into(),
+        caller_name: None,
+        called,
+        called_domain: "b.example".into(),
+        called_name: None,
+        from_tag: None,
+        to_tag: None,
+        start,
+        answer: None,
+        end: start,
+        last_response: None,
+        last_response_text: None,
+        end_reason: EndReason::EndOfInput,
+        hangup_by: None,
+        transport: Transport::Udp,
+        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        src_port: 5060,
+        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        dst_port: 5060,
+        partial: false,
+        referred_by: None,
+        refer_to: None,
+        replaces: None,
+        user_agent: None,
+        sip_message_count: 7,
+        messages: Vec::new(),
+    }
+}
+
+/// Peak resident memory of this process so far, MB (VmHWM).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
