@@ -168,25 +168,34 @@ pub(crate) async fn rule(pool: &sqlx::SqlitePool, id: i64) -> Result<Option<Aler
     row.as_ref().map(rule_of).transpose()
 }
 
+type RuleQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds what an admin sets, in the column order both `create_rule` and `update_rule` use.
+fn bind_spec<'q>(q: RuleQuery<'q>, spec: &'q AlertRuleSpec) -> RuleQuery<'q> {
+    q.bind(&spec.name)
+        .bind(spec.kind.as_str())
+        .bind(i64::from(spec.enabled))
+        .bind(spec.threshold_percent)
+        .bind(i64::from(spec.window_minutes))
+        .bind(i64::from(spec.min_calls))
+        .bind(&spec.webhook_url)
+        .bind(&spec.email)
+        .bind(i64::from(spec.renotify_minutes))
+}
+
 pub(crate) async fn create_rule(
     pool: &sqlx::SqlitePool,
     spec: &AlertRuleSpec,
     now: Micros,
 ) -> Result<i64> {
-    let done = sqlx::query(
-        "INSERT INTO alert_rules (name, kind, enabled, threshold_percent, window_minutes, \
-         min_calls, webhook_url, email, renotify_minutes, created_us) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    let done = bind_spec(
+        sqlx::query(
+            "INSERT INTO alert_rules (name, kind, enabled, threshold_percent, window_minutes, \
+             min_calls, webhook_url, email, renotify_minutes, created_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
+        spec,
     )
-    .bind(&spec.name)
-    .bind(spec.kind.as_str())
-    .bind(i64::from(spec.enabled))
-    .bind(spec.threshold_percent)
-    .bind(i64::from(spec.window_minutes))
-    .bind(i64::from(spec.min_calls))
-    .bind(&spec.webhook_url)
-    .bind(&spec.email)
-    .bind(i64::from(spec.renotify_minutes))
     .bind(now)
     .execute(pool)
     .await?;
@@ -200,20 +209,14 @@ pub(crate) async fn update_rule(
     id: i64,
     spec: &AlertRuleSpec,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE alert_rules SET name = ?, kind = ?, enabled = ?, threshold_percent = ?, \
-         window_minutes = ?, min_calls = ?, webhook_url = ?, email = ?, renotify_minutes = ?, \
-         firing = 0, last_sent_us = NULL, last_value = NULL WHERE id = ?",
+    let done = bind_spec(
+        sqlx::query(
+            "UPDATE alert_rules SET name = ?, kind = ?, enabled = ?, threshold_percent = ?, \
+             window_minutes = ?, min_calls = ?, webhook_url = ?, email = ?, renotify_minutes = ?, \
+             firing = 0, last_sent_us = NULL, last_value = NULL WHERE id = ?",
+        ),
+        spec,
     )
-    .bind(&spec.name)
-    .bind(spec.kind.as_str())
-    .bind(i64::from(spec.enabled))
-    .bind(spec.threshold_percent)
-    .bind(i64::from(spec.window_minutes))
-    .bind(i64::from(spec.min_calls))
-    .bind(&spec.webhook_url)
-    .bind(&spec.email)
-    .bind(i64::from(spec.renotify_minutes))
     .bind(id)
     .execute(pool)
     .await?;
