@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod common;
 use common::{
-    DAY, World, client, csrf_of, days_before, get_text, logged_in, login_as, repo_file, url, us,
+    DAY, World, csrf_of, days_before, get_text, logged_in, logged_in_viewer, repo_file, url, us,
 };
 
 const MINUTE: Micros = 60_000_000;
@@ -507,17 +507,7 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     assert!(s.state.store.alert_rules().await.unwrap().is_empty());
 
     // A viewer with a valid token of their own session: refused.
-    let hash = server::auth::hash_password("viewer pw").unwrap();
-    s.state
-        .store
-        .create_user("eve", store::Role::Viewer, &hash, 0)
-        .await
-        .unwrap();
-    let eve = client();
-    assert_eq!(
-        login_as(&eve, s.addr, "eve", "viewer pw").await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let eve = logged_in_viewer(&s).await;
     let (code, eve_html) = get_text(&eve, s.addr, "/alerts").await;
     assert_eq!(code, StatusCode::OK, "viewers see the alerts");
     assert!(!eve_html.contains("Add a rule"), "but get no forms");

@@ -13,7 +13,7 @@ use server::routes::{Access, ROUTES};
 mod common;
 use common::{
     ADMIN_PW, DAY, World, an_instant_with_five_calls, client, csrf_of, days_before, get_text,
-    logged_in, login_as, metric, pcap_until, repo_file, url, us,
+    logged_in, logged_in_viewer, login_as, metric, pcap_until, repo_file, url, us,
 };
 
 /// How long the sensor may take to read the captures of a test.
@@ -673,19 +673,7 @@ async fn viewers_see_pages_but_cannot_change_the_license() {
     let w = World::new();
     let clock = FakeClock::new(us("2026-11-28T12:00:00Z"));
     let s = w.start(&clock).await;
-    let hash = server::auth::hash_password("viewer pw").unwrap();
-    assert!(
-        s.state
-            .store
-            .create_user("eve", store::Role::Viewer, &hash, 0)
-            .await
-            .unwrap()
-    );
-    let c = client();
-    assert_eq!(
-        login_as(&c, s.addr, "eve", "viewer pw").await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let c = logged_in_viewer(&s).await;
     let (code, html) = get_text(&c, s.addr, "/settings/license").await;
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("Only an administrator can change the license."));

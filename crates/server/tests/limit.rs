@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use server::FakeClock;
 
 mod common;
-use common::{World, client, csrf_of, days_before, get_text, logged_in, login_as, url, us};
+use common::{World, csrf_of, days_before, get_text, logged_in, logged_in_viewer, url, us};
 
 /// Posts the limit form with the session's token; status and page.
 async fn set_limit(c: &reqwest::Client, addr: SocketAddr, value: &str) -> (StatusCode, String) {
@@ -140,19 +140,7 @@ async fn only_admins_with_the_form_token_change_the_limit() {
     assert!(!w.data().join("channel-limit").exists());
 
     // A viewer sees no form and is refused with a valid token.
-    let hash = server::auth::hash_password("viewer pw").unwrap();
-    assert!(
-        s.state
-            .store
-            .create_user("eve", store::Role::Viewer, &hash, 0)
-            .await
-            .unwrap()
-    );
-    let v = client();
-    assert_eq!(
-        login_as(&v, s.addr, "eve", "viewer pw").await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let v = logged_in_viewer(&s).await;
     let (code, html) = get_text(&v, s.addr, "/settings/license").await;
     assert_eq!(code, StatusCode::OK);
     assert!(!html.contains("/settings/license/limit"));

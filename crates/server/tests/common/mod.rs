@@ -287,6 +287,25 @@ pub fn csrf_of(html: &str) -> String {
     html[at..at + html[at..].find('"').unwrap()].to_string()
 }
 
+/// A client logged in as the viewer `eve` (created here), for the "viewers may look but not
+/// change" checks.
+pub async fn logged_in_viewer(s: &Running) -> reqwest::Client {
+    let hash = server::auth::hash_password("viewer pw").unwrap();
+    assert!(
+        s.state
+            .store
+            .create_user("eve", store::Role::Viewer, &hash, 0)
+            .await
+            .unwrap()
+    );
+    let c = client();
+    assert_eq!(
+        login_as(&c, s.addr, "eve", "viewer pw").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    c
+}
+
 /// Posts the login form (with the token of the login page) as `user`; the answer.
 pub async fn login_as(
     c: &reqwest::Client,
