@@ -18,6 +18,7 @@ mod file;
 mod hwid;
 mod keys;
 mod status;
+mod subscription;
 mod terms;
 mod timeline;
 
@@ -37,6 +38,10 @@ pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use status::{
     EVALUATION_CHANNELS, Features, LicenseFile, LimitBreakdown, LockReason, Mode, State, Status,
     StatusError, StatusInput, effective_limit, status,
+};
+pub use subscription::{
+    BootSeen, CHECKIN_INTERVAL_US, ConcurrentUse, LIVE_WINDOW_US, Upgrade, allowed_systems,
+    concurrent_use, grants_to_carry, limit_at, renewed_formal_end, trial_formal_end,
 };
 pub use terms::{Binding, Grant, LicenseTerms, normalize_domain};
 pub use timeline::{DailyPeak, LOCK_DAY, LOCKDOWN_DAY, OverLimit, Timeline, over_limit_timeline};
