@@ -10,6 +10,7 @@ mod alerts;
 mod cdr_query;
 mod channel_stats;
 mod codec;
+mod sensors;
 mod sqlite;
 mod summary;
 mod users;
@@ -26,6 +27,7 @@ pub use cdr_query::{
 };
 pub use channel_stats::ChannelUpdate;
 pub use channels::{ActiveMode, MinuteRow, Window};
+pub use sensors::{Sensor, SensorReport, token_hash};
 pub use summary::{DayOutcomes, OutcomeGroup};
 pub use users::{Role, User};
 
@@ -59,6 +61,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
+    #[error("cannot write legs to the database")]
+    Write(#[source] rusqlite::Error),
     #[error("cannot compress the SIP messages of a leg")]
     Encode(#[source] std::io::Error),
     #[error("stored SIP messages of leg {leg_id} are corrupt: {reason}")]
@@ -381,6 +385,56 @@ impl Store {
     pub async fn count_alert_log(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::count_alert_log(&s.pool).await,
+        }
+    }
+
+    /// Registers a remote sensor with the hash of its token ([`token_hash`]); its id, or
+    /// `None` (nothing changed) when the name is taken. Sensor methods take `&self` like the
+    /// user methods: tiny rows, kept off the writer's queue of leg batches.
+    pub async fn create_sensor(&self, name: &str, token_hash: &str, now: Micros) -> Result<Option<i64>> {
+        match &self.backend {
+            Backend::Sqlite(s) => sensors::create(&s.pool, name, token_hash, now).await,
+        }
+    }
+
+    /// The sensor holding this token hash, unless revoked.
+    pub async fn sensor_by_token(&self, token_hash: &str) -> Result<Option<Sensor>> {
+        match &self.backend {
+            Backend::Sqlite(s) => sensors::by_token(&s.pool, token_hash).await,
+        }
+    }
+
+    /// Every sensor (revoked ones too), by name.
+    pub async fn list_sensors(&self) -> Result<Vec<Sensor>> {
+        match &self.backend {
+            Backend::Sqlite(s) => sensors::list(&s.pool).await,
+        }
+    }
+
+    /// Revokes a sensor's token by id; `false` if unknown or already revoked.
+    pub async fn revoke_sensor(&self, id: i64, now: Micros) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => sensors::revoke(&s.pool, id, now).await,
+        }
+    }
+
+    /// Revokes a sensor's token by name; `false` if unknown or already revoked.
+    pub async fn revoke_sensor_by_name(&self, name: &str, now: Micros) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => sensors::revoke_by_name(&s.pool, name, now).await,
+        }
+    }
+
+    /// Records that a sensor was heard from: `legs` more received, and a heartbeat's report.
+    pub async fn sensor_seen(
+        &self,
+        id: i64,
+        now: Micros,
+        report: Option<&SensorReport>,
+        legs: u64,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => sensors::seen(&s.pool, id, now, report, legs).await,
         }
     }
 

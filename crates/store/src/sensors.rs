@@ -1,0 +1,161 @@
+//! Remote sensors and their tokens. The store keeps a token's SHA-256 only: the clear token
+//! is shown once when the sensor is created and never again, so a copy of the database does
+//! not let anyone pose as a sensor.
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Micros, Result};
+
+/// A registered remote sensor, with what it last reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sensor {
+    pub id: i64,
+    pub name: String,
+    pub created: Micros,
+    pub revoked: Option<Micros>,
+    pub last_seen: Option<Micros>,
+    pub version: Option<String>,
+    pub legs_received: u64,
+    /// Bytes and batches waiting in the sensor's spool at its last heartbeat.
+    pub spool_bytes: u64,
+    pub spool_batches: u64,
+    /// The sensor's spool was full at its last heartbeat: it is refusing new legs.
+    pub spool_full: bool,
+}
+
+/// What a heartbeat tells about a sensor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SensorReport {
+    pub version: String,
+    pub spool_bytes: u64,
+    pub spool_batches: u64,
+    pub spool_full: bool,
+}
+
+/// The stored form of a token: lowercase hex SHA-256.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const COLUMNS: &str = "id, name, created_us, revoked_us, last_seen_us, version, legs_received, \
+                       spool_bytes, spool_batches, spool_full";
+
+fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Sensor> {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(Sensor {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created: row.try_get("created_us")?,
+        revoked: row.try_get("revoked_us")?,
+        last_seen: row.try_get("last_seen_us")?,
+        version: row.try_get("version")?,
+        legs_received: n(row.try_get("legs_received")?),
+        spool_bytes: n(row.try_get("spool_bytes")?),
+        spool_batches: n(row.try_get("spool_batches")?),
+        spool_full: row.try_get("spool_full")?,
+    })
+}
+
+/// Registers a sensor; `None` (nothing changed) when the name is taken.
+pub(crate) async fn create(
+    pool: &sqlx::SqlitePool,
+    name: &str,
+    token_hash: &str,
+    now: Micros,
+) -> Result<Option<i64>> {
+    // Names are unique among sensors with a token only: rows registered on the fly by an
+    // import are called "sensor N" and must never make an insert of legs fail.
+    let r = sqlx::query(
+        "INSERT INTO sensors (name, token_hash, created_us) SELECT ?1, ?2, ?3 \
+         WHERE NOT EXISTS (SELECT 1 FROM sensors WHERE name = ?1)",
+    )
+    .bind(name)
+    .bind(token_hash)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok((r.rows_affected() == 1).then(|| r.last_insert_rowid()))
+}
+
+/// The sensor holding this token, unless it is revoked.
+pub(crate) async fn by_token(pool: &sqlx::SqlitePool, token_hash: &str) -> Result<Option<Sensor>> {
+    let sql = format!("SELECT {COLUMNS} FROM sensors WHERE token_hash = ? AND revoked_us IS NULL");
+    let row = sqlx::query(&sql)
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Every sensor with a token, revoked ones too, by name.
+pub(crate) async fn list(pool: &sqlx::SqlitePool) -> Result<Vec<Sensor>> {
+    let sql = format!("SELECT {COLUMNS} FROM sensors WHERE token_hash IS NOT NULL ORDER BY name");
+    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Revokes by id; `false` when there is no such sensor or it was revoked already.
+pub(crate) async fn revoke(pool: &sqlx::SqlitePool, id: i64, now: Micros) -> Result<bool> {
+    let r = sqlx::query("UPDATE sensors SET revoked_us = ? WHERE id = ? AND token_hash IS NOT NULL \
+         AND revoked_us IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Revokes by name; `false` when there is no such sensor or it was revoked already.
+pub(crate) async fn revoke_by_name(pool: &sqlx::SqlitePool, name: &str, now: Micros) -> Result<bool> {
+    let r = sqlx::query("UPDATE sensors SET revoked_us = ? WHERE name = ? AND token_hash IS NOT NULL \
+         AND revoked_us IS NULL")
+        .bind(now)
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records a sign of life: the time, and a heartbeat's report or the legs of a batch.
+pub(crate) async fn seen(
+    pool: &sqlx::SqlitePool,
+    id: i64,
+    now: Micros,
+    report: Option<&SensorReport>,
+    legs: u64,
+) -> Result<()> {
+    let legs = i64::try_from(legs).unwrap_or(i64::MAX);
+    match report {
+        Some(r) => {
+            sqlx::query(
+                "UPDATE sensors SET last_seen_us = ?, legs_received = legs_received + ?, \
+                 version = ?, spool_bytes = ?, spool_batches = ?, spool_full = ? WHERE id = ?",
+            )
+            .bind(now)
+            .bind(legs)
+            .bind(&r.version)
+            .bind(i64::try_from(r.spool_bytes).unwrap_or(i64::MAX))
+            .bind(i64::try_from(r.spool_batches).unwrap_or(i64::MAX))
+            .bind(r.spool_full)
+            .bind(id)
+            .execute(pool)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "UPDATE sensors SET last_seen_us = ?, legs_received = legs_received + ? \
+                 WHERE id = ?",
+            )
+            .bind(now)
+            .bind(legs)
+            .bind(id)
+            .execute(pool)
+            .await?
+        }
+    };
+    Ok(())
+}
