@@ -57,7 +57,7 @@ enum Command {
     Channels(channels_cmd::ChannelsArgs),
     /// The channel license: status, verify, hwid, install
     License(license_cmd::LicenseArgs),
-    /// Offline license issuing: keygen, issue
+    /// The vendor portal: serve, customers, licenses, support actions; offline keygen, issue
     Portal(portal_cmd::PortalArgs),
     /// The central server: web GUI, JSON API, license enforcement, embedded sensor
     Serve(serve_cmd::ServeArgs),
@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             channels_cmd::run(args, &file, &cli.common).map(|()| ExitCode::SUCCESS)
         }
         (Some(Command::License(args)), None) => license_cmd::run(args, &file, &cli.common),
-        (Some(Command::Portal(args)), None) => portal_cmd::run(args),
+        (Some(Command::Portal(args)), None) => portal_cmd::run(args, cli.common.data_dir),
         (Some(Command::Serve(args)), None) => serve_cmd::run(args, &file, &cli.common),
         (None, Some(dir)) => import::import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
         (None, None) => bail!("nothing to do: give a subcommand (see --help) or --readpcapdir DIR"),

@@ -1,31 +1,208 @@
-//! `sipmeter portal keygen|issue`: offline license issuing, for tests and for operators who
-//! run their own portal. The vendor portal (a later issue) signs through the same
-//! `license::issue`.
+//! `sipmeter portal`: the vendor portal (`serve`), the operator commands that work on its data
+//! directory (customers, licenses, support actions, orders, offline requests, key rotation,
+//! the audit log), and offline license issuing (`keygen`, `issue`) for operators who run
+//! without a portal. Every portal action goes through `portal::Portal`, so the CLI is
+//! validated and audited exactly like the web console (who = `cli:<unix user>`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use jiff::civil::Date;
 use license::rand_core::RngCore;
 use license::{Binding, Grant, Hwid, LicenseTerms, SigningKey, TRIAL_DAYS};
+use portal::{BindingState, OrderRequest, Portal, Target};
 
 #[derive(Debug, clap::Args)]
 pub struct PortalArgs {
+    /// The portal database [default: SQLite DIR/portal.db]; postgres://… for PostgreSQL
+    #[arg(long, global = true, env = "SIPMETER_PORTAL_DATABASE", value_name = "URL")]
+    database: Option<String>,
     #[command(subcommand)]
     command: PortalCommand,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum PortalCommand {
+    /// Run the portal: customer pages, support console, API for servers
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// Password of the first support user `support` [default: generated, printed once]
+        #[arg(long, env = "SIPMETER_PORTAL_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Customers
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// Logins for customers and support staff
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Licenses and the support actions on them
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Orders
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Answer an offline request file with a license file
+    Offline {
+        #[arg(long, value_name = "FILE")]
+        request: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Make a new active signing key (old public keys stay served and trusted)
+    RotateKey,
+    /// Print the audit log, newest first
+    Audit {
+        #[arg(long)]
+        license: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// Create a signing key pair: DIR/signing.key (secret) and DIR/signing.pub
     Keygen {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Sign a license file
+    /// Sign a license file offline, without a portal database
     Issue(IssueArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CustomerCommand {
+    /// Add a customer (prints its id), optionally with a login
+    Add {
+        #[arg(long)]
+        name: String,
+        /// A login for the customer's pages
+        #[arg(long, requires = "password")]
+        login: Option<String>,
+        #[arg(long, env = "SIPMETER_PORTAL_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// List customers
+    List,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserCommand {
+    /// Add a login
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "SIPMETER_PORTAL_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, value_parser = ["customer", "support"])]
+        role: String,
+        /// The customer a customer login belongs to
+        #[arg(long)]
+        customer: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct LicenseRef {
+    /// License id (SM-…)
+    #[arg(long)]
+    license: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LicenseCommand {
+    /// Add a license (the token is the last line printed)
+    Add {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        channels: u32,
+        /// Last day of the paid period (trials: 30 days from today)
+        #[arg(long, value_name = "DATE", required_unless_present = "trial")]
+        formal_end: Option<String>,
+        #[arg(long)]
+        trial: bool,
+        /// Bind to a domain instead of the hardware id of the first Get License
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// List licenses with their current terms
+    List {
+        #[arg(long)]
+        customer: Option<String>,
+    },
+    /// Show one license: terms, grants, orders, check-ins, concurrent-use flag
+    Show(LicenseRef),
+    /// Temporary channel increase: limit N from today until DATE
+    Increase {
+        #[command(flatten)]
+        l: LicenseRef,
+        #[arg(long)]
+        channels: u32,
+        #[arg(long, value_name = "DATE")]
+        until: String,
+    },
+    /// Emergency trial: a new 30-day license for the same customer, limit and binding
+    EmergencyTrial(LicenseRef),
+    /// Allow concurrent use on N systems until DATE (migration)
+    AllowConcurrent {
+        #[command(flatten)]
+        l: LicenseRef,
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        #[arg(long, default_value_t = 2)]
+        systems: u32,
+    },
+    /// Bind to a hardware id or a domain (converts between the two)
+    Bind {
+        #[command(flatten)]
+        l: LicenseRef,
+        #[arg(long, conflicts_with = "domain", required_unless_present = "domain")]
+        hwid: Option<String>,
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Cancel: access ends at the formal end, no grace period
+    Cancel(LicenseRef),
+    /// Place a renewal order for N months (--paid: complete it now)
+    Renew {
+        #[command(flatten)]
+        l: LicenseRef,
+        #[arg(long)]
+        months: u32,
+        #[arg(long)]
+        paid: bool,
+    },
+    /// Place an upgrade order to a tier (--paid: complete it now)
+    Upgrade {
+        #[command(flatten)]
+        l: LicenseRef,
+        /// Tier id (T100) or its channel limit (100)
+        #[arg(long)]
+        tier: String,
+        #[arg(long)]
+        paid: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum OrderCommand {
+    /// Mark an order paid: completed now, and in effect now
+    Paid {
+        #[arg(long)]
+        order: String,
+    },
+    /// Mark an order as processing (changes nothing yet)
+    Processing {
+        #[arg(long)]
+        order: String,
+    },
+    /// List orders, newest first
+    List {
+        #[arg(long)]
+        license: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,11 +247,310 @@ struct IssueArgs {
     out: PathBuf,
 }
 
-pub fn run(args: PortalArgs) -> Result<ExitCode> {
+/// Runs a portal command; `data_dir` is the global `--data-dir` (the portal's directory).
+pub fn run(args: PortalArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = data_dir.unwrap_or_else(|| PathBuf::from("./sipmeter-portal"));
     match args.command {
         PortalCommand::Keygen { out } => keygen(&out),
         PortalCommand::Issue(a) => issue(a),
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(portal_command(command, &dir, args.database.as_deref()))
+        }
     }
+}
+
+/// Who the audit log names for CLI actions.
+fn cli_who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+async fn open(dir: &Path, database: Option<&str>) -> Result<Portal> {
+    Portal::open(dir, database, Arc::new(portal::clock::SystemClock))
+        .await
+        .with_context(|| format!("cannot open the portal in {}", dir.display()))
+}
+
+fn print_license(v: &portal::LicenseView) {
+    println!(
+        "{}  customer {}  {}  limit {}  formal end {}  grace end {}  {}  concurrent: {} of {} allowed{}",
+        v.row.id,
+        v.row.customer_id,
+        v.status,
+        v.limit,
+        v.row.formal_end,
+        v.grace_end,
+        v.row.binding,
+        v.verdict.systems,
+        v.verdict.allowed,
+        if v.verdict.concurrent { " (FLAGGED)" } else { "" },
+    );
+}
+
+async fn portal_command(
+    command: PortalCommand,
+    dir: &Path,
+    database: Option<&str>,
+) -> Result<ExitCode> {
+    let p = open(dir, database).await?;
+    let who = cli_who();
+    let result = run_on(&p, command, &who).await;
+    p.close().await;
+    result
+}
+
+async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCode> {
+    match command {
+        PortalCommand::Serve {
+            listen,
+            admin_password,
+        } => {
+            if let Some(pw) = p.ensure_support_user(admin_password.as_deref()).await? {
+                println!("created support user `support` with password {pw} (shown once)");
+            }
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let addr = listener.local_addr()?;
+            println!(
+                "portal on http://{addr}/ (data {}, public keys {})",
+                p.data_dir().display(),
+                p.data_dir().join("signing.pub").display()
+            );
+            tokio::select! {
+                r = portal::serve(listener, p.clone()) => r.context("portal server failed")?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        PortalCommand::Customer(CustomerCommand::Add {
+            name,
+            login,
+            password,
+        }) => {
+            let c = p.add_customer(who, &name).await?;
+            if let (Some(login), Some(pw)) = (login, password) {
+                p.add_user(who, &login, &pw, portal::Role::Customer, Some(&c.id))
+                    .await?;
+            }
+            println!("{}", c.id);
+        }
+        PortalCommand::Customer(CustomerCommand::List) => {
+            for c in p.customers().await? {
+                println!("{}  {}", c.id, c.name);
+            }
+        }
+        PortalCommand::User(UserCommand::Add {
+            username,
+            password,
+            role,
+            customer,
+        }) => {
+            let role = portal::Role::parse(&role).context("--role is customer or support")?;
+            let u = p
+                .add_user(who, &username, &password, role, customer.as_deref())
+                .await?;
+            println!("{}", u.id);
+        }
+        PortalCommand::License(cmd) => license_command(p, cmd, who).await?,
+        PortalCommand::Order(OrderCommand::Paid { order }) => {
+            let o = p.order_paid(who, &order).await?;
+            let v = p.view(p.license(&o.license_id).await?).await?;
+            println!("order {} completed", o.id);
+            print_license(&v);
+        }
+        PortalCommand::Order(OrderCommand::Processing { order }) => {
+            let o = p.order_processing(who, &order).await?;
+            println!("order {} {}", o.id, o.status.as_str());
+        }
+        PortalCommand::Order(OrderCommand::List { license }) => {
+            for o in p.orders(license.as_deref(), None).await? {
+                println!(
+                    "{}  {}  {}  {}  channels {}  months {}  created {}  completed {}",
+                    o.id,
+                    o.license_id,
+                    o.kind.as_str(),
+                    o.status.as_str(),
+                    o.channels.map_or("-".into(), |c| c.to_string()),
+                    o.months.map_or("-".into(), |m| m.to_string()),
+                    portal::rfc3339(o.created_at),
+                    o.completed_at.map_or("-".into(), portal::rfc3339),
+                );
+            }
+        }
+        PortalCommand::Offline { request, out } => {
+            let text = std::fs::read_to_string(&request)
+                .with_context(|| format!("cannot read {}", request.display()))?;
+            let issued = p.offline(&format!("{who} (offline)"), &text).await?;
+            std::fs::write(&out, &issued.license)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "license {} for {} written to {} (refresh by {})",
+                issued.license_id,
+                issued.terms.binding,
+                out.display(),
+                issued.refresh_by
+            );
+        }
+        PortalCommand::RotateKey => {
+            let id = p.rotate_key(who).await?;
+            println!(
+                "new active key {id}; {} lists every public key",
+                p.data_dir().join("signing.pub").display()
+            );
+        }
+        PortalCommand::Audit { license, limit } => {
+            for a in p.audit_log(license.as_deref(), limit).await? {
+                println!(
+                    "{}  {}  {}  {}  {}  {}",
+                    portal::rfc3339(a.at),
+                    a.who,
+                    a.action,
+                    a.license_id.as_deref().unwrap_or("-"),
+                    a.customer_id.as_deref().unwrap_or("-"),
+                    a.details
+                );
+            }
+        }
+        PortalCommand::Keygen { .. } | PortalCommand::Issue(_) => {
+            bail!("keygen and issue do not use the portal database")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn license_command(p: &Portal, cmd: LicenseCommand, who: &str) -> Result<()> {
+    match cmd {
+        LicenseCommand::Add {
+            customer,
+            channels,
+            formal_end,
+            trial,
+            domain,
+        } => {
+            let formal_end = formal_end
+                .map(|s| date(&s, "--formal-end"))
+                .transpose()?;
+            let binding = match domain {
+                Some(d) => BindingState::Domain(
+                    license::normalize_domain(&d)
+                        .with_context(|| format!("--domain {d:?} is not a domain name"))?,
+                ),
+                None => BindingState::Hwid(None),
+            };
+            let row = p
+                .add_license(who, &customer, channels, formal_end, trial, binding)
+                .await?;
+            println!(
+                "license {} for customer {}: {} channels, formal end {}{}",
+                row.id,
+                row.customer_id,
+                row.channels,
+                row.formal_end,
+                if row.trial { " (trial)" } else { "" }
+            );
+            println!("{}", row.token);
+        }
+        LicenseCommand::List { customer } => {
+            for row in p.licenses(customer.as_deref()).await? {
+                print_license(&p.view(row).await?);
+            }
+        }
+        LicenseCommand::Show(l) => {
+            let v = p.view(p.license(&l.license).await?).await?;
+            print_license(&v);
+            println!("token {}", v.row.token);
+            for g in &v.grants {
+                println!("grant {}  {:?}", g.id, g.grant);
+            }
+            for c in &v.checkins {
+                println!(
+                    "check-in boot {}  install {}  hwid {}  version {}  first {}  last {}",
+                    c.boot_id,
+                    c.install_id,
+                    c.hwid,
+                    c.version,
+                    portal::rfc3339(c.first_seen),
+                    portal::rfc3339(c.last_seen)
+                );
+            }
+        }
+        LicenseCommand::Increase { l, channels, until } => {
+            let g = p
+                .increase(who, &l.license, channels, date(&until, "--until")?)
+                .await?;
+            println!("grant {}: limit {channels} until {until}", g.id);
+        }
+        LicenseCommand::EmergencyTrial(l) => {
+            let row = p.emergency_trial(who, &l.license).await?;
+            println!(
+                "emergency trial {} for customer {}: {} channels until {}",
+                row.id, row.customer_id, row.channels, row.formal_end
+            );
+            println!("{}", row.token);
+        }
+        LicenseCommand::AllowConcurrent { l, until, systems } => {
+            let g = p
+                .allow_concurrent(who, &l.license, systems, date(&until, "--until")?)
+                .await?;
+            println!("grant {}: {systems} systems until {until}", g.id);
+        }
+        LicenseCommand::Bind { l, hwid, domain } => {
+            let target = Target::from_fields(hwid.as_deref(), domain.as_deref())?;
+            let row = p.bind(who, &l.license, target).await?;
+            println!("{} bound to {}", row.id, row.binding);
+        }
+        LicenseCommand::Cancel(l) => {
+            let row = p.cancel(who, &l.license).await?;
+            println!("{} cancelled: access ends after {}", row.id, row.formal_end);
+        }
+        LicenseCommand::Renew { l, months, paid } => {
+            let o = p
+                .place_order(who, &l.license, OrderRequest::Renewal { months })
+                .await?;
+            finish_order(p, who, o, paid).await?;
+        }
+        LicenseCommand::Upgrade { l, tier, paid } => {
+            let tiers = p.tiers().await?;
+            let t = tiers
+                .iter()
+                .find(|t| t.id == tier || t.channels.to_string() == tier)
+                .with_context(|| {
+                    format!(
+                        "no tier {tier:?}; tiers: {}",
+                        tiers
+                            .iter()
+                            .map(|t| format!("{} ({} channels)", t.id, t.channels))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            let o = p
+                .place_order(
+                    who,
+                    &l.license,
+                    OrderRequest::Upgrade {
+                        tier_id: t.id.clone(),
+                    },
+                )
+                .await?;
+            finish_order(p, who, o, paid).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn finish_order(p: &Portal, who: &str, o: portal::Order, paid: bool) -> Result<()> {
+    let o = if paid { p.order_paid(who, &o.id).await? } else { o };
+    println!("order {} {} {}", o.id, o.kind.as_str(), o.status.as_str());
+    print_license(&p.view(p.license(&o.license_id).await?).await?);
+    println!("{}", o.id);
+    Ok(())
 }
 
 fn keygen(dir: &Path) -> Result<ExitCode> {
