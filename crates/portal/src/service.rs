@@ -166,6 +166,31 @@ fn text_field(what: &str, v: &str) -> Result<String> {
     Ok(v.to_string())
 }
 
+/// The token (normalized) and target of an offline request file.
+fn parse_offline_request(text: &str) -> Result<(String, Target)> {
+    #[derive(serde::Deserialize)]
+    struct Request {
+        sipmeter_license_request: u32,
+        token: String,
+        hwid: Option<String>,
+        domain: Option<String>,
+    }
+    let req: Request = serde_json::from_str(text)
+        .map_err(|e| PortalError::bad(format!("request file is not a license request: {e}")))?;
+    if req.sipmeter_license_request != 1 {
+        return Err(PortalError::bad(format!(
+            "request file version {} is not supported",
+            req.sipmeter_license_request
+        )));
+    }
+    let token: license::LicenseToken = req
+        .token
+        .parse()
+        .map_err(|e: String| PortalError::bad(format!("token: {e}")))?;
+    let target = Target::from_fields(req.hwid.as_deref(), req.domain.as_deref())?;
+    Ok((token.to_string(), target))
+}
+
 fn ts(us: Micros) -> jiff::Timestamp {
     jiff::Timestamp::from_microsecond(us).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
@@ -1239,23 +1264,19 @@ impl Portal {
 
     /// The response to an offline request file (JSON written by `sipmeter license request`).
     pub async fn offline(&self, who: &str, request: &str) -> Result<Issued> {
-        #[derive(serde::Deserialize)]
-        struct Request {
-            sipmeter_license_request: u32,
-            token: String,
-            hwid: Option<String>,
-            domain: Option<String>,
-        }
-        let req: Request = serde_json::from_str(request)
-            .map_err(|e| PortalError::bad(format!("request file is not a license request: {e}")))?;
-        if req.sipmeter_license_request != 1 {
-            return Err(PortalError::bad(format!(
-                "request file version {} is not supported",
-                req.sipmeter_license_request
-            )));
-        }
-        let target = Target::from_fields(req.hwid.as_deref(), req.domain.as_deref())?;
-        self.get_license(who, &req.token, &target).await
+        let (token, target) = parse_offline_request(request)?;
+        self.get_license(who, &token, &target).await
+    }
+
+    /// Like [`Portal::offline`], but only for license `license` (a customer's page): a request
+    /// for any other license is "not found" and changes nothing.
+    pub async fn offline_for(&self, who: &str, license: &str, request: &str) -> Result<Issued> {
+        let (token, target) = parse_offline_request(request)?;
+        let row = match self.license_by_token(&token).await? {
+            Some(row) if row.id == license => row,
+            _ => return Err(PortalError::NotFound(format!("license {license}"))),
+        };
+        self.issue_for(who, row, &target).await
     }
 
     /// Records a check-in and answers the concurrent-use verdict.
