@@ -18,7 +18,12 @@ use portal::{BindingState, OrderRequest, Portal, Target};
 #[derive(Debug, clap::Args)]
 pub struct PortalArgs {
     /// The portal database [default: SQLite DIR/portal.db]; postgres://… for PostgreSQL
-    #[arg(long, global = true, env = "SIPMETER_PORTAL_DATABASE", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SIPMETER_PORTAL_DATABASE",
+        value_name = "URL"
+    )]
     database: Option<String>,
     #[command(subcommand)]
     command: PortalCommand,
@@ -289,7 +294,11 @@ fn print_license(v: &portal::LicenseView) {
         v.row.binding,
         v.verdict.systems,
         v.verdict.allowed,
-        if v.verdict.concurrent { " (FLAGGED)" } else { "" },
+        if v.verdict.concurrent {
+            " (FLAGGED)"
+        } else {
+            ""
+        },
     );
 }
 
@@ -433,9 +442,7 @@ async fn license_command(p: &Portal, cmd: LicenseCommand, who: &str) -> Result<(
             trial,
             domain,
         } => {
-            let formal_end = formal_end
-                .map(|s| date(&s, "--formal-end"))
-                .transpose()?;
+            let formal_end = formal_end.map(|s| date(&s, "--formal-end")).transpose()?;
             let binding = match domain {
                 Some(d) => BindingState::Domain(
                     license::normalize_domain(&d)
@@ -546,7 +553,11 @@ async fn license_command(p: &Portal, cmd: LicenseCommand, who: &str) -> Result<(
 }
 
 async fn finish_order(p: &Portal, who: &str, o: portal::Order, paid: bool) -> Result<()> {
-    let o = if paid { p.order_paid(who, &o.id).await? } else { o };
+    let o = if paid {
+        p.order_paid(who, &o.id).await?
+    } else {
+        o
+    };
     println!("order {} {} {}", o.id, o.kind.as_str(), o.status.as_str());
     print_license(&p.view(p.license(&o.license_id).await?).await?);
     println!("{}", o.id);
