@@ -262,7 +262,7 @@ mod tests {
             let v = concurrent_use(boots, now, LIVE_WINDOW_US, 1);
             assert_eq!(v.systems, *want, "row {i}");
             assert_eq!(v.concurrent, *want > 1, "row {i}");
-            assert_eq!(concurrent_use(boots, now, LIVE_WINDOW_US, 2).concurrent, false);
+            assert!(!concurrent_use(boots, now, LIVE_WINDOW_US, 2).concurrent);
         }
         let v = concurrent_use(&table[1].0, now, LIVE_WINDOW_US, 1);
         assert_eq!(

@@ -781,7 +781,7 @@ impl Portal {
         // The binding does not change limits or dates; a placeholder keeps `terms` total for
         // licenses not bound yet.
         let binding = match &row.binding {
-            BindingState::Hwid(Some(h)) => license::Binding::Hwid(h.clone()),
+            BindingState::Hwid(Some(h)) => license::Binding::Hwid(*h),
             BindingState::Hwid(None) => license::Binding::Hwid(
                 "0000-0000-0000-0000"
                     .parse()
@@ -1224,10 +1224,10 @@ impl Portal {
             (BindingState::Hwid(current), Target::Hwid(h)) => {
                 if current.as_ref() != Some(h) {
                     let action = if current.is_some() { "rebind" } else { "bind" };
-                    self.set_binding(who, action, &row, &BindingState::Hwid(Some(h.clone())))
+                    self.set_binding(who, action, &row, &BindingState::Hwid(Some(*h)))
                         .await?;
                 }
-                license::Binding::Hwid(h.clone())
+                license::Binding::Hwid(*h)
             }
             (BindingState::Domain(d), Target::Domain(asked)) if d == asked => {
                 license::Binding::Domain(d.clone())

@@ -74,6 +74,9 @@ impl Browser {
     }
 }
 
+/// A console form: its action path, its fields, and the audit action it must leave.
+type Step<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+
 async fn two_customers(w: &World) -> ((String, String, String), (String, String, String)) {
     let a = w.customer("Alpha").await;
     let b = w.customer("Beta").await;
@@ -252,7 +255,7 @@ async fn support_console_actions_are_all_audited() {
     assert!(home.contains(&la) && home.contains(&lb));
     let page = format!("/support/licenses/{la}");
     let act = |a: &str| format!("{page}/{a}");
-    let steps: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    let steps: Vec<Step<'_>> = vec![
         (
             act("increase"),
             vec![("channels", "80"), ("until", "2026-12-31")],
