@@ -48,7 +48,11 @@ pub struct Upgrade {
 pub fn limit_at(base: u32, upgrades: &[Upgrade], now: Micros) -> u32 {
     upgrades
         .iter()
-        .filter_map(|u| u.completed_at.filter(|&t| t <= now).map(|t| (t, u.channels)))
+        .filter_map(|u| {
+            u.completed_at
+                .filter(|&t| t <= now)
+                .map(|t| (t, u.channels))
+        })
         .max_by_key(|&(t, _)| t)
         .map_or(base, |(_, channels)| channels)
 }
@@ -245,17 +249,50 @@ mod tests {
         let table: Vec<(Vec<BootSeen<'_>>, u32)> = vec![
             (vec![boot("i", "a", 0, now)], 1),
             // clones: interleaved check-ins
-            (vec![boot("i", "a", 60 * MIN, now), boot("i", "b", 61 * MIN, now - MIN)], 2),
+            (
+                vec![
+                    boot("i", "a", 60 * MIN, now),
+                    boot("i", "b", 61 * MIN, now - MIN),
+                ],
+                2,
+            ),
             // reboot: the new boot starts after the old one's last check-in
-            (vec![boot("i", "a", 0, 90 * MIN), boot("i", "b", 90 * MIN + 1, now)], 1),
+            (
+                vec![
+                    boot("i", "a", 0, 90 * MIN),
+                    boot("i", "b", 90 * MIN + 1, now),
+                ],
+                1,
+            ),
             // touching spans count as overlapping
-            (vec![boot("i", "a", 0, 90 * MIN), boot("i", "b", 90 * MIN, now)], 2),
+            (
+                vec![boot("i", "a", 0, 90 * MIN), boot("i", "b", 90 * MIN, now)],
+                2,
+            ),
             // the old boot is out of the live window
-            (vec![boot("i", "a", 0, now - 30 * MIN - 1), boot("i", "b", 20 * MIN, now)], 1),
-            (vec![boot("i", "a", 0, now - 30 * MIN), boot("i", "b", 20 * MIN, now)], 2),
+            (
+                vec![
+                    boot("i", "a", 0, now - 30 * MIN - 1),
+                    boot("i", "b", 20 * MIN, now),
+                ],
+                1,
+            ),
+            (
+                vec![
+                    boot("i", "a", 0, now - 30 * MIN),
+                    boot("i", "b", 20 * MIN, now),
+                ],
+                2,
+            ),
             // different installations on the same hardware are separate systems
-            (vec![boot("i", "a", 0, 50 * MIN), boot("j", "b", 90 * MIN, now)], 1),
-            (vec![boot("i", "a", 0, 80 * MIN), boot("j", "b", 90 * MIN, now)], 2),
+            (
+                vec![boot("i", "a", 0, 50 * MIN), boot("j", "b", 90 * MIN, now)],
+                1,
+            ),
+            (
+                vec![boot("i", "a", 0, 80 * MIN), boot("j", "b", 90 * MIN, now)],
+                2,
+            ),
             (vec![], 0),
         ];
         for (i, (boots, want)) in table.iter().enumerate() {
