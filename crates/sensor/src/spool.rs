@@ -76,7 +76,10 @@ impl Spool {
                 fs::remove_file(entry.path()).map_err(io("cannot remove a partial batch"))?;
                 continue;
             }
-            let Some(seq) = name.strip_suffix(SUFFIX).and_then(|s| s.parse::<u64>().ok()) else {
+            let Some(seq) = name
+                .strip_suffix(SUFFIX)
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
                 continue;
             };
             let size = entry
@@ -238,7 +241,8 @@ impl Progress {
             .map_err(io("cannot open the progress record"))?;
         f.write_all(format!("{key}\n").as_bytes())
             .map_err(io("cannot write the progress record"))?;
-        f.sync_all().map_err(io("cannot sync the progress record"))?;
+        f.sync_all()
+            .map_err(io("cannot sync the progress record"))?;
         self.done.insert(key);
         Ok(())
     }
@@ -254,11 +258,23 @@ mod tests {
         let mut s = Spool::open(dir.path(), 1000).unwrap();
         let a = s.push(b"first").unwrap();
         let b = s.push(b"second").unwrap();
-        assert_eq!(s.backlog(), Backlog { bytes: 11, batches: 2 });
+        assert_eq!(
+            s.backlog(),
+            Backlog {
+                bytes: 11,
+                batches: 2
+            }
+        );
         std::fs::write(dir.path().join("00000000000000000009.batch.tmp"), b"half").unwrap();
         drop(s);
         let mut s = Spool::open(dir.path(), 1000).unwrap();
-        assert_eq!(s.backlog(), Backlog { bytes: 11, batches: 2 });
+        assert_eq!(
+            s.backlog(),
+            Backlog {
+                bytes: 11,
+                batches: 2
+            }
+        );
         assert!(!dir.path().join("00000000000000000009.batch.tmp").exists());
         assert_eq!(s.oldest().unwrap(), Some((a, b"first".to_vec())));
         s.ack(a).unwrap();
@@ -268,7 +284,10 @@ mod tests {
         s.ack(b).unwrap();
         s.ack(c).unwrap();
         assert!(s.is_empty());
-        assert_eq!(Spool::open(dir.path(), 1000).unwrap().backlog(), Backlog::default());
+        assert_eq!(
+            Spool::open(dir.path(), 1000).unwrap().backlog(),
+            Backlog::default()
+        );
     }
 
     #[test]
@@ -277,7 +296,18 @@ mod tests {
         let mut s = Spool::open(dir.path(), 10).unwrap();
         s.push(b"12345678").unwrap();
         let err = s.push(b"abc").unwrap_err();
-        assert!(matches!(err, SpoolError::Full { used: 8, batch: 3, cap: 10, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SpoolError::Full {
+                    used: 8,
+                    batch: 3,
+                    cap: 10,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(s.backlog().batches, 1);
         let (seq, _) = s.oldest().unwrap().unwrap();
         s.ack(seq).unwrap();

@@ -252,8 +252,8 @@ impl Uplink {
         let builder = match url.scheme() {
             "http" => {
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                let loopback = host == "localhost"
-                    || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                let loopback =
+                    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
                 if !loopback && !cfg.insecure_http {
                     return Err(UplinkError::PlainHttp(cfg.server.clone()));
                 }
@@ -348,9 +348,15 @@ mod tests {
     #[test]
     fn fingerprints_parse_in_both_spellings() {
         let hex = "ab".repeat(32);
-        assert_eq!(parse_fingerprint(&format!("SHA256:{hex}")).unwrap(), [0xab; 32]);
+        assert_eq!(
+            parse_fingerprint(&format!("SHA256:{hex}")).unwrap(),
+            [0xab; 32]
+        );
         let colons = vec!["AB"; 32].join(":");
-        assert_eq!(parse_fingerprint(&format!("sha256:{colons}")).unwrap(), [0xab; 32]);
+        assert_eq!(
+            parse_fingerprint(&format!("sha256:{colons}")).unwrap(),
+            [0xab; 32]
+        );
         assert!(parse_fingerprint(&hex).is_err());
         assert!(parse_fingerprint("SHA256:abcd").is_err());
         assert!(parse_fingerprint(&format!("SHA256:{}", "zz".repeat(32))).is_err());

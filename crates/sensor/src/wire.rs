@@ -159,7 +159,12 @@ fn put_leg(w: &mut Vec<u8>, l: &Leg) {
     put_i64(w, l.end);
     put_opt_i64(w, l.last_response.map(i64::from));
     put_opt_str(w, &l.last_response_text);
-    w.push(END_REASONS.iter().position(|x| *x == l.end_reason).unwrap_or(0) as u8);
+    w.push(
+        END_REASONS
+            .iter()
+            .position(|x| *x == l.end_reason)
+            .unwrap_or(0) as u8,
+    );
     w.push(match l.hangup_by {
         None => 0,
         Some(Side::Caller) => 1,

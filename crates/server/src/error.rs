@@ -21,6 +21,8 @@ pub enum ServerError {
     License(#[from] crate::license_env::EnvError),
     #[error("cannot hash a password")]
     Hash,
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("the server task failed: {0}")]
     Task(String),
 }

@@ -60,7 +60,11 @@ pub async fn gate(
         eprintln!("sipmeter serve: route {method} {matched} is missing from the route table");
         return (StatusCode::INTERNAL_SERVER_ERROR, "route not configured").into_response();
     };
-    let mut resp = gated(app.clone(), peer, route, req, next).await;
+    let mut resp = if route.access == Access::Sensor {
+        crate::ingest::gate_sensor(app.clone(), route, req, next).await
+    } else {
+        gated(app.clone(), peer, route, req, next).await
+    };
     security_headers(resp.headers_mut());
     app.metrics.observe(
         route.path,

@@ -34,6 +34,7 @@ pub mod clock;
 pub mod daily;
 pub mod error;
 pub mod gate;
+pub mod ingest;
 pub mod license_env;
 pub mod metrics;
 pub mod pages;
@@ -41,8 +42,10 @@ pub mod report;
 pub mod reports;
 pub mod routes;
 pub mod sensor;
+pub mod sensors_page;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod users;
 
 pub use clock::{Clock, FakeClock, SystemClock};

@@ -14,6 +14,8 @@ pub enum Access {
     User,
     /// Admins only (settings).
     Admin,
+    /// A remote sensor's bearer token (ingest); no user, no CSRF, never locked.
+    Sensor,
 }
 
 /// What a license lock does to a route (SPEC §3: locked = only login, About/License and
@@ -61,7 +63,7 @@ const fn r(method: Method, path: &'static str, access: Access, lock: Lock) -> Ro
     }
 }
 
-use Access::{Admin, Public, User};
+use Access::{Admin, Public, Sensor, User};
 
 pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/healthz", Public, Lock::Exempt),
@@ -102,6 +104,17 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/api/v1/channels/stats", User, Lock::DataApi),
     r(Method::GET, "/api/v1/cdrs", User, Lock::DataApi),
     r(Method::GET, "/api/v1/cdrs.csv", User, Lock::Csv),
+    // Recording continues while locked (SPEC §3), remote sensors included.
+    r(Method::POST, "/api/v1/ingest/legs", Sensor, Lock::Exempt),
+    r(
+        Method::POST,
+        "/api/v1/ingest/heartbeat",
+        Sensor,
+        Lock::Exempt,
+    ),
+    r(Method::GET, "/settings/sensors", Admin, Lock::Page),
+    r(Method::POST, "/settings/sensors", Admin, Lock::Page),
+    r(Method::POST, "/settings/sensors/revoke", Admin, Lock::Page),
 ];
 
 pub fn find(method: &Method, path: &str) -> Option<&'static RouteSpec> {

@@ -37,6 +37,8 @@ const BATCH: usize = 10_000;
 /// How often the writer brings the channel figures up to date on its own (legs stored or
 /// deleted by another process, such as `sipmeter import` on the same database).
 const STATS_TICK: Duration = Duration::from_secs(30);
+/// How often the channel figures follow remote sensors' batches.
+const REMOTE_STATS_TICK: Duration = Duration::from_secs(2);
 
 /// What the sensor thread tells the writer.
 pub enum IngestMsg {
@@ -44,7 +46,14 @@ pub enum IngestMsg {
     FileDone {
         key: DoneKey,
         live: LiveSnapshot,
+        /// The live legs behind `live`, for the union with remote sensors' (see `ingest`).
+        live_legs: Vec<::sensor::uplink::LiveLeg>,
         failed: bool,
+    },
+    /// A remote sensor's batch; `ack` is answered once it is committed.
+    Remote {
+        legs: Vec<Leg>,
+        ack: tokio::sync::oneshot::Sender<Result<store::InsertReport, String>>,
     },
 }
 
@@ -119,6 +128,11 @@ pub async fn writer(
     let mut tick = tokio::time::interval(STATS_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut file_failed = false;
+    // Remote batches come in continuously: their channel figures are brought up to date
+    // every few seconds rather than after each batch.
+    let mut remote_tick = tokio::time::interval(REMOTE_STATS_TICK);
+    remote_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut remote_dirty = false;
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -134,7 +148,18 @@ pub async fn writer(
                         eprintln!("sipmeter serve: cannot store {} legs: {}", legs.len(), chain(&e));
                     }
                 },
-                Some(IngestMsg::FileDone { key, live, failed }) => {
+                Some(IngestMsg::Remote { legs, ack }) => {
+                    let r = store.insert_legs(&legs).await;
+                    if let Ok(r) = &r {
+                        app.metrics.legs_ingested.fetch_add(r.inserted, Ordering::Relaxed);
+                        app.metrics.legs_stored.fetch_add(r.inserted, Ordering::Relaxed);
+                        app.metrics.legs_duplicate.fetch_add(r.duplicates, Ordering::Relaxed);
+                        remote_dirty |= r.inserted > 0;
+                    }
+                    let _ = ack.send(r.map_err(|e| chain(&e)));
+                }
+                Some(IngestMsg::FileDone { key, live, live_legs, failed }) => {
+                    app.remote.set_embedded(live_legs);
                     if let Err(e) = store.update_channel_stats(mode).await {
                         eprintln!("sipmeter serve: cannot update the channel figures: {}", chain(&e));
                     }
@@ -153,6 +178,16 @@ pub async fn writer(
                     app.refresh_in_background();
                 }
             },
+            _ = remote_tick.tick(), if remote_dirty => {
+                remote_dirty = false;
+                match store.update_channel_stats(mode).await {
+                    Ok(_) => {
+                        app.invalidate_status();
+                        app.refresh_in_background();
+                    }
+                    Err(e) => eprintln!("sipmeter serve: cannot update the channel figures: {}", chain(&e)),
+                }
+            }
             _ = tick.tick() => match store.update_channel_stats(mode).await {
                 Ok(u) if u.days > 0 => {
                     // Legs changed behind our back (an import, a deletion): count them again.
@@ -304,6 +339,7 @@ fn read_one(cfg: &WatchConfig, path: &Path, key: DoneKey, tx: &mpsc::Sender<Inge
     for l in &live {
         last_ts = last_ts.max(Some(l.end.max(l.start)));
     }
+    let live_legs = live.iter().map(|l| crate::ingest::live_leg(l)).collect();
     let snapshot = live_snapshot(live.into_iter(), cfg.mode, last_ts);
     pending.extend(pipeline.finish());
     if !pending.is_empty() && alive {
@@ -314,6 +350,7 @@ fn read_one(cfg: &WatchConfig, path: &Path, key: DoneKey, tx: &mpsc::Sender<Inge
             .blocking_send(IngestMsg::FileDone {
                 key,
                 live: snapshot,
+                live_legs,
                 failed: report.error.is_some(),
             })
             .is_ok()

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::error::ServerError;
 use crate::license_env::LicenseSetup;
 use crate::state::AppState;
-use crate::{alerts, api, auth, cdrs, gate, pages, reports, sensor, users};
+use crate::{alerts, api, auth, cdrs, gate, ingest, pages, reports, sensor, sensors_page, users};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub pcap_poll: Duration,
     /// How long a capture's size must stay unchanged before it is read.
     pub pcap_settle: Duration,
+    /// Serve HTTPS with this certificate and key (else plain HTTP).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// A running server.
@@ -90,6 +92,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/channels/stats", get(api::channels_stats))
         .route("/api/v1/cdrs", get(cdrs::api_list))
         .route("/api/v1/cdrs.csv", get(cdrs::api_csv))
+        .route("/api/v1/ingest/legs", post(ingest::legs))
+        .route("/api/v1/ingest/heartbeat", post(ingest::heartbeat))
+        .route(
+            "/settings/sensors",
+            get(sensors_page::list).post(sensors_page::create),
+        )
+        .route("/settings/sensors/revoke", post(sensors_page::revoke))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
@@ -168,6 +177,7 @@ impl Running {
             std::sync::atomic::Ordering::Relaxed,
         );
         let (tx, rx) = mpsc::channel(4);
+        state.remote.set_ingest(tx.clone());
         let writer = tokio::spawn(sensor::writer(
             writer_store,
             rx,
@@ -213,14 +223,7 @@ impl Running {
             })?;
         let alerts = tokio::spawn(alerts::run(state.clone()));
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = signal.await;
-                })
-                .await
-        });
+        let http = crate::tls::serve(listener, config.tls.as_ref(), router(state.clone()), signal)?;
         Ok(Running {
             addr,
             generated_admin_password: generated,
@@ -247,6 +250,7 @@ impl Running {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))?;
         self.sensor_stop.store(true, Ordering::Relaxed);
+        self.state.remote.close_ingest();
         if let Some(h) = self.sensor.take() {
             tokio::task::spawn_blocking(move || h.join())
                 .await

@@ -54,6 +54,8 @@ pub struct Inner {
     /// the same time whether or not the user exists.
     pub dummy_hash: String,
     live: RwLock<LiveSnapshot>,
+    /// Remote sensors: the ingest queue and their last heartbeats.
+    pub remote: crate::ingest::Remote,
     generation: AtomicU64,
     /// The last status computed; read without waiting.
     status: RwLock<Option<CachedStatus>>,
@@ -99,6 +101,7 @@ impl AppState {
             alerts: crate::alerts::Engine::new(alerts),
             dummy_hash,
             live: RwLock::new(LiveSnapshot::default()),
+            remote: Default::default(),
             generation: AtomicU64::new(0),
             status: RwLock::new(None),
             computing: tokio::sync::Mutex::new(()),
@@ -110,8 +113,10 @@ impl AppState {
         self.clock.now()
     }
 
+    /// Live channels now: the embedded sensor's and the remote sensors' (see `ingest`).
     pub fn live(&self) -> LiveSnapshot {
-        self.live.read().map(|l| *l).unwrap_or_default()
+        let embedded = self.live.read().map(|l| *l).unwrap_or_default();
+        self.remote.merge(embedded, self.channel_mode)
     }
 
     pub fn set_live(&self, live: LiveSnapshot) {

@@ -7,6 +7,8 @@ mod ingest;
 mod license_cmd;
 mod output;
 mod portal_cmd;
+mod sensor_cmd;
+mod sensors_cmd;
 mod serve_cmd;
 
 use std::io::BufWriter;
@@ -61,6 +63,10 @@ enum Command {
     Portal(portal_cmd::PortalArgs),
     /// The central server: web GUI, JSON API, license enforcement, embedded sensor
     Serve(serve_cmd::ServeArgs),
+    /// A remote sensor: captures to legs, spooled on disk and shipped to the central server
+    Sensor(sensor_cmd::SensorArgs),
+    /// Remote sensor tokens: add, revoke, list
+    Sensors(sensors_cmd::SensorsArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +107,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         (Some(Command::License(args)), None) => license_cmd::run(args, &file, &cli.common),
         (Some(Command::Portal(args)), None) => portal_cmd::run(args, cli.common.data_dir),
         (Some(Command::Serve(args)), None) => serve_cmd::run(args, &file, &cli.common),
+        (Some(Command::Sensor(args)), None) => sensor_cmd::run(args, &file, &cli.common),
+        (Some(Command::Sensors(args)), None) => sensors_cmd::run(args, &file, &cli.common),
         (None, Some(dir)) => import::import(Settings::resolve(&file, &cli.common, true)?, &[dir]),
         (None, None) => bail!("nothing to do: give a subcommand (see --help) or --readpcapdir DIR"),
     }

@@ -32,6 +32,13 @@ pub struct ServeArgs {
     /// Sender address of e-mail alerts [config: smtp_from] [default: sipmeter@localhost]
     #[arg(long, value_name = "ADDRESS")]
     smtp_from: Option<String>,
+    /// PEM certificate (chain) for HTTPS; with --tls-key the server speaks only HTTPS
+    /// (remote sensors pin its fingerprint or check it against a CA)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     license: LicenseFlags,
 }
@@ -49,6 +56,11 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         channel_mode: settings.channel_mode,
         pcap_poll: Duration::from_secs(1),
         pcap_settle: Duration::from_secs(2),
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| server::tls::TlsFiles { cert, key }),
     };
     let mut alerts = server::alerts::AlertsConfig {
         smtp_relay: args.smtp.clone().or_else(|| file.smtp_relay.clone()),
@@ -84,7 +96,8 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
             );
         }
         eprintln!(
-            "sipmeter: serving http://{}/ (data in {}{})",
+            "sipmeter: serving {}://{}/ (data in {}{})",
+            if args.tls_cert.is_some() { "https" } else { "http" },
             running.addr,
             settings.data_dir.display(),
             args.pcap_dir

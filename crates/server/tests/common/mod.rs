@@ -149,6 +149,7 @@ impl World {
             channel_mode: channels::ActiveMode::Signalling,
             pcap_poll: Duration::from_millis(50),
             pcap_settle: Duration::from_millis(200),
+            tls: None,
         }
     }
 
