@@ -158,7 +158,13 @@ impl Chrome {
             state: state_name(st.state),
             state_text: state_text(st),
             banners: if user.is_some() {
-                banners(st)
+                let mut b = banners(st);
+                // The portal's last check-in verdict (concurrent use), not part of `Status`.
+                b.extend(app.portal.banner().map(|text| Banner {
+                    class: "error",
+                    text,
+                }));
+                b
             } else {
                 Vec::new()
             },

@@ -20,6 +20,8 @@
 //!   the printed leg shape and CSV columns shared with `sipmeter read`.
 //! - `reports`: the Reports page and its CSV downloads (figures from `daily`).
 //! - `users`: Settings › Users (admins add users) and Settings › Password.
+//! - `portal_client`: the license portal's API client; Get/Update License, the refresh before
+//!   `refresh_by`, the periodic check-ins and their concurrent-use verdict.
 //! - `clock`: the time source (a fake one for tests).
 //! - `chart`: server-side SVG charts (Concurrent Calls Stats, dashboard), pure rendering.
 //! - `daily`: the daily report figures (calls, answered, ASR, ACD, failures by code, peak).
@@ -38,6 +40,7 @@ pub mod ingest;
 pub mod license_env;
 pub mod metrics;
 pub mod pages;
+pub mod portal_client;
 pub mod report;
 pub mod reports;
 pub mod routes;

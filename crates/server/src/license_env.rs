@@ -29,6 +29,12 @@ pub const LIMIT_FILE_NAME: &str = "channel-limit";
 pub const FALLBACK_FILE_NAME: &str = "hwid-fallback";
 /// High-water mark of the clock (RFC 3339), to notice a clock set back.
 pub const CLOCK_FILE_NAME: &str = "license.clock";
+/// This installation's id (a UUID created once), sent with check-ins so that the portal can
+/// tell a restart of this installation from an identical clone running beside it.
+pub const INSTALL_ID_FILE_NAME: &str = "install-id";
+/// The portal signing keys pinned by `sipmeter license trust-portal`, armored and
+/// concatenated; trusted besides the built-in and configured keys.
+pub const PINNED_KEYS_FILE_NAME: &str = "trusted-keys.pub";
 /// Days of daily peaks read for the over-limit timeline. The state needs 15 days; more
 /// lets the status name the whole offending streak of a long lock.
 pub const PEAK_HISTORY_DAYS: i64 = 62;
@@ -124,6 +130,91 @@ pub fn machine_hwid(
     machine.fallback_id = Some(id);
     let r = license::resolve_hwid(&machine).ok_or(EnvError::NoHwid)?;
     Ok((r, Some(fallback_path)))
+}
+
+/// A random (version 4) UUID, for the install id and the boot id.
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    license::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// This installation's id from [`INSTALL_ID_FILE_NAME`], created on first use. A file that
+/// does not hold a UUID is replaced (and the second value says so): the id only has to stay
+/// the same from now on, and refusing to start over it would help nobody.
+pub fn install_id(data_dir: &Path) -> Result<(String, bool), EnvError> {
+    let path = data_dir.join(INSTALL_ID_FILE_NAME);
+    let old = read_optional(&path)?;
+    if let Some(id) = old.as_deref().map(str::trim).filter(|s| is_uuid(s)) {
+        return Ok((id.to_ascii_lowercase(), false));
+    }
+    let id = new_uuid();
+    write_atomic(&path, format!("{id}\n").as_bytes())?;
+    Ok((id, old.is_some()))
+}
+
+/// The portal keys pinned in the data directory (none when nothing is pinned). A block that
+/// does not parse is an error naming the file: a damaged pin must not silently trust less.
+pub fn pinned_keys(data_dir: &Path) -> Result<Vec<license::PublicKey>, String> {
+    let path = data_dir.join(PINNED_KEYS_FILE_NAME);
+    let text = match read_optional(&path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{e}")),
+    };
+    split_armored_keys(&text)
+        .into_iter()
+        .map(|block| {
+            license::PublicKey::from_armored(&block).map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// Pins `keys` (writes [`PINNED_KEYS_FILE_NAME`], replacing any earlier pin).
+pub fn pin_keys(data_dir: &Path, keys: &[license::PublicKey]) -> Result<PathBuf, EnvError> {
+    let path = data_dir.join(PINNED_KEYS_FILE_NAME);
+    let text: String = keys.iter().map(|k| k.to_armored()).collect();
+    write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// The armored blocks of a concatenation of armored public keys (as in `signing.pub`).
+pub fn split_armored_keys(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() && cur.is_empty() {
+            continue;
+        }
+        cur.push_str(l);
+        cur.push('\n');
+        if l.starts_with("-----END") {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 /// The stored token (data directory) or, failing that, the configured one.
@@ -335,11 +426,12 @@ impl LicenseSetup {
         let name = display_name(&self.license_path);
         let (high_water, _) = read_high_water(&self.data_dir)?;
         let operator = self.operator_limit()?;
+        let (keyring, pin_warning) = self.keyring_now(&[]);
         let mut st = license::status(&StatusInput {
             license: text
                 .as_deref()
                 .map(|text| LicenseFile { name: &name, text }),
-            keyring: &self.keyring,
+            keyring: &keyring,
             hwid: self.hwid,
             domain: self.domain.as_deref(),
             now,
@@ -348,6 +440,7 @@ impl LicenseSetup {
             operator_limit: operator.limit,
             daily_peaks: peaks,
         });
+        st.warnings.extend(pin_warning);
         if let Some(text) = operator.ignored_file {
             st.warnings.push(format!(
                 "{LIMIT_FILE_NAME} in the data directory holds {text:?}, not a whole number of at least 1; ignored. Set or clear the configured channel limit in Settings › License."
@@ -361,19 +454,47 @@ impl LicenseSetup {
         Ok(st)
     }
 
+    /// The keys trusted now: the configured keyring, the portal keys pinned in the data
+    /// directory (read afresh, so a pin takes effect without a restart) and `extra`. The
+    /// second value is a warning when the pin file is damaged (its keys are then not trusted).
+    pub fn keyring_now(&self, extra: &[license::PublicKey]) -> (Keyring, Option<String>) {
+        let mut ring = self.keyring.clone();
+        let warning = match pinned_keys(&self.data_dir) {
+            Ok(keys) => {
+                keys.into_iter().for_each(|k| ring.add(k));
+                None
+            }
+            Err(e) => Some(format!("pinned portal keys not used: {e}")),
+        };
+        extra.iter().for_each(|k| ring.add(k.clone()));
+        (ring, warning)
+    }
+
     /// Verifies `text` as a license for this installation at `now`.
     pub fn verify(
         &self,
         text: &str,
         now: Micros,
     ) -> Result<license::Verified, license::VerifyError> {
+        self.verify_with(text, now, &[])
+    }
+
+    /// [`LicenseSetup::verify`], also trusting `extra` keys (the portal's keys offered for a
+    /// first pin).
+    pub fn verify_with(
+        &self,
+        text: &str,
+        now: Micros,
+        extra: &[license::PublicKey],
+    ) -> Result<license::Verified, license::VerifyError> {
         let name = display_name(&self.license_path);
         let high_water = read_high_water(&self.data_dir).ok().and_then(|h| h.0);
+        let (keyring, _) = self.keyring_now(extra);
         license::verify(
             text,
             &name,
             &license::VerifyContext {
-                keyring: &self.keyring,
+                keyring: &keyring,
                 hwid: self.hwid.hwid,
                 domain: self.domain.as_deref(),
                 now,

@@ -573,6 +573,8 @@ pub async fn about(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) 
 
 #[derive(Template)]
 #[template(path = "settings_license.html")]
+    install_id: String,
+    boot_id: String,
 struct SettingsLicensePage {
     chrome: Chrome,
     message: Option<String>,
@@ -630,6 +632,8 @@ pub async fn settings_license(
 ) -> Response {
     let page = settings_page(&app, &ctx, &ctx.status, None);
     render(&page)
+        install_id: app.portal.install_id.clone(),
+        boot_id: app.portal.boot_id.clone(),
 }
 
 /// Renders Settings > License after a change, with the status recomputed so the page (and
@@ -649,6 +653,8 @@ async fn after_change(
 #[derive(Deserialize)]
 pub struct TokenForm {
     token: String,
+    /// The license portal: URL, this installation's ids, last refresh and check-in.
+    portal: crate::portal_client::PortalInfo,
 }
 
 pub async fn settings_token(
@@ -683,6 +689,7 @@ pub async fn settings_upload(
                         Ok(b) => file = Some(b.to_vec()),
                         Err(_) => break,
                     }
+        portal: crate::portal_client::PortalInfo::of(app),
                 }
             }
             Ok(None) => break,
@@ -760,14 +767,8 @@ pub async fn settings_fetch(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
-    after_change(
-        &app,
-        &ctx,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Get/Update License: the license portal is not configured yet. Download the license key file from the portal and upload it here.".into(),
-        false,
-    )
-    .await
+    let (code, message, ok) = crate::portal_client::get_license_message(&app).await;
+    after_change(&app, &ctx, code, message, ok).await
 }
 
 /// What the key allows now: the licensed channels, or the active temporary increase when it

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use crate::alerts::AlertsConfig;
 use crate::clock::Clock;
 use crate::error::ServerError;
-use crate::license_env::LicenseSetup;
+use crate::license_env::{self, LicenseSetup};
+use crate::portal_client::{self, PortalConfig, PortalState};
 use crate::state::AppState;
 use crate::{alerts, api, auth, cdrs, gate, ingest, pages, reports, sensor, sensors_page, users};
 
@@ -55,6 +56,7 @@ pub struct Running {
     sensor_stop: Arc<AtomicBool>,
     sensor: Option<std::thread::JoinHandle<()>>,
     alerts: tokio::task::JoinHandle<()>,
+    portal: tokio::task::JoinHandle<()>,
 }
 
 /// The router: every route of [`crate::routes::ROUTES`], behind the gate.
@@ -139,12 +141,23 @@ impl Running {
         Running::start_with_alerts(config, AlertsConfig::default(), clock).await
     }
 
-    /// Like [`Running::start`], with the alert delivery settings (`--smtp`, `--smtp-from`)
-    /// and the evaluation interval; tests use a long interval and call
-    /// [`crate::alerts::evaluate_once`] themselves.
+    /// Like [`Running::start_full`] with no license portal.
     pub async fn start_with_alerts(
         config: ServerConfig,
         alerts: AlertsConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Running, ServerError> {
+        Running::start_full(config, alerts, PortalConfig::default(), clock).await
+    }
+
+    /// Like [`Running::start`], with the alert delivery settings (`--smtp`, `--smtp-from`)
+    /// and the evaluation interval (tests use a long interval and call
+    /// [`crate::alerts::evaluate_once`] themselves), and the license portal (URL, check-in
+    /// interval; tests call [`crate::portal_client::tick`] themselves).
+    pub async fn start_full(
+        config: ServerConfig,
+        alerts: AlertsConfig,
+        portal: PortalConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Running, ServerError> {
         if let Some(dir) = &config.pcap_dir
@@ -170,6 +183,7 @@ impl Running {
             config.pcap_dir.clone(),
             dummy_hash,
             alerts,
+            PortalState::new(portal, license_env::install_id(&config.data_dir)?.0),
         );
 
         state.metrics.legs_stored.store(
@@ -222,6 +236,7 @@ impl Running {
                 source,
             })?;
         let alerts = tokio::spawn(alerts::run(state.clone()));
+        let portal = tokio::spawn(portal_client::run(state.clone()));
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let http = crate::tls::serve(listener, config.tls.as_ref(), router(state.clone()), signal)?;
         Ok(Running {
@@ -235,6 +250,7 @@ impl Running {
             sensor_stop,
             sensor,
             alerts,
+            portal,
         })
     }
 
@@ -245,6 +261,7 @@ impl Running {
         // An evaluation cut short is harmless: a rule's state is written after its delivery,
         // so at worst it is sent again after the restart.
         self.alerts.abort();
+        self.portal.abort();
         let http = self
             .http
             .await

@@ -50,6 +50,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The alert engine's settings and its one-evaluation-at-a-time lock.
     pub alerts: crate::alerts::Engine,
+    /// The license portal: its client, this installation's ids, the last check-in verdict.
+    pub portal: crate::portal_client::PortalState,
     /// The hash checked when a login names an unknown user, so that a failed login takes
     /// the same time whether or not the user exists.
     pub dummy_hash: String,
@@ -87,6 +89,7 @@ impl AppState {
         pcap_dir: Option<PathBuf>,
         dummy_hash: String,
         alerts: crate::alerts::AlertsConfig,
+        portal: crate::portal_client::PortalState,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
@@ -99,6 +102,7 @@ impl AppState {
             throttle: Throttle::default(),
             metrics: Metrics::default(),
             alerts: crate::alerts::Engine::new(alerts),
+            portal,
             dummy_hash,
             live: RwLock::new(LiveSnapshot::default()),
             remote: Default::default(),

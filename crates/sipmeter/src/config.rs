@@ -40,6 +40,11 @@ pub struct FileConfig {
     pub smtp_relay: Option<String>,
     /// Sender address of e-mail alerts (`--smtp-from`).
     pub smtp_from: Option<String>,
+    /// The vendor's license portal, `http://host:port` (`--portal`): Get/Update License,
+    /// the refresh before refresh-by and the check-ins.
+    pub portal_url: Option<String>,
+    /// Seconds between check-ins with the portal (`serve --portal-checkin-s`) [default: 600].
+    pub portal_checkin_s: Option<u64>,
 }
 
 impl FileConfig {

@@ -74,6 +74,22 @@ enum LicenseCommand {
     },
     /// Verify FILE, then make it the license (the previous one is kept as license.key.old)
     Install { file: PathBuf },
+    /// Write an offline request file (token, hwid or domain, install id) for the portal;
+    /// install its answer with `license install FILE`
+    Request {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Pin the portal's public signing keys (<data_dir>/trusted-keys.pub): licenses signed by
+    /// them are trusted from then on. An existing pin changes only with --update
+    TrustPortal {
+        /// The portal [config: portal_url]
+        #[arg(long = "portal", value_name = "URL")]
+        portal: Option<String>,
+        /// Replace an existing pin by the portal's current key set (after a key rotation)
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 /// The license setup of `sipmeter serve`: the same flags and config keys as `license status`.
@@ -99,6 +115,12 @@ pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result
         LicenseCommand::Verify { file } => verify(&env, &file),
         LicenseCommand::Hwid { json } => hwid(&env, json),
         LicenseCommand::Install { file } => install(&env, &file),
+        LicenseCommand::Request { out } => request(&env, &out),
+        LicenseCommand::TrustPortal { portal, update } => trust_portal(
+            &env,
+            portal.as_deref().or(file.portal_url.as_deref()),
+            update,
+        ),
     }
 }
 
@@ -132,6 +154,10 @@ impl Env {
         let configured = file.trusted_keys.iter().flatten();
         for path in configured.chain(&flags.trusted_keys) {
             keyring.add(read_public_key(path)?);
+        }
+        match shared::pinned_keys(&data_dir) {
+            Ok(keys) => keys.into_iter().for_each(|k| keyring.add(k)),
+            Err(e) => eprintln!("sipmeter: pinned portal keys not used: {e}"),
         }
         let hwid_override = flags
             .hwid_override
@@ -398,7 +424,7 @@ fn print_status(env: &Env, st: &Status, source: Option<shared::LimitSource>) {
         on(f.ingest)
     );
     if let Some(t) = &env.token {
-        println!("token:     {t} (fetching the license from the portal is not available yet)");
+        println!("token:     {t}");
     }
     for w in &st.warnings {
         println!("warning:   {w}");
@@ -506,15 +532,156 @@ fn install(env: &Env, path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sipmeter --set-license-key TOKEN`: stores the token for the portal's Get License.
-pub fn set_license_key(token: &str, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
+/// `sipmeter --set-license-key TOKEN [--portal URL]`: stores the token and, with a portal
+/// (flag or config `portal_url`), fetches, verifies and installs the license file for it.
+pub fn set_license_key(
+    token: &str,
+    portal: Option<&str>,
+    file: &FileConfig,
+    common: &CommonFlags,
+) -> Result<ExitCode> {
     let token: LicenseToken = token.parse().map_err(anyhow::Error::msg)?;
-    let data_dir = Settings::resolve(file, common, false)?.data_dir;
-    let path = shared::store_token(&data_dir, &token)?;
+    let env = Env::resolve(&LicenseFlags::default(), file, common)?;
+    let path = shared::store_token(&env.data_dir, &token)?;
     println!("stored license token {token} in {}", path.display());
+    let Some(url) = portal.or(file.portal_url.as_deref()) else {
+        println!(
+            "note: no portal is configured (--portal URL or config portal_url), so no license \
+             file was fetched; install one with `sipmeter license install FILE`"
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let client = server::portal_client::PortalClient::new(url)?;
+    let (install_id, _) = shared::install_id(&env.data_dir)?;
+    let setup = env.setup();
+    let pinned_before = env.data_dir.join(shared::PINNED_KEYS_FILE_NAME).exists();
+    let fetched = runtime()?.block_on(server::portal_client::fetch_and_install(
+        &client,
+        &setup,
+        &token.to_string(),
+        &install_id,
+        env.now,
+    ));
+    match fetched {
+        Ok(v) => {
+            if !pinned_before {
+                println!(
+                    "pinned the portal's signing keys in {} (first use)",
+                    env.data_dir.join(shared::PINNED_KEYS_FILE_NAME).display()
+                );
+            }
+            let t = &v.terms;
+            println!(
+                "installed license {} from {} as {}: {} channels, {}, formal end {}, grace end {}, refresh by {} (takes effect at once)",
+                t.license_id,
+                client.url(),
+                env.license_path.display(),
+                t.channels,
+                t.binding,
+                t.formal_end,
+                t.grace_end,
+                t.refresh_by
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("sipmeter: {}", server::sensor::chain(&e));
+            eprintln!(
+                "sipmeter: no license installed; {} is unchanged",
+                env.license_path.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The offline request file of the portal contract.
+#[derive(Serialize)]
+struct RequestFile {
+    sipmeter_license_request: u32,
+    token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hwid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
+    install_id: String,
+    created_at: String,
+}
+
+fn request(env: &Env, out: &Path) -> Result<ExitCode> {
+    let Some(token) = &env.token else {
+        bail!("no license token is stored; run `sipmeter --set-license-key TOKEN` first");
+    };
+    let (install_id, _) = shared::install_id(&env.data_dir)?;
+    let r = server::portal_client::license_request(&env.setup(), &token.to_string(), &install_id);
+    let file = RequestFile {
+        sipmeter_license_request: 1,
+        token: r.token,
+        hwid: r.hwid,
+        domain: r.domain,
+        install_id,
+        created_at: license::timestamp(env.now)
+            .context("clock out of range")?
+            .to_string(),
+    };
+    write_atomic(
+        out,
+        format!("{}\n", serde_json::to_string_pretty(&file)?).as_bytes(),
+    )?;
     println!(
-        "note: fetching the license file for this token from the portal is not available yet \
-         (no portal is configured); install a license file with `sipmeter license install FILE`"
+        "wrote the license request {} (for {}); turn it into a key file on the portal, then `sipmeter license install FILE`",
+        out.display(),
+        file.domain
+            .as_ref()
+            .map(|d| format!("domain {d}"))
+            .or(file.hwid.as_ref().map(|h| format!("hwid {h}")))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trust_portal(env: &Env, url: Option<&str>, update: bool) -> Result<ExitCode> {
+    let Some(url) = url else {
+        bail!("which portal? give --portal URL or set portal_url in the config file");
+    };
+    let client = server::portal_client::PortalClient::new(url)?;
+    let keys = runtime()?.block_on(async {
+        let listed = client.keys().await?;
+        server::portal_client::parse_keys(&client, &listed)
+    })?;
+    if keys.is_empty() {
+        bail!("the portal at {} lists no signing keys", client.url());
+    }
+    let pinned = shared::pinned_keys(&env.data_dir).map_err(anyhow::Error::msg)?;
+    let ids = |k: &[PublicKey]| {
+        let mut v: Vec<String> = k.iter().map(|k| k.id().to_string()).collect();
+        v.sort();
+        v
+    };
+    let path = env.data_dir.join(shared::PINNED_KEYS_FILE_NAME);
+    if !pinned.is_empty() && ids(&pinned) != ids(&keys) && !update {
+        bail!(
+            "{} already pins the keys {}; the portal at {} now lists {}. Check with the vendor, then run again with --update to replace the pin",
+            path.display(),
+            ids(&pinned).join(", "),
+            client.url(),
+            ids(&keys).join(", ")
+        );
+    }
+    let path = shared::pin_keys(&env.data_dir, &keys)?;
+    println!(
+        "pinned {} key(s) of {} in {}: {}",
+        keys.len(),
+        client.url(),
+        path.display(),
+        ids(&keys).join(", ")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -34,6 +34,10 @@ struct Cli {
     /// Store the license token XXXX-XXXX-XXXX-XXXX (for the portal's Get License)
     #[arg(long, value_name = "TOKEN")]
     set_license_key: Option<String>,
+    /// With --set-license-key: fetch and install the license file from this portal
+    /// [config: portal_url]
+    #[arg(long = "portal", value_name = "URL", requires = "set_license_key")]
+    portal_url: Option<String>,
     #[command(flatten)]
     common: CommonFlags,
     #[command(subcommand)]
@@ -89,7 +93,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         if cli.command.is_some() || cli.readpcapdir.is_some() {
             bail!("--set-license-key cannot be combined with other commands");
         }
-        return license_cmd::set_license_key(token, &file, &cli.common);
+        return license_cmd::set_license_key(token, cli.portal_url.as_deref(), &file, &cli.common);
     }
     match (cli.command, cli.readpcapdir) {
         (Some(_), Some(_)) => bail!("--readpcapdir cannot be combined with a subcommand"),

@@ -32,6 +32,13 @@ pub struct ServeArgs {
     /// Sender address of e-mail alerts [config: smtp_from] [default: sipmeter@localhost]
     #[arg(long, value_name = "ADDRESS")]
     smtp_from: Option<String>,
+    /// The vendor's license portal for Get/Update License, the refresh before refresh-by
+    /// and the check-ins [config: portal_url]
+    #[arg(long = "portal", value_name = "URL")]
+    portal_url: Option<String>,
+    /// Seconds between check-ins with the portal [config: portal_checkin_s] [default: 600]
+    #[arg(long, value_name = "SECONDS")]
+    portal_checkin_s: Option<u64>,
     /// PEM certificate (chain) for HTTPS; with --tls-key the server speaks only HTTPS
     /// (remote sensors pin its fingerprint or check it against a CA)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -73,13 +80,27 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         );
         alerts.smtp_from = from;
     }
+    let mut portal = server::portal_client::PortalConfig {
+        url: args.portal_url.clone().or_else(|| file.portal_url.clone()),
+        ..Default::default()
+    };
+    if let Some(s) = args.portal_checkin_s.or(file.portal_checkin_s) {
+        anyhow::ensure!(
+            (1..=86_400).contains(&s),
+            "--portal-checkin-s / portal_checkin_s must be between 1 and 86400 seconds, not {s}"
+        );
+        portal.checkin_interval = Duration::from_secs(s);
+    }
+    if let Some(url) = &portal.url {
+        server::portal_client::PortalClient::new(url).context("--portal / portal_url")?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let running =
-            server::Running::start_with_alerts(config, alerts, Arc::new(server::SystemClock))
+            server::Running::start_full(config, alerts, portal, Arc::new(server::SystemClock))
             .await
             .context("cannot start the server")?;
         if let Some(pw) = &running.generated_admin_password {
