@@ -1,0 +1,687 @@
+//! End to end with the real vendor portal and real central servers on 127.0.0.1 (issue 6,
+//! point 8): each test runs the portal in-process on its own data directory and SQLite
+//! database, and one or more servers on their own data directories, all on ONE fake clock, so
+//! the date rules are checked on exact calendar days. The CLI test runs the `sipmeter` binary
+//! (real time) against the same portal.
+//!
+//! The expected dates are written out as literals from the rules of the product page (a trial
+//! lasts 30 days; a renewal extends the previous formal end, not the renewal date; grace is 20
+//! days; a migration window holds until its date inclusive), never computed by our code.
+
+#[path = "../../server/tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{DAY, World, csrf_of, days_before, get_text, logged_in, url, us};
+use license::{Hwid, HwidSource, Keyring, ResolvedHwid};
+use portal::{BindingState, OrderRequest, Portal};
+use reqwest::StatusCode;
+use server::portal_client::{self, PortalConfig};
+use server::{Clock, FakeClock, Running};
+
+/// The portal on the servers' fake clock.
+struct SharedClock(FakeClock);
+
+impl portal::clock::Clock for SharedClock {
+    fn now(&self) -> license::Micros {
+        self.0.now()
+    }
+}
+
+struct Vendor {
+    _dir: tempfile::TempDir,
+    portal: Portal,
+    url: String,
+    customer: String,
+}
+
+async fn vendor(clock: &FakeClock) -> Vendor {
+    let dir = tempfile::tempdir().unwrap();
+    let portal = Portal::open(dir.path(), None, Arc::new(SharedClock(clock.clone())))
+        .await
+        .unwrap();
+    let addr = portal::spawn_local(portal.clone()).await.unwrap();
+    let customer = portal
+        .add_customer("support", "Example Telecom")
+        .await
+        .unwrap()
+        .id;
+    Vendor {
+        _dir: dir,
+        portal,
+        url: format!("http://{addr}"),
+        customer,
+    }
+}
+
+impl Vendor {
+    /// A license of `channels` with the given binding; its (license id, token).
+    async fn license(
+        &self,
+        channels: u32,
+        formal_end: Option<&str>,
+        trial: bool,
+        binding: BindingState,
+    ) -> (String, String) {
+        let row = self
+            .portal
+            .add_license(
+                "support",
+                &self.customer,
+                channels,
+                formal_end.map(|d| d.parse().unwrap()),
+                trial,
+                binding,
+            )
+            .await
+            .unwrap();
+        (row.id, row.token)
+    }
+
+    async fn paid(&self, license: &str, req: OrderRequest) {
+        let o = self
+            .portal
+            .place_order("customer", license, req)
+            .await
+            .unwrap();
+        self.portal.order_paid("support", &o.id).await.unwrap();
+    }
+}
+
+/// A server's world with hardware id `hwid` (or a domain) that trusts only the built-in keys:
+/// the portal's keys must be pinned by the first Get License.
+fn server_world(hwid: &str, domain: Option<&str>) -> (World, server::ServerConfig) {
+    let w = World::new();
+    let mut config = w.config();
+    config.pcap_dir = None;
+    config.license.keyring = Keyring::builtin();
+    config.license.hwid = ResolvedHwid {
+        hwid: hwid.parse::<Hwid>().unwrap(),
+        source: HwidSource::Override,
+    };
+    config.license.domain = domain.map(str::to_string);
+    (w, config)
+}
+
+/// Starts a server on `clock` with the portal at `portal_url`. The background check-in runs
+/// once at start and then only every hour: the tests drive [`portal_client::tick`] themselves
+/// on the fake clock.
+async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock) -> Running {
+    let alerts = server::alerts::AlertsConfig {
+        interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let portal = PortalConfig {
+        url: Some(portal_url.to_string()),
+        checkin_interval: Duration::from_secs(3600),
+    };
+    Running::start_full(config, alerts, portal, Arc::new(clock.clone()))
+        .await
+        .unwrap()
+}
+
+/// Posts a Settings › License form as the logged-in admin: (status, page).
+async fn settings_post(
+    c: &reqwest::Client,
+    s: &Running,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let (_, page) = get_text(c, s.addr, "/settings/license").await;
+    let csrf = csrf_of(&page);
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    let r = c
+        .post(url(s.addr, &format!("/settings/license/{action}")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// Saves `token` and presses Get/Update License: (status, page).
+async fn get_license(c: &reqwest::Client, s: &Running, token: &str) -> (StatusCode, String) {
+    let (code, page) = settings_post(c, s, "token", &[("token", token)]).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    settings_post(c, s, "fetch", &[]).await
+}
+
+fn dd(page: &str, id: &str) -> String {
+    let key = format!("id=\"{id}\">");
+    let at = page
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {id} in\n{page}"))
+        + key.len();
+    page[at..at + page[at..].find('<').unwrap()].to_string()
+}
+
+/// The About page's field `label` (a `<dt>`), as shown.
+fn about_field(page: &str, label: &str) -> String {
+    let key = format!("<dt>{label}</dt><dd");
+    let at = page
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {label} in\n{page}"));
+    let rest = &page[at + key.len()..];
+    let open = rest.find('>').unwrap() + 1;
+    rest[open..open + rest[open..].find("</dd>").unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trial_warning_renewal_and_upgrade_unlocking_an_over_limit_lock() {
+    let day0 = us("2026-03-01T09:00:00Z");
+    let clock = FakeClock::new(day0);
+    let v = vendor(&clock).await;
+    let (id, token) = v.license(10, None, true, BindingState::Hwid(None)).await;
+    let (w, config) = server_world(common::HWID, None);
+    // 12 calls at once on the 15 days before 2026-03-26, against a 10-channel trial: by then
+    // the GUI is locked for over-use.
+    let lock_day: jiff::civil::Date = "2026-03-26".parse().unwrap();
+    w.seed_busy_days(&days_before(lock_day, 15), 12).await;
+    let s = serve(config, &v.url, &clock).await;
+    let c = logged_in(s.addr).await;
+
+    // Trial: 30 days from its first day, no grace period; fetched by the GUI, which pins the
+    // portal's key on this first use.
+    let (code, page) = get_license(&c, &s, &token).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!(
+            "license {id} installed from the portal: 10 channels, hwid {}",
+            common::HWID
+        )) && page.contains("formal end 2026-03-31, grace end 2026-03-31"),
+        "{page}"
+    );
+    assert!(w.data().join("trusted-keys.pub").exists());
+    let (_, about) = get_text(&c, s.addr, "/about").await;
+    assert_eq!(about_field(&about, "Formal end"), "2026-03-31");
+    assert_eq!(
+        about_field(&about, "Trial / emergency / cancelled"),
+        "yes / no / no"
+    );
+
+    // Expiry warning five days before the trial's end; by then 15 days were over the limit.
+    clock.set(us("2026-03-26T10:00:00Z"));
+    let (_, about) = get_text(&c, s.addr, "/about").await;
+    assert!(
+        about.contains("trial ends after 2026-03-31 (5 days left)"),
+        "{about}"
+    );
+    assert!(dd(&about, "about-state").starts_with("LOCKED"), "{about}");
+    assert_eq!(
+        c.get(url(s.addr, "/reports"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::LOCKED
+    );
+
+    // Renewal for 12 months paid on 2026-03-26: from the previous formal end 2026-03-31, so
+    // to 2027-03-31 (not 2027-03-26), and no longer a trial, so 20 days of grace.
+    v.paid(&id, OrderRequest::Renewal { months: 12 }).await;
+    let (code, page) = settings_post(&c, &s, "fetch", &[]).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("formal end 2027-03-31, grace end 2027-04-20"),
+        "{page}"
+    );
+    let (_, about) = get_text(&c, s.addr, "/about").await;
+    assert_eq!(
+        about_field(&about, "Trial / emergency / cancelled"),
+        "no / no / no"
+    );
+    assert!(!about.contains("days left"), "{about}");
+    // The renewal changes no limit: still locked.
+    assert!(dd(&about, "about-state").starts_with("LOCKED"), "{about}");
+
+    // Upgrade to the 25-channel tier, paid: the next Get License unlocks at once.
+    v.paid(
+        &id,
+        OrderRequest::Upgrade {
+            tier_id: "T25".into(),
+        },
+    )
+    .await;
+    let (code, page) = settings_post(&c, &s, "fetch", &[]).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(page.contains(": 25 channels,"), "{page}");
+    assert_eq!(
+        c.get(url(s.addr, "/reports"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let (_, about) = get_text(&c, s.addr, "/about").await;
+    assert_eq!(dd(&about, "license-limit"), "25");
+    assert!(!dd(&about, "about-state").starts_with("LOCKED"), "{about}");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_fetches_a_fresh_file_only_within_a_day_of_refresh_by() {
+    let t0 = us("2026-05-04T08:00:00Z");
+    let clock = FakeClock::new(t0);
+    let v = vendor(&clock).await;
+    let (id, token) = v
+        .license(10, Some("2026-12-31"), false, BindingState::Hwid(None))
+        .await;
+    let (w, config) = server_world(common::HWID, None);
+    let s = serve(config, &v.url, &clock).await;
+    let c = logged_in(s.addr).await;
+    assert_eq!(get_license(&c, &s, &token).await.0, StatusCode::OK);
+    let key = w.data().join("license.key");
+    let first = std::fs::read_to_string(&key).unwrap();
+
+    // refresh_by = issue + 7 days = 2026-05-11T08:00Z. 25 hours before it: nothing fetched.
+    v.paid(&id, OrderRequest::Renewal { months: 1 }).await;
+    clock.set(us("2026-05-10T07:00:00Z"));
+    portal_client::tick(&s.state).await;
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), first);
+    assert_eq!(s.state.portal.last_refresh().map(|a| a.at), Some(t0));
+
+    // 23 hours before it: a fresh file with the renewal (2027-01-31), in force at once.
+    clock.set(us("2026-05-10T09:00:00Z"));
+    portal_client::tick(&s.state).await;
+    let refreshed = s.state.portal.last_refresh().unwrap();
+    assert!(refreshed.ok, "{refreshed:?}");
+    assert!(
+        refreshed
+            .text
+            .contains("formal end 2027-01-31, refresh by 2026-05-17T09:00:00Z"),
+        "{refreshed:?}"
+    );
+    assert_ne!(std::fs::read_to_string(&key).unwrap(), first);
+    let (_, about) = get_text(&c, s.addr, "/about").await;
+    assert_eq!(about_field(&about, "Formal end"), "2027-01-31");
+
+    // A portal that refuses (cancelled, past its end) is reported, never a lock; the file stays.
+    v.portal.cancel("support", &id).await.unwrap();
+    let before = std::fs::read_to_string(&key).unwrap();
+    clock.set(us("2027-02-01T09:00:00Z"));
+    portal_client::tick(&s.state).await;
+    let failed = s.state.portal.last_refresh().unwrap();
+    assert!(
+        !failed.ok && failed.text.contains("[license_ended]"),
+        "{failed:?}"
+    );
+    assert!(failed.text.contains(&v.url), "{failed:?}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), before);
+    let (_, settings) = get_text(&c, s.addr, "/settings/license").await;
+    assert!(settings.contains("license_ended"), "{settings}");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_key_is_for_another_hwid_until_get_license_moves_it() {
+    let clock = FakeClock::new(us("2026-06-10T10:00:00Z"));
+    let v = vendor(&clock).await;
+    let (id, token) = v
+        .license(20, Some("2027-06-30"), false, BindingState::Hwid(None))
+        .await;
+    let (a_world, a_config) = server_world("1111-2222-3333-4444", None);
+    let a = serve(a_config, &v.url, &clock).await;
+    let ca = logged_in(a.addr).await;
+    assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
+
+    // The key and the pin copied to a machine with another hardware id.
+    let (b_world, b_config) = server_world("5555-6666-7777-8888", None);
+    for f in ["license.key", "trusted-keys.pub"] {
+        std::fs::copy(a_world.data().join(f), b_world.data().join(f)).unwrap();
+    }
+    let b = serve(b_config, &v.url, &clock).await;
+    let cb = logged_in(b.addr).await;
+    let (_, page) = get_text(&cb, b.addr, "/settings/license").await;
+    assert!(
+        page.contains("license file license.key is for another hwid"),
+        "{page}"
+    );
+    assert!(
+        page.contains("The GUI is locked: license file license.key is for another hwid")
+            && page.contains("class=\"state-locked\""),
+        "{page}"
+    );
+
+    // Get License with the token moves the license to this machine; no ticket.
+    let (code, page) = get_license(&cb, &b, &token).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(page.contains("hwid 5555-6666-7777-8888"), "{page}");
+    assert!(!page.contains("for another hwid"), "{page}");
+    assert_eq!(dd(&page, "license-limit"), "20");
+    let log = v.portal.audit_log(Some(&id), 50).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.action == "rebind" && e.details.contains("5555-6666-7777-8888")),
+        "{log:?}"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_bound_key_works_only_under_its_domain() {
+    let clock = FakeClock::new(us("2026-06-10T10:00:00Z"));
+    let v = vendor(&clock).await;
+    let (_, token) = v
+        .license(
+            15,
+            Some("2027-06-30"),
+            false,
+            BindingState::Domain("pbx.example.com".into()),
+        )
+        .await;
+    let (good_world, good_config) = server_world(common::HWID, Some("pbx.example.com"));
+    let good = serve(good_config, &v.url, &clock).await;
+    let cg = logged_in(good.addr).await;
+    let (code, page) = get_license(&cg, &good, &token).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("15 channels, domain pbx.example.com"),
+        "{page}"
+    );
+
+    // Another domain: the portal refuses, and the copied file is not accepted either.
+    let (other_world, other_config) = server_world(common::HWID, Some("other.example.com"));
+    let other = serve(other_config, &v.url, &clock).await;
+    let co = logged_in(other.addr).await;
+    let (code, page) = get_license(&co, &other, &token).await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(
+        page.contains("bound to domain pbx.example.com, not other.example.com")
+            && page.contains("[binding_mismatch]")
+            && page.contains(&v.url),
+        "{page}"
+    );
+    assert!(!other_world.data().join("license.key").exists());
+    std::fs::copy(
+        good_world.data().join("license.key"),
+        other_world.data().join("license.key"),
+    )
+    .unwrap();
+    std::fs::copy(
+        good_world.data().join("trusted-keys.pub"),
+        other_world.data().join("trusted-keys.pub"),
+    )
+    .unwrap();
+    other.state.invalidate_status();
+    let (_, page) = get_text(&co, other.addr, "/settings/license").await;
+    assert!(
+        page.contains("license file license.key is for another domain"),
+        "{page}"
+    );
+
+    // No domain configured: asked by hardware id, refused.
+    let (_, hw_config) = server_world(common::HWID, None);
+    let hw = serve(hw_config, &v.url, &clock).await;
+    let ch = logged_in(hw.addr).await;
+    let (code, page) = get_license(&ch, &hw, &token).await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(page.contains("ask with the domain"), "{page}");
+    for s in [good, other, hw] {
+        s.stop().await.unwrap();
+    }
+}
+
+/// Copies what makes a clone: license, pin, token and the install id.
+fn clone_data(from: &Path, to: &Path) {
+    for f in [
+        "license.key",
+        "trusted-keys.pub",
+        "license.token",
+        "install-id",
+    ] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
+fn banner_count(page: &str) -> usize {
+    page.matches("license used concurrently by").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_clones_are_concurrent_use_a_reboot_is_not() {
+    let clock = FakeClock::new(us("2026-07-01T10:00:00Z"));
+    let v = vendor(&clock).await;
+    let (_, token) = v
+        .license(10, Some("2027-06-30"), false, BindingState::Hwid(None))
+        .await;
+    let (a_world, a_config) = server_world(common::HWID, None);
+    let a = serve(a_config, &v.url, &clock).await;
+    let ca = logged_in(a.addr).await;
+    assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
+    portal_client::tick(&a.state).await;
+    let (_, va) = a.state.portal.verdict().unwrap();
+    assert_eq!((va.concurrent, va.systems, va.allowed), (false, 1, 1));
+
+    // A clone: same hardware id, same install id, its own boot id, running beside A.
+    let (b_world, b_config) = server_world(common::HWID, None);
+    clone_data(&a_world.data(), &b_world.data());
+    let b = serve(b_config, &v.url, &clock).await;
+    assert_eq!(b.state.portal.install_id, a.state.portal.install_id);
+    assert_ne!(b.state.portal.boot_id, a.state.portal.boot_id);
+    let cb = logged_in(b.addr).await;
+    for s in [&b, &a, &b] {
+        clock.advance(60_000_000);
+        portal_client::tick(&s.state).await;
+    }
+    let (_, vb) = b.state.portal.verdict().unwrap();
+    assert_eq!((vb.concurrent, vb.systems, vb.allowed), (true, 2, 1));
+    let (_, page) = get_text(&cb, b.addr, "/").await;
+    assert!(
+        page.contains("license used concurrently by 2 systems"),
+        "{page}"
+    );
+    let (_, page) = get_text(&ca, a.addr, "/cdrs").await;
+    assert_eq!(banner_count(&page), 1, "{page}");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+
+    // A reboot: another license's server checks in, stops, starts again (new boot id).
+    let (_, token) = v
+        .license(10, Some("2027-06-30"), false, BindingState::Hwid(None))
+        .await;
+    let (r_world, r_config) = server_world("9999-8888-7777-6666", None);
+    let r = serve(r_config.clone(), &v.url, &clock).await;
+    let cr = logged_in(r.addr).await;
+    assert_eq!(get_license(&cr, &r, &token).await.0, StatusCode::OK);
+    portal_client::tick(&r.state).await;
+    let old_boot = r.state.portal.boot_id.clone();
+    r.stop().await.unwrap();
+    clock.advance(5 * 60_000_000);
+    let r = serve(r_config, &v.url, &clock).await;
+    assert_ne!(r.state.portal.boot_id, old_boot);
+    for _ in 0..2 {
+        clock.advance(60_000_000);
+        portal_client::tick(&r.state).await;
+        let (_, vr) = r.state.portal.verdict().unwrap();
+        assert_eq!((vr.concurrent, vr.systems), (false, 1), "{vr:?}");
+    }
+    let cr = logged_in(r.addr).await;
+    let (_, page) = get_text(&cr, r.addr, "/").await;
+    assert_eq!(banner_count(&page), 0, "{page}");
+    assert!(r_world.data().join("install-id").exists());
+    r.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_window_allows_two_systems_until_its_date_and_not_after() {
+    let clock = FakeClock::new(us("2026-08-10T10:00:00Z"));
+    let v = vendor(&clock).await;
+    let (id, token) = v
+        .license(10, Some("2027-06-30"), false, BindingState::Hwid(None))
+        .await;
+    v.portal
+        .allow_concurrent("support", &id, 2, "2026-08-12".parse().unwrap())
+        .await
+        .unwrap();
+    let (a_world, a_config) = server_world(common::HWID, None);
+    let a = serve(a_config, &v.url, &clock).await;
+    let ca = logged_in(a.addr).await;
+    assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
+    let (b_world, b_config) = server_world(common::HWID, None);
+    clone_data(&a_world.data(), &b_world.data());
+    let b = serve(b_config, &v.url, &clock).await;
+    let cb = logged_in(b.addr).await;
+
+    let round = |at: &str| {
+        clock.set(us(at));
+        let (a, b, clock) = (&a, &b, clock.clone());
+        async move {
+            for s in [a, b, a, b] {
+                clock.advance(60_000_000);
+                portal_client::tick(&s.state).await;
+            }
+            b.state.portal.verdict().unwrap().1
+        }
+    };
+    // Its last day, late in the evening: two systems allowed.
+    let vb = round("2026-08-12T23:40:00Z").await;
+    assert_eq!((vb.concurrent, vb.systems, vb.allowed), (false, 2, 2));
+    let (_, page) = get_text(&cb, b.addr, "/").await;
+    assert_eq!(banner_count(&page), 0, "{page}");
+    // The next day, minutes later: one system allowed, two running.
+    let vb = round("2026-08-13T00:00:00Z").await;
+    assert_eq!((vb.concurrent, vb.systems, vb.allowed), (true, 2, 1));
+    let (_, page) = get_text(&cb, b.addr, "/").await;
+    assert!(
+        page.contains("license used concurrently by 2 systems"),
+        "{page}"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+fn sipmeter(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sipmeter"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
+    // The CLI runs on the real clock: the portal's fake clock stands a minute behind it.
+    let clock = FakeClock::new(jiff::Timestamp::now().as_microsecond() - 60_000_000);
+    let v = vendor(&clock).await;
+    let (id, token) = v
+        .license(30, Some("2099-12-31"), false, BindingState::Hwid(None))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("sipmeter.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-2222\"\nportal_url = {:?}\n",
+            data.display().to_string(),
+            v.url
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    // An unknown token: the portal's code and URL, nothing installed.
+    let out = sipmeter(&[
+        "--config-file",
+        cfg,
+        "--set-license-key",
+        "AAAA-BBBB-CCCC-DDDD",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("[unknown_token]") && err.contains(&v.url),
+        "{err}"
+    );
+    assert!(!data.join("license.key").exists());
+
+    let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("installed license {id} from {}", v.url))
+            && text.contains("30 channels, hwid ABCD-0000-1111-2222, formal end 2099-12-31"),
+        "{text}"
+    );
+    assert!(text.contains("pinned the portal's signing keys"), "{text}");
+    let out = sipmeter(&["--config-file", cfg, "license", "status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["license"]["license_id"], id.as_str());
+    assert_eq!(st["state"], "ok");
+
+    // The offline request file, turned into a key file by the portal.
+    let req = dir.path().join("request.json");
+    let out = sipmeter(&[
+        "--config-file",
+        cfg,
+        "license",
+        "request",
+        "--out",
+        req.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&req).unwrap()).unwrap();
+    assert_eq!(body["sipmeter_license_request"], 1);
+    assert_eq!(body["token"], token.as_str());
+    assert_eq!(body["hwid"], "ABCD-0000-1111-2222");
+    assert_eq!(
+        body["install_id"].as_str().unwrap(),
+        std::fs::read_to_string(data.join("install-id"))
+            .unwrap()
+            .trim()
+    );
+    let issued = v
+        .portal
+        .offline("support", &std::fs::read_to_string(&req).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(issued.license_id, id);
+
+    // A key rotation: the pin changes only when the operator says so, and until then a file
+    // signed by the new key is refused and the installed one kept.
+    let installed = std::fs::read_to_string(data.join("license.key")).unwrap();
+    v.portal.rotate_key("support").await.unwrap();
+    let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("signed by unknown key"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("license.key")).unwrap(),
+        installed
+    );
+    let out = sipmeter(&["--config-file", cfg, "license", "trust-portal"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--update"), "{err}");
+    let out = sipmeter(&["--config-file", cfg, "license", "trust-portal", "--update"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 2 key(s)"));
+    let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        std::fs::read_to_string(data.join("license.key")).unwrap(),
+        installed
+    );
+    let _ = DAY;
+}
