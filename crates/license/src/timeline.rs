@@ -54,7 +54,7 @@ pub struct Timeline {
     /// Whole days from today to `lock_date` (0 = locks today if today goes over; negative
     /// once locked).
     pub days_until_lock: Option<i64>,
-    /// The sentence the GUI shows.
+    /// The facts and the rule in one sentence (what to do is up to the GUI or CLI).
     pub reason: String,
 }
 
@@ -141,17 +141,18 @@ fn reason(
         plural(i64::from(n)),
         if today_over { ", today included" } else { "" }
     );
-    let fix = "upgrade the license, ask support for a temporary increase, or find out why the count is high (Channels > Explain)";
+    // What to do about it is the surface's business (the GUI links its pages, the CLI names
+    // its commands): the reason states the facts and the rule only.
     match state {
         OverLimit::Ok => head,
         OverLimit::Grace => format!(
             "{head}; grace period (days 1-3): nothing is blocked yet, lockdown starts on day {LOCKDOWN_DAY}; the GUI locks on {lock} if this continues"
         ),
-        OverLimit::Lockdown => format!(
-            "{head}; lockdown: the GUI locks on {lock} unless a day stays within the limit; {fix}"
-        ),
+        OverLimit::Lockdown => {
+            format!("{head}; lockdown: the GUI locks on {lock} unless a day stays within the limit")
+        }
         OverLimit::Locked => format!(
-            "{head}; locked since {lock}: it unlocks as soon as a full day stays within the limit or the limit is raised; {fix}"
+            "{head}; locked since {lock}: it unlocks as soon as a full day stays within the limit or the limit is raised"
         ),
     }
 }

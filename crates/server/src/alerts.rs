@@ -641,7 +641,7 @@ fn kind_text(k: AlertKind) -> &'static str {
     }
 }
 
-fn rule_row(r: &AlertRule) -> RuleRow {
+fn rule_row(r: &AlertRule, tz: &jiff::tz::TimeZone) -> RuleRow {
     let s = &r.spec;
     let condition = match s.kind {
         AlertKind::Channels => format!(
@@ -675,7 +675,10 @@ fn rule_row(r: &AlertRule) -> RuleRow {
             format!("{} min", s.renotify_minutes)
         },
         firing: r.firing,
-        last_sent: r.last_sent.map(format_rfc3339).unwrap_or_default(),
+        last_sent: r
+            .last_sent
+            .map(|t| crate::chrome::When::new(t, tz).to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -724,7 +727,7 @@ async fn alerts_page(
     let page = AlertsPage {
         chrome: Chrome::new(app, &ctx.status, ctx.user.as_ref(), "alerts"),
         admin: ctx.user.as_ref().is_some_and(|u| u.role == Role::Admin),
-        rules: rules.iter().map(rule_row).collect(),
+        rules: rules.iter().map(|r| rule_row(r, &app.license.tz)).collect(),
         form,
         message_class: if message.as_ref().is_some_and(|m| m.1) {
             "ok-text"
@@ -735,7 +738,7 @@ async fn alerts_page(
         log: log
             .into_iter()
             .map(|e| LogRow {
-                at: format_rfc3339(e.at),
+                at: crate::chrome::When::new(e.at, &app.license.tz).to_string(),
                 rule: e.rule_name,
                 channel: e.channel,
                 what: e.what,

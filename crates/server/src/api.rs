@@ -23,16 +23,14 @@ pub const MAX_REPORT_DAYS: u32 = 400;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The report of the `days` days ending today (license time zone), or ending at the last day
-/// with calls when that is earlier (as `sipmeter channels` does: sample or archived captures
-/// still show), from the stored minute rows; both the page and the API use it.
+/// The report of the `days` days ending today (license time zone; days without calls are
+/// zeros), from the stored minute rows; both the page and the API use it. Unlike `sipmeter
+/// channels`, which reads archives, the server is about the present.
 pub async fn stats_report(app: &AppState, days: u32) -> Result<(Report, ReportOut), BoxError> {
     let tz = &app.license.tz;
-    let today = license::day_of(app.now(), tz);
-    let to = match app.store.channel_extent().await? {
-        Some((_, last)) => channels::day_of(last, tz)?.min(today),
-        None => today,
-    };
+    // The window ends today even when the last call is older: a quiet week must show as
+    // zeros, not as an older fortnight that looks current.
+    let to = license::day_of(app.now(), tz);
     let from = to.checked_sub(jiff::Span::new().days(i64::from(days.max(1)) - 1))?;
     let start = channels::day_start(from, tz)?;
     let end = channels::day_start(to.tomorrow()?, tz)?;

@@ -444,7 +444,7 @@ pub async fn list(
             let l = &s.leg;
             Row {
                 href: format!("/cdrs/{}", s.id),
-                start: local(l.start, &tz),
+                start: crate::chrome::When::new(l.start, &tz).to_string(),
                 duration: format!("{:.1} s", l.duration()),
                 caller: l.caller.clone(),
                 called: l.called.clone(),
@@ -728,7 +728,7 @@ pub async fn detail(
             .iter()
             .map(|r| RelatedRow {
                 href: format!("/cdrs/{}", r.leg.id),
-                start: local(r.leg.leg.start, &tz),
+                start: crate::chrome::When::new(r.leg.leg.start, &tz).to_string(),
                 caller: r.leg.leg.caller.clone(),
                 called: r.leg.leg.called.clone(),
                 sensor: r.leg.leg.sensor_id,

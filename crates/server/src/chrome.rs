@@ -6,6 +6,49 @@ use license::{DatePhase, LockReason, Mode, State, Status};
 use crate::auth::AuthUser;
 use crate::state::AppState;
 
+/// An instant as operators read it (the license zone, milliseconds) with the exact RFC 3339
+/// value kept for the `title`/`datetime` attributes: tables stay readable, nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    pub local: String,
+    pub rfc3339: String,
+}
+
+impl When {
+    pub fn new(t: i64, tz: &jiff::tz::TimeZone) -> When {
+        When {
+            local: local_time(t, tz, "%Y-%m-%d %H:%M:%S%.3f"),
+            rfc3339: calls::time::format_rfc3339(t),
+        }
+    }
+
+    /// To the minute, for window starts (the seconds are always zero there).
+    pub fn minute(t: i64, tz: &jiff::tz::TimeZone) -> When {
+        When {
+            local: local_time(t, tz, "%Y-%m-%d %H:%M"),
+            rfc3339: calls::time::format_rfc3339(t),
+        }
+    }
+}
+
+impl std::fmt::Display for When {
+    /// The `<time>` element; both strings are digits and punctuation, nothing to escape.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "<time datetime=\"{r}\" title=\"{r}\">{l}</time>",
+            r = self.rfc3339,
+            l = self.local
+        )
+    }
+}
+
+fn local_time(t: i64, tz: &jiff::tz::TimeZone, fmt: &str) -> String {
+    jiff::Timestamp::from_microsecond(t)
+        .map(|ts| ts.to_zoned(tz.clone()).strftime(fmt).to_string())
+        .unwrap_or_else(|_| calls::time::format_rfc3339(t))
+}
+
 #[derive(Debug, Clone)]
 pub struct Banner {
     pub class: &'static str,
@@ -43,14 +86,39 @@ pub fn state_text(st: &Status) -> String {
     };
     let s = match st.state {
         State::Ok => "OK".to_string(),
-        State::Grace => format!("grace: over the limit {} day(s)", st.timeline.days_over),
+        State::Grace => format!(
+            "grace: over the limit {}",
+            days(i64::from(st.timeline.days_over))
+        ),
         State::Lockdown => format!(
-            "lockdown: locks in {} day(s)",
-            st.timeline.days_until_lock.unwrap_or(0).max(0)
+            "lockdown: locks in {}",
+            days(st.timeline.days_until_lock.unwrap_or(0).max(0))
         ),
         State::Locked => format!("LOCKED: {}", lock_reason_text(st)),
     };
     format!("{s}{mode}")
+}
+
+fn days(n: i64) -> String {
+    if n == 1 {
+        "1 day".to_string()
+    } else {
+        format!("{n} days")
+    }
+}
+
+/// The footer's license state: as [`state_text`], but a lock is named by its kind only; the
+/// reason itself is said once, by the banner or the lock page.
+pub fn footer_state_text(st: &Status) -> String {
+    if st.state != State::Locked {
+        return state_text(st);
+    }
+    let kind = match &st.lock_reason {
+        Some(LockReason::OverLimit) => "channel peaks over the limit",
+        Some(LockReason::Expired) => "the license has expired",
+        Some(LockReason::Invalid { .. }) | None => "the license is not valid",
+    };
+    format!("LOCKED ({kind})")
 }
 
 /// Why the GUI is locked, in words, or the empty string.
@@ -72,24 +140,24 @@ pub fn banners(st: &Status) -> Vec<Banner> {
     let mut out = Vec::new();
     match st.state {
         State::Lockdown => {
-            let days = st.timeline.days_until_lock.unwrap_or(0).max(0);
+            let left = days(st.timeline.days_until_lock.unwrap_or(0).max(0));
             let when = st
                 .timeline
                 .lock_date
-                .map(|d| format!(" on {d}"))
+                .map(|d| format!(", on {d},"))
                 .unwrap_or_default();
-            let offending: Vec<String> = st
-                .timeline
-                .offending_days
-                .iter()
-                .map(|d| format!("{} ({})", d.date, d.peak))
-                .collect();
+            let offending = &st.timeline.offending_days;
+            let since = offending
+                .first()
+                .map(|d| format!(" since {}", d.date))
+                .unwrap_or_default();
+            let highest = offending.iter().map(|d| d.peak).max().unwrap_or(0);
             out.push(Banner {
                 class: "error",
                 text: format!(
-                    "License lockdown: the GUI locks in {days} day(s){when} if the channel peak stays above the limit of {}. Days over the limit: {}.",
+                    "License lockdown: the GUI locks in {left}{when} unless a day stays within the limit of {}. Over the limit {}{since}, highest peak {highest}; About/License lists the days.",
                     st.timeline.limit,
-                    offending.join(", ")
+                    days(offending.len() as i64),
                 ),
             });
         }
@@ -156,7 +224,7 @@ impl Chrome {
             active_channels: live.channels,
             limit: st.limit.effective,
             state: state_name(st.state),
-            state_text: state_text(st),
+            state_text: footer_state_text(st),
             banners: if user.is_some() {
                 let mut b = banners(st);
                 // The portal's last check-in verdict (concurrent use), not part of `Status`.

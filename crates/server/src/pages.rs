@@ -7,12 +7,11 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use calls::time::format_rfc3339;
 use license::Status;
 use serde::Deserialize;
 
 use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Throttled};
-use crate::chrome::Chrome;
+use crate::chrome::{Chrome, When};
 use crate::gate::{Ctx, error};
 use crate::license_env;
 use crate::report::ReportOut;
@@ -213,7 +212,7 @@ struct DashboardPage {
     chrome: Chrome,
     calls_now: u32,
     today_peak: u32,
-    today_peak_at: Option<String>,
+    today_peak_at: Option<When>,
     live_note: String,
     chart_24h: String,
 }
@@ -263,7 +262,7 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
     let live_note = match live.at {
         Some(at) => format!(
             "Calls and channels now: live legs at the end of the last capture read ({}).",
-            format_rfc3339(at)
+            When::new(at, &tz).local
         ),
         None => "Calls and channels now: no live legs (no capture with calls still in progress has been read).".to_string(),
     };
@@ -282,7 +281,7 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         chrome: chrome(&app, &ctx, "dashboard"),
         calls_now: live.calls,
         today_peak: peak.map_or(0, |p| p.value),
-        today_peak_at: peak.map(|p| format_rfc3339(p.at)),
+        today_peak_at: peak.map(|p| When::new(p.at, &tz)),
         live_note,
         chart_24h,
     })
@@ -309,8 +308,26 @@ pub async fn cdrs(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
 struct ConcurrentCallsPage {
     chrome: Chrome,
     report: ReportOut,
+    /// The report's figures with times for people; `report` keeps the API's RFC 3339 text.
+    peak_at: Option<When>,
+    days: Vec<DayRow>,
+    hours: Vec<HourRow>,
+    today: String,
     chart: String,
     explain: Option<ExplainView>,
+}
+
+struct DayRow {
+    day: String,
+    peak: u32,
+    peak_at: Option<When>,
+    mean: Option<f64>,
+}
+
+struct HourRow {
+    start: When,
+    max: u32,
+    mean: f64,
 }
 
 /// "Why is my count this high": the legs active at an instant, grouped by dedup key, and why
@@ -333,8 +350,8 @@ struct LegView {
     call_id: String,
     caller: String,
     called: String,
-    start: String,
-    end: String,
+    start: When,
+    end: When,
 }
 
 #[derive(Deserialize, Default)]
@@ -351,7 +368,8 @@ async fn explain_instant(app: &AppState, q: &CcsQuery) -> Result<Option<(i64, St
     if let Some(at) = q.at.as_deref() {
         let t = calls::time::parse_rfc3339(at)
             .ok_or_else(|| format!("at must be an RFC 3339 instant, not {at:?}"))?;
-        return Ok(Some((t, format!("Channels at {}", format_rfc3339(t)))));
+        let when = When::new(t, &app.license.tz).local;
+        return Ok(Some((t, format!("Channels at {when}"))));
     }
     let Some(day) = q.explain.as_deref() else {
         return Ok(None);
@@ -375,7 +393,7 @@ async fn explain_instant(app: &AppState, q: &CcsQuery) -> Result<Option<(i64, St
             format!(
                 "Peak of {d}: {} channels at {}",
                 p.value,
-                format_rfc3339(p.at)
+                When::new(p.at, tz).local
             ),
         )
     }))
@@ -403,8 +421,8 @@ async fn explain_view(
                     call_id: l.call_id.clone(),
                     caller: l.caller.clone(),
                     called: l.called.clone(),
-                    start: format_rfc3339(l.start),
-                    end: format_rfc3339(l.end),
+                    start: When::new(l.start, &app.license.tz),
+                    end: When::new(l.end, &app.license.tz),
                 })
                 .collect(),
             reasons: g
@@ -470,8 +488,34 @@ pub async fn concurrent_calls(
         tz.iana_name().unwrap_or("UTC"),
         &|d| format!("/tools/concurrent-calls?explain={d}#explain"),
     );
+    let days = rep
+        .days
+        .iter()
+        .zip(&report.days)
+        .map(|(d, out)| DayRow {
+            day: out.day.clone(),
+            peak: out.peak,
+            peak_at: d.stats.peak.map(|p| When::new(p.at, tz)),
+            mean: out.mean,
+        })
+        .collect();
+    let hours = rep
+        .hours
+        .iter()
+        .zip(&report.hours)
+        .filter(|(_, out)| out.max > 0)
+        .map(|(h, out)| HourRow {
+            start: When::minute(h.start, tz),
+            max: out.max,
+            mean: out.mean,
+        })
+        .collect();
     render(&ConcurrentCallsPage {
         chrome: chrome(&app, &ctx, "ccs"),
+        peak_at: rep.peak.map(|p| When::new(p.at, tz)),
+        days,
+        hours,
+        today: license::day_of(app.now(), tz).to_string(),
         report,
         chart,
         explain,
@@ -483,6 +527,24 @@ pub async fn concurrent_calls(
 pub struct LockedPage {
     pub chrome: Chrome,
     pub reason: String,
+}
+
+impl LockedPage {
+    /// The reason as a sentence (it is written to follow "locked: " elsewhere).
+    fn sentence(&self) -> String {
+        let mut c = self.reason.chars();
+        match c.next() {
+            Some(first) => {
+                let mut s: String = first.to_uppercase().collect();
+                s.push_str(c.as_str());
+                if !s.ends_with('.') {
+                    s.push('.');
+                }
+                s
+            }
+            None => "The license does not allow the GUI now.".to_string(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -511,6 +573,8 @@ struct AboutPage {
     errors: Vec<String>,
     warnings: Vec<String>,
     version: &'static str,
+    install_id: String,
+    boot_id: String,
 }
 
 fn dash() -> String {
@@ -568,13 +632,13 @@ pub async fn about(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) 
         errors: st.errors.iter().map(|e| e.message.clone()).collect(),
         warnings: st.warnings.clone(),
         version: env!("CARGO_PKG_VERSION"),
+        install_id: app.portal.install_id.clone(),
+        boot_id: app.portal.boot_id.clone(),
     })
 }
 
 #[derive(Template)]
 #[template(path = "settings_license.html")]
-    install_id: String,
-    boot_id: String,
 struct SettingsLicensePage {
     chrome: Chrome,
     message: Option<String>,
@@ -589,6 +653,8 @@ struct SettingsLicensePage {
     config_limit: Option<u32>,
     /// The key's entitlement (licensed plus any active temporary increase).
     entitlement: u32,
+    /// The license portal: URL, this installation's ids, last refresh and check-in.
+    portal: crate::portal_client::PortalInfo,
 }
 
 fn settings_page(
@@ -623,6 +689,7 @@ fn settings_page(
             .map_or_else(String::new, |n| n.to_string()),
         config_limit: app.license.operator_limit,
         entitlement: entitlement(status),
+        portal: crate::portal_client::PortalInfo::of(app),
     }
 }
 
@@ -632,8 +699,6 @@ pub async fn settings_license(
 ) -> Response {
     let page = settings_page(&app, &ctx, &ctx.status, None);
     render(&page)
-        install_id: app.portal.install_id.clone(),
-        boot_id: app.portal.boot_id.clone(),
 }
 
 /// Renders Settings > License after a change, with the status recomputed so the page (and
@@ -653,8 +718,6 @@ async fn after_change(
 #[derive(Deserialize)]
 pub struct TokenForm {
     token: String,
-    /// The license portal: URL, this installation's ids, last refresh and check-in.
-    portal: crate::portal_client::PortalInfo,
 }
 
 pub async fn settings_token(
@@ -689,7 +752,6 @@ pub async fn settings_upload(
                         Ok(b) => file = Some(b.to_vec()),
                         Err(_) => break,
                     }
-        portal: crate::portal_client::PortalInfo::of(app),
                 }
             }
             Ok(None) => break,

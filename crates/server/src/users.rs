@@ -59,7 +59,7 @@ async fn users_page(
             .map(|u| UserRow {
                 name: u.name,
                 role: u.role.as_str(),
-                created: calls::time::format_rfc3339(u.created),
+                created: crate::chrome::When::new(u.created, &app.license.tz).to_string(),
             })
             .collect(),
         message_class: if message.as_ref().is_some_and(|m| m.1) {

@@ -468,6 +468,7 @@ async fn an_operator_logs_in_reads_the_footer_opens_the_stats_and_exports_csv() 
             .await
             .unwrap();
     assert_eq!(rows.len(), 14, "the last 14 days");
+    b.text_when("#ccs-today", |t| t.contains("(today)")).await;
     let today = rows.last().unwrap();
     assert_eq!(
         today
@@ -599,7 +600,7 @@ async fn the_lock_page_after_fifteen_days_over_and_a_bigger_key_uploaded_unlocks
     let s = start(&w, &clock).await;
     b.log_in(s.addr).await;
     b.text_when(".banner", |t| {
-        t.contains("License lockdown: the GUI locks in 1 day(s)")
+        t.contains("License lockdown: the GUI locks in 1 day, on ")
     })
     .await;
     b.text_is("#footer-channels", "Active channels 0 / License limit 4")
@@ -613,6 +614,12 @@ async fn the_lock_page_after_fifteen_days_over_and_a_bigger_key_uploaded_unlocks
     assert_eq!(b.status().await, 423);
     b.text_when("#lock-reason", |t| t.contains("15 consecutive days"))
         .await;
+    let page = b.find("body").await.text().await.unwrap();
+    assert_eq!(
+        page.matches("15 consecutive days").count(),
+        1,
+        "the reason once, not again in a banner or the footer: {page}"
+    );
     let shot = b.screenshot("locked").await;
     eprintln!("lock page screenshot: {}", shot.display());
     // Every other locked page too, reached through the navigation.

@@ -61,7 +61,11 @@ async fn login_session_and_logout() {
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("<h1>Dashboard</h1>"));
     assert!(html.contains("Active channels"));
-    assert!(html.contains("admin (admin)"));
+    assert!(
+        html.contains(">admin</summary>"),
+        "the user menu names the user"
+    );
+    assert!(html.contains("Role: admin"));
 
     let csrf = csrf_of(&html);
     let r = c
@@ -372,7 +376,7 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     let stored = metric(s.addr, "sipmeter_legs_stored").await;
     let (code, html) = get_text(&c, s.addr, "/reports").await;
     assert_eq!(code, StatusCode::OK);
-    assert!(html.contains("<td>2026-11-28</td>"), "{html}");
+    assert!(html.contains("<td class=\"day\">2026-11-28</td>"), "{html}");
     let r = c
         .get(url(
             s.addr,
@@ -419,6 +423,78 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     s.stop().await.unwrap();
 }
 
+/// Concurrent Calls Stats and its API end today in the license zone even when the last call
+/// is days old (quiet days are zeros, not a stale fortnight), and the pages show times in the
+/// license zone to the millisecond with the exact RFC 3339 instant kept in `title`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_end_today_and_times_read_in_the_license_zone() {
+    let w = World::new();
+    let mut config = w.config();
+    config.license.tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    // Five days after the sample capture (recorded on 2026-11-28).
+    let clock = FakeClock::new(us("2026-12-03T10:00:00Z"));
+    let s = common::start(config, &clock).await;
+    let c = logged_in(s.addr).await;
+    std::fs::copy(
+        repo_file("tests/data/basic_concurrent.pcap"),
+        w.pcaps().join("a.pcap"),
+    )
+    .unwrap();
+    wait_for_captures(s.addr, 1.0).await;
+
+    let stats: server::report::ReportOut = c
+        .get(url(s.addr, "/api/v1/channels/stats?days=14"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats.days.len(), 14);
+    assert_eq!(stats.from, "2026-11-20");
+    assert_eq!(
+        stats.to, "2026-12-03",
+        "the window ends today, not on 11-28"
+    );
+    let busy: Vec<_> = stats.days.iter().filter(|d| d.peak > 0).collect();
+    assert_eq!(busy.len(), 1);
+    assert_eq!((busy[0].day.as_str(), busy[0].peak), ("2026-11-28", 5));
+    for d in stats.days.iter().filter(|d| d.day.as_str() > "2026-11-28") {
+        assert_eq!((d.peak, d.mean), (0, Some(0.0)), "{}: a quiet day", d.day);
+    }
+    // The API keeps RFC 3339 in UTC.
+    let peak_at = stats.peak_at.clone().unwrap();
+    assert!(
+        peak_at.starts_with("2026-11-28T16:29:") && peak_at.ends_with('Z'),
+        "{peak_at}"
+    );
+
+    let (code, html) = get_text(&c, s.addr, "/tools/concurrent-calls").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("2026-11-20 to 2026-12-03 (today)"), "{html}");
+    let today = html
+        .find("id=\"ccs-today\"")
+        .expect("today's row is marked");
+    assert!(html[today..].contains(">2026-12-03 (today)<"));
+    // 16:29 UTC is 17:29 in Berlin in November; milliseconds, no 'T', no 'Z' on the page.
+    let ms = &peak_at[19..23];
+    let local = format!("2026-11-28 17:29:{}{ms}", &peak_at[17..19]);
+    assert!(
+        html.contains(&format!(
+            "<time datetime=\"{peak_at}\" title=\"{peak_at}\">{local}</time>"
+        )),
+        "the peak instant in the license zone with the exact value in title: {html}"
+    );
+    assert!(
+        !html.contains(&format!(">{peak_at}<")),
+        "no raw RFC 3339 text"
+    );
+    assert!(
+        html.contains("2026-11-28 17:00</time>"),
+        "window starts local, to the minute"
+    );
+}
+
 #[tokio::test]
 async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
     let w = World::new();
@@ -436,7 +512,7 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
     let (code, html) = get_text(&c, s.addr, "/").await;
     assert_eq!(code, StatusCode::OK);
     assert!(
-        html.contains("License lockdown: the GUI locks in 1 day(s)"),
+        html.contains("License lockdown: the GUI locks in 1 day, on "),
         "{html}"
     );
     assert_eq!(footer_numbers(&html), (0, 4));
@@ -453,9 +529,14 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
         let (code, html) = get_text(&c, s.addr, path).await;
         assert_eq!(code, StatusCode::LOCKED, "{path}");
         assert!(html.contains("The GUI is locked by the license"), "{path}");
+        assert_eq!(
+            html.matches("15 consecutive days").count(),
+            1,
+            "{path}: the reason is shown once (not in a banner or the footer too): {html}"
+        );
         assert!(
-            html.contains("15 consecutive days"),
-            "{path}: the reason is shown"
+            html.contains("LOCKED (channel peaks over the limit)"),
+            "{path}: the footer names the kind of lock"
         );
         assert!(html.contains("Settings › License"), "{path}: how to unlock");
     }
