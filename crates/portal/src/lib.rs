@@ -34,6 +34,8 @@ const MAX_BODY: usize = 64 * 1024;
 pub(crate) struct App {
     pub portal: Portal,
     pub sessions: Mutex<HashMap<String, web::Session>>,
+    /// Recent failed logins per user name, for the throttle.
+    pub failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
 }
 
 pub(crate) type AppState = Arc<App>;
@@ -43,6 +45,7 @@ pub fn router(portal: Portal) -> Router {
     let app = Arc::new(App {
         portal,
         sessions: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/api/v1/keys", get(api::keys))

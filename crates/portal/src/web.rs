@@ -4,6 +4,7 @@
 //! A customer only ever reaches their own licenses: anything else is 404, like a missing id.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Router;
@@ -20,11 +21,18 @@ use crate::service::{Issued, LicenseView, OrderRequest, Target, rfc3339};
 
 const SESSION_COOKIE: &str = "portal_session";
 const LOGIN_CSRF_COOKIE: &str = "portal_login_csrf";
+/// A session unused this long is gone.
+const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
+/// Failed logins per user name within [`THROTTLE_WINDOW`] before that name is refused: the
+/// portal holds every customer's tokens, so passwords must not be guessable at line rate.
+const MAX_FAILURES: usize = 5;
+const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Session {
     user: User,
     csrf: String,
+    last_seen: Instant,
 }
 
 fn random_token() -> String {
@@ -158,8 +166,11 @@ impl Auth {
 
 fn auth(app: &AppState, headers: &HeaderMap) -> Result<Auth, WebError> {
     let id = cookie(headers, SESSION_COOKIE).ok_or(WebError::Login)?;
-    let sessions = app.sessions.lock().map_err(|_| WebError::Login)?;
-    let s = sessions.get(&id).ok_or(WebError::Login)?;
+    let mut sessions = app.sessions.lock().map_err(|_| WebError::Login)?;
+    let now = Instant::now();
+    sessions.retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
+    let s = sessions.get_mut(&id).ok_or(WebError::Login)?;
+    s.last_seen = now;
     Ok(Auth {
         user: s.user.clone(),
         csrf: s.csrf.clone(),
@@ -238,14 +249,39 @@ async fn login(
     if expected.is_none() || form.get("csrf") != expected.as_ref() {
         return Err(WebError::Forbidden);
     }
-    let user = form.get("user").map(String::as_str).unwrap_or_default();
+    let name = form
+        .get("user")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
-    let Some(user) = app.portal.login(user, password).await? else {
+    let now = Instant::now();
+    let throttled = app.failures.lock().is_ok_and(|mut f| {
+        let list = f.entry(name.clone()).or_default();
+        list.retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
+        list.len() >= MAX_FAILURES
+    });
+    if throttled {
+        return Ok(login_form(
+            Some("Too many failed logins for this user; try again in 15 minutes.".into()),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+    let Some(user) = app.portal.login(&name, password).await? else {
+        if let Ok(mut f) = app.failures.lock() {
+            // Names anyone can invent must not grow the map without bound.
+            if f.len() > 10_000 {
+                f.retain(|_, l| l.iter().any(|t| now.duration_since(*t) < THROTTLE_WINDOW));
+            }
+            f.entry(name).or_default().push(now);
+        }
         return Ok(login_form(
             Some("Wrong user name or password.".into()),
             StatusCode::UNAUTHORIZED,
         ));
     };
+    if let Ok(mut f) = app.failures.lock() {
+        f.remove(&name);
+    }
     let id = random_token();
     let target = match user.role {
         Role::Support => "/support",
@@ -257,6 +293,7 @@ async fn login(
             Session {
                 user,
                 csrf: random_token(),
+                last_seen: now,
             },
         );
     }

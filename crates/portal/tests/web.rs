@@ -351,3 +351,15 @@ async fn support_console_actions_are_all_audited() {
     );
     assert!(lpage.contains("b1") && lpage.contains("b2"));
 }
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_the_user_name_out() {
+    let w = World::sqlite("2026-11-28").await;
+    let _ = two_customers(&w).await;
+    for _ in 0..5 {
+        assert_eq!(Browser::login(&w, "alice", "guess-guess").await.1, 401);
+    }
+    // the right password is refused too while the name is throttled; others are not affected
+    assert_eq!(Browser::login(&w, "alice", "alice-pass").await.1, 429);
+    assert_eq!(Browser::login(&w, "bob", "bob-pass-1").await.1, 200);
+}
