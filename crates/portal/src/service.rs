@@ -35,6 +35,8 @@ const DEFAULT_TIERS: &[(u32, &str)] = &[
     (500, "EUR 3990 / year"),
     (1000, "EUR 6990 / year"),
 ];
+/// Check-ins of a boot are kept this long after its last one.
+pub const CHECKIN_HISTORY_US: Micros = 30 * 24 * 3600 * 1_000_000;
 /// Longest free-text value accepted (names, ids from servers, versions).
 const MAX_FIELD: usize = 200;
 
@@ -1308,6 +1310,12 @@ impl Portal {
         .bind(now)
         .execute(&self.db.pool)
         .await?;
+        // Boots long gone say nothing about concurrent use; keep a month for support to read.
+        sqlx::query("DELETE FROM checkins WHERE license_id = $1 AND last_seen < $2")
+            .bind(&req.license_id)
+            .bind(now.saturating_sub(CHECKIN_HISTORY_US))
+            .execute(&self.db.pool)
+            .await?;
         let checkins = self.checkins(&req.license_id).await?;
         let grants = self.grants(&req.license_id).await?;
         Ok(self.verdict(&checkins, &grants))

@@ -320,6 +320,19 @@ async fn checkin_verdicts() {
     w.clock.advance(10 * MIN);
     let v = w.checkin(&id, "inst-2", "boot-d").await;
     assert_eq!(v["systems"], 1);
+    // a month later only the boots seen within 30 days are kept
+    assert_eq!(w.portal.checkins(&id).await.unwrap().len(), 4);
+    w.clock.advance(30 * DAY);
+    w.checkin(&id, "inst-2", "boot-d").await;
+    let kept: Vec<String> = w
+        .portal
+        .checkins(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.boot_id)
+        .collect();
+    assert_eq!(kept, vec!["boot-d".to_string()]);
 }
 
 #[tokio::test]
