@@ -1,0 +1,507 @@
+//! Remote sensors under faults, with real processes: `sipmeter serve` and several
+//! `sipmeter sensor`s on loopback, captures made by the generator. Whatever is killed or cut
+//! mid-stream, once the sensors have exited 0 the legs in the server's database must equal
+//! exactly the legs the sensors produced: none lost, none twice.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sipmeter_gen::args::{self, Command as GenCommand};
+use sipmeter_gen::sim::Sim;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sipmeter");
+
+/// (sensor, Call-ID, start, end, final response code): what must arrive, exactly once.
+type LegKey = (i64, String, i64, i64, Option<i64>);
+
+/// A capture of `calls` calls and the Call-IDs the generator says it holds.
+fn capture(dir: &Path, name: &str, calls: u32, seed: u64) -> (PathBuf, Vec<String>) {
+    let pcap = dir.join(name);
+    let argv: Vec<String> = [
+        "--out",
+        pcap.to_str().unwrap(),
+        "--quiet",
+        "--calls",
+        &calls.to_string(),
+        "--concurrency",
+        "150",
+        "--duration-s",
+        "20",
+        "--tcp-ratio",
+        "0.2",
+        "--seed",
+        &seed.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let GenCommand::Run(cfg) = args::parse(argv).unwrap() else {
+        panic!("expected a run")
+    };
+    let out = std::io::BufWriter::new(std::fs::File::create(&pcap).unwrap());
+    let (_, mut out, truth) = Sim::new(cfg, out, Some(Vec::<u8>::new()))
+        .unwrap()
+        .run()
+        .unwrap();
+    out.flush().unwrap();
+    let ids = String::from_utf8(truth.unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["call_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    (pcap, ids)
+}
+
+/// The legs a sensor makes of one capture (one pipeline per file, as `sipmeter sensor` does),
+/// checked against the generator's Call-IDs.
+fn legs_of(pcap: &Path, truth: &[String], sensor: i64) -> Vec<LegKey> {
+    let mut p = sensor::Pipeline::new(sensor::PipelineConfig::default());
+    let mut legs = Vec::new();
+    p.read_file(pcap, &mut |l| legs.extend(l), &mut |_| {});
+    legs.extend(p.finish());
+    let mut ids: Vec<&str> = legs.iter().map(|l| l.call_id.as_str()).collect();
+    let mut want: Vec<&str> = truth.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(ids, want, "the pipeline makes one leg per generated call");
+    legs.into_iter()
+        .map(|l| {
+            (
+                sensor,
+                l.call_id,
+                l.start,
+                l.end,
+                l.last_response.map(i64::from),
+            )
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_ok(addr: SocketAddr, path: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(data: &Path, addr: SocketAddr, log: &Path) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(data)
+            .env("SIPMETER_ADMIN_PASSWORD", "admin-password")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http_ok(addr, "/healthz") {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, addr }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sipmeter sensors add`: the new sensor's id and token.
+fn add_sensor(data: &Path, name: &str) -> (i64, String) {
+    let out = Command::new(BIN)
+        .args(["sensors", "--data-dir"])
+        .arg(data)
+        .args(["add", "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text.lines().last().unwrap().to_string();
+    let id = text
+        .split("with id ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (id, token)
+}
+
+fn sensor_cmd(data: &Path, server: SocketAddr, token: &str, files: &[&Path]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["sensor", "--data-dir"])
+        .arg(data)
+        .args(["--server", &format!("http://{server}"), "--token", token])
+        .args(["--batch-legs", "100", "--heartbeat-s", "1"])
+        .args(["--max-retry-time", "60"])
+        .args(files)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn wait_ok(mut child: Child, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let status: ExitStatus = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a sensor did not finish in {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "sensor failed: {err}");
+    err
+}
+
+fn db(data: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(data.join("sipmeter.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+fn stored_count(data: &Path) -> i64 {
+    let Ok(c) = rusqlite::Connection::open(data.join("sipmeter.db")) else {
+        return 0;
+    };
+    let _ = c.busy_timeout(Duration::from_secs(2));
+    c.query_row("SELECT COUNT(*) FROM legs", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+fn stored(data: &Path) -> Vec<LegKey> {
+    let c = db(data);
+    let mut st = c
+        .prepare("SELECT sensor_id, call_id, start_us, end_us, last_response FROM legs")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Exact equality as multisets: a leg stored twice or missing shows by name.
+fn assert_same_legs(mut want: Vec<LegKey>, mut got: Vec<LegKey>) {
+    want.sort();
+    got.sort();
+    let count = |v: &[LegKey]| {
+        let mut m: BTreeMap<LegKey, u32> = BTreeMap::new();
+        for k in v {
+            *m.entry(k.clone()).or_default() += 1;
+        }
+        m
+    };
+    let (w, g) = (count(&want), count(&got));
+    let missing: Vec<_> = w.keys().filter(|k| !g.contains_key(*k)).take(5).collect();
+    let extra: Vec<_> = g.keys().filter(|k| !w.contains_key(*k)).take(5).collect();
+    let twice: Vec<_> = g.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && twice.is_empty(),
+        "{} wanted, {} stored; missing {missing:?}; unexpected {extra:?}; more than once {twice:?}",
+        want.len(),
+        got.len()
+    );
+    assert_eq!(want, got);
+}
+
+/// Waits until the database holds more than `n` legs, so a fault lands mid-stream.
+fn wait_for_legs(data: &Path, n: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = stored_count(data);
+        if c > n {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no legs arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn three_sensors_lose_nothing_when_the_server_is_killed_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = dir.path().join("server.log");
+    let mut want = Vec::new();
+    let mut sensors = Vec::new();
+    for i in 0..3u64 {
+        let (pcap, truth) = capture(dir.path(), &format!("s{i}.pcap"), 4000, 10 + i);
+        let (id, token) = add_sensor(&data, &format!("site-{i}"));
+        want.extend(legs_of(&pcap, &truth, id));
+        sensors.push((pcap, token, dir.path().join(format!("sensor{i}"))));
+    }
+    let server = Server::start(&data, addr, &log);
+    let children: Vec<Child> = sensors
+        .iter()
+        .map(|(pcap, token, sdata)| sensor_cmd(sdata, addr, token, &[pcap]).spawn().unwrap())
+        .collect();
+    let at_kill = wait_for_legs(&data, 0);
+    server.kill();
+    assert!(
+        at_kill < want.len() as i64,
+        "the server was killed after everything had arrived: no fault was tested"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let server = Server::start(&data, addr, &log);
+    for c in children {
+        wait_ok(c, Duration::from_secs(120));
+    }
+    server.terminate();
+    assert_same_legs(want, stored(&data));
+}
+
+#[test]
+fn a_sensor_killed_mid_capture_and_restarted_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = dir.path().join("server.log");
+    let (id, token) = add_sensor(&data, "site");
+    let mut want = Vec::new();
+    let mut files = Vec::new();
+    for i in 0..3u64 {
+        let (pcap, truth) = capture(dir.path(), &format!("part{i}.pcap"), 3000, 20 + i);
+        want.extend(legs_of(&pcap, &truth, id));
+        files.push(pcap);
+    }
+    let file_refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let sdata = dir.path().join("sensor");
+    let server = Server::start(&data, addr, &log);
+    let mut first = sensor_cmd(&sdata, addr, &token, &file_refs)
+        .spawn()
+        .unwrap();
+    let at_kill = wait_for_legs(&data, 0);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        at_kill < want.len() as i64,
+        "the sensor was killed after everything had arrived: no fault was tested"
+    );
+    let second = sensor_cmd(&sdata, addr, &token, &file_refs)
+        .spawn()
+        .unwrap();
+    wait_ok(second, Duration::from_secs(120));
+    // Nothing is left behind: the spool is empty and every file is recorded as read.
+    let left: Vec<_> = std::fs::read_dir(sdata.join("spool")).unwrap().collect();
+    assert!(left.is_empty(), "spool not empty: {left:?}");
+    server.terminate();
+    assert_same_legs(want, stored(&data));
+}
+
+/// A TCP relay whose listener and connections can be cut and restored: the network between
+/// the sensors and the server.
+struct Link {
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Link {
+    fn up(listen: SocketAddr, upstream: SocketAddr) -> Link {
+        let listener = TcpListener::bind(listen).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (s, cs) = (stop.clone(), conns.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((down, _)) => {
+                        down.set_nonblocking(false).unwrap();
+                        let Ok(up) = TcpStream::connect(upstream) else {
+                            continue;
+                        };
+                        let mut g = cs.lock().unwrap();
+                        g.push(down.try_clone().unwrap());
+                        g.push(up.try_clone().unwrap());
+                        for (mut a, mut b) in [
+                            (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                            (up, down),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut a, &mut b);
+                                let _ = b.shutdown(Shutdown::Write);
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Link {
+            stop,
+            conns,
+            thread: Some(thread),
+        }
+    }
+
+    /// The listener closes and every connection through it is torn down.
+    fn cut(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_network_cut_to_the_server_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let server_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let link_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = dir.path().join("server.log");
+    let mut want = Vec::new();
+    let mut children = Vec::new();
+    let server = Server::start(&data, server_addr, &log);
+    let link = Link::up(link_addr, server_addr);
+    for i in 0..2u64 {
+        let (pcap, truth) = capture(dir.path(), &format!("n{i}.pcap"), 4000, 30 + i);
+        let (id, token) = add_sensor(&data, &format!("remote-{i}"));
+        want.extend(legs_of(&pcap, &truth, id));
+        let sdata = dir.path().join(format!("sensor{i}"));
+        children.push(
+            sensor_cmd(&sdata, link_addr, &token, &[&pcap])
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let at_cut = wait_for_legs(&data, 0);
+    link.cut();
+    assert!(
+        at_cut < want.len() as i64,
+        "the link was cut after everything had arrived: no fault was tested"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = stored_count(&data);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        stored_count(&data),
+        during,
+        "nothing arrives while the link is cut"
+    );
+    let link = Link::up(link_addr, server_addr);
+    for c in children {
+        wait_ok(c, Duration::from_secs(120));
+    }
+    link.cut();
+    server.terminate();
+    assert_same_legs(want, stored(&data));
+}
+
+#[test]
+fn the_same_captures_seen_by_two_sensors_count_as_one_set_of_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (a, _) = capture(dir.path(), "a.pcap", 1500, 41);
+    let (b, _) = capture(dir.path(), "b.pcap", 1500, 42);
+    let server = Server::start(&data, addr, &dir.path().join("server.log"));
+    let mut children = Vec::new();
+    for i in 0..2 {
+        let (_, token) = add_sensor(&data, &format!("twin-{i}"));
+        let sdata = dir.path().join(format!("sensor{i}"));
+        children.push(sensor_cmd(&sdata, addr, &token, &[&a, &b]).spawn().unwrap());
+    }
+    for c in children {
+        wait_ok(c, Duration::from_secs(120));
+    }
+    server.terminate();
+    let peak = |args: &[&std::ffi::OsStr]| -> u64 {
+        let out = Command::new(BIN)
+            .args(["channels", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["peak"].as_u64().unwrap()
+    };
+    let central = peak(&["--data-dir".as_ref(), data.as_os_str()]);
+    let one = peak(&[
+        "--pcap".as_ref(),
+        a.as_os_str(),
+        "--pcap".as_ref(),
+        b.as_os_str(),
+    ]);
+    assert!(one > 100, "the captures overlap in many calls: {one}");
+    assert_eq!(central, one, "two sensors, one set of channels");
+    assert_eq!(
+        stored(&data).len(),
+        2 * 2 * 1500,
+        "both sensors' legs are kept"
+    );
+}
