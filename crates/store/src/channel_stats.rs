@@ -10,7 +10,6 @@
 use calls::{Leg, Micros};
 use channels::{ActiveMode, Keyer, MinuteRow, Span, Window};
 use futures_util::{StreamExt, TryStreamExt};
-use sqlx::SqliteConnection;
 
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoredLeg};
@@ -54,24 +53,19 @@ pub(crate) fn covered_ranges(legs: &[Leg]) -> Vec<(Micros, Micros)> {
 }
 
 /// Record that the legs' time ranges are stale, and the longest leg. Runs inside the insert
-/// transaction.
-pub(crate) async fn mark_dirty(conn: &mut SqliteConnection, legs: &[Leg]) -> Result<()> {
-    for chunk in covered_ranges(legs).chunks(1000) {
-        let mut qb = sqlx::QueryBuilder::new("INSERT INTO channel_dirty (from_us, to_us) ");
-        qb.push_values(chunk, |mut b, (from, to)| {
-            b.push_bind(*from).push_bind(*to);
-        });
-        qb.build().execute(&mut *conn).await?;
+/// transaction, once per batch: a batch of a busy hour is one or a few merged ranges.
+pub(crate) fn mark_dirty(tx: &rusqlite::Transaction<'_>, legs: &[Leg]) -> rusqlite::Result<()> {
+    let mut insert =
+        tx.prepare_cached("INSERT INTO channel_dirty (from_us, to_us) VALUES (?1, ?2)")?;
+    for (from, to) in covered_ranges(legs) {
+        insert.execute((from, to))?;
     }
     let longest = legs.iter().map(|l| l.end - l.start).max().unwrap_or(0);
-    sqlx::query(
-        "INSERT INTO store_meta (name, value) VALUES (?, ?) \
+    tx.prepare_cached(
+        "INSERT INTO store_meta (name, value) VALUES (?1, ?2) \
          ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
-    )
-    .bind(MAX_LEG)
-    .bind(longest)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute((MAX_LEG, longest))?;
     Ok(())
 }
 

@@ -22,8 +22,8 @@ pub use alerts::{
 };
 pub use calls::{Leg, LegMessage, Micros};
 pub use cdr_query::{
-    COUNT_CAP, CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, MAX_PAGE, Match, MatchCount, PageAt,
-    RelatedLeg, Relation, SortValue, relations,
+    COUNT_CAP, CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, MAX_PAGE, Match, MatchCount,
+    NUMBER_INDEX_MAX, PageAt, RelatedLeg, Relation, SortValue, relations,
 };
 pub use channel_stats::ChannelUpdate;
 pub use channels::{ActiveMode, MinuteRow, Window};

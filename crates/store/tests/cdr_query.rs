@@ -225,6 +225,106 @@ async fn filters_match_a_brute_force_filter_and_count() {
     }
 }
 
+/// 7000 legs: ~6300 callers start with "49" (more than `NUMBER_INDEX_MAX`, so their pages
+/// come from the start index), "4907" and "44" match a few hundred (from the number index).
+fn many_sharing_a_prefix() -> Vec<Leg> {
+    (0..7000)
+        .map(|i: i64| {
+            let caller = if i % 10 == 0 {
+                format!("44{i:05}")
+            } else {
+                format!("49{:02}{:03}", i % 97, i % 1000)
+            };
+            let called = format!("{}{:04}", ["80", "81"][(i % 2) as usize], i % 1013);
+            let start = D0 + (i / 3) * S;
+            let mut l = leg(
+                1 + (i % 2) as u32,
+                &format!("p{i}"),
+                &caller,
+                &called,
+                start,
+                start + (i % 17 + 1) * S,
+            );
+            if i % 7 == 0 {
+                l.answer = None;
+                l.last_response = Some(486);
+            }
+            l
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prefix_pages_are_right_from_the_number_index_and_from_the_start_index() {
+    const { assert!(store::NUMBER_INDEX_MAX < 6000) };
+    let legs = many_sharing_a_prefix();
+    let (_dir, store) = open_with(&legs).await;
+    let prefix = |caller: &str, called: Option<&str>| CdrFilter {
+        caller: Some(caller.into()),
+        called: called.map(str::to_string),
+        ..Default::default()
+    };
+    let filters = [
+        prefix("49", None),
+        prefix("4907", None),
+        prefix("44", None),
+        prefix("49", Some("81")),
+        prefix("4907", Some("80")),
+        CdrFilter {
+            code: Some(486),
+            ..prefix("49", None)
+        },
+        CdrFilter {
+            start_from: Some(D0 + 100 * S),
+            start_before: Some(D0 + 1900 * S),
+            ..prefix("49", None)
+        },
+        CdrFilter {
+            sensor_id: Some(2),
+            start_from: Some(D0 + 100 * S),
+            ..prefix("4907", None)
+        },
+    ];
+    for f in filters {
+        let want = brute(&legs, &f);
+        for (sort, descending) in [
+            (CdrSort::Start, true),
+            (CdrSort::Start, false),
+            (CdrSort::Duration, true),
+            (CdrSort::Caller, false),
+        ] {
+            let q = CdrQuery {
+                filter: f.clone(),
+                sort,
+                descending,
+                limit: 1000,
+                count: true,
+                ..CdrQuery::default()
+            };
+            let got = all_pages(&store, q.clone()).await;
+            let ids: HashSet<String> = got.iter().map(|l| l.leg.call_id.clone()).collect();
+            assert_eq!(ids.len(), got.len(), "no leg twice: {f:?} {sort:?}");
+            assert_eq!(ids, want, "{f:?} {sort:?} desc={descending}");
+            for w in got.windows(2) {
+                let (a, b) = (
+                    (sort_key(&w[0], sort), w[0].id),
+                    (sort_key(&w[1], sort), w[1].id),
+                );
+                assert!(
+                    if descending { a > b } else { a < b },
+                    "{f:?} {sort:?}: {a:?} before {b:?}"
+                );
+            }
+            let first = store.cdr_page(&q).await.unwrap();
+            assert_eq!(
+                first.count,
+                Some(MatchCount::Exact(want.len() as u64)),
+                "{f:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn garbage_cursors_do_not_fail() {
     assert!(store::Cursor::parse("x", CdrSort::Start).is_none());
