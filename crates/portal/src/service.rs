@@ -1321,3 +1321,68 @@ impl Portal {
         Ok(self.verdict(&checkins, &grants))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_license_tokens_without_look_alikes() {
+        for _ in 0..200 {
+            let t = new_token();
+            let parsed: license::LicenseToken = t.parse().expect("valid token");
+            assert_eq!(parsed.as_str(), t);
+            assert!(!t.contains(['0', 'O', '1', 'I']), "{t}");
+        }
+        assert_ne!(new_token(), new_token());
+    }
+
+    #[test]
+    fn target_needs_exactly_one_valid_field() {
+        let h = "AAAA-BBBB-CCCC-DDDD";
+        assert!(matches!(
+            Target::from_fields(Some(h), None),
+            Ok(Target::Hwid(_))
+        ));
+        assert_eq!(
+            Target::from_fields(Some(" "), Some("PBX.Example.com.")).unwrap(),
+            Target::Domain("pbx.example.com".into())
+        );
+        for (hwid, domain, needle) in [
+            (None, None, "required"),
+            (Some(h), Some("a.example.com"), "not both"),
+            (Some("XYZ"), None, "hwid"),
+            (None, Some("a..b"), "domain"),
+        ] {
+            let e = Target::from_fields(hwid, domain).unwrap_err();
+            assert!(matches!(e, PortalError::BadRequest(_)));
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn offline_requests_are_parsed_strictly() {
+        let ok = r#"{"sipmeter_license_request":1,"token":"abcd-efgh-jkmn-pqrs","domain":"a.example.com","install_id":"i","created_at":"2026-11-28T00:00:00Z"}"#;
+        let (token, target) = parse_offline_request(ok).unwrap();
+        assert_eq!(token, "ABCD-EFGH-JKMN-PQRS");
+        assert_eq!(target, Target::Domain("a.example.com".into()));
+        for (bad, needle) in [
+            ("not json", "not a license request"),
+            (
+                r#"{"sipmeter_license_request":2,"token":"ABCD-EFGH-JKMN-PQRS","hwid":"AAAA-BBBB-CCCC-DDDD"}"#,
+                "version 2",
+            ),
+            (
+                r#"{"sipmeter_license_request":1,"token":"nope","hwid":"AAAA-BBBB-CCCC-DDDD"}"#,
+                "token",
+            ),
+            (
+                r#"{"sipmeter_license_request":1,"token":"ABCD-EFGH-JKMN-PQRS"}"#,
+                "hwid or domain",
+            ),
+        ] {
+            let e = parse_offline_request(bad).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+    }
+}
