@@ -59,6 +59,9 @@ pub enum UplinkError {
     Ca { path: PathBuf, reason: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// The server is not the one configured (pin or CA mismatch): retrying cannot help.
+    #[error("the server's certificate is not trusted: {0}")]
+    Certificate(String),
     #[error("the server refused the sensor token (revoked or unknown): {0}")]
     Unauthorized(String),
     #[error("the server rejected the request ({status}): {message}")]
@@ -292,7 +295,14 @@ impl Uplink {
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body)
             .send()
-            .map_err(|e| UplinkError::Transient(error_chain(&e)))?;
+            .map_err(|e| {
+                let chain = error_chain(&e);
+                if chain.contains("certificate") {
+                    UplinkError::Certificate(chain)
+                } else {
+                    UplinkError::Transient(chain)
+                }
+            })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);

@@ -52,6 +52,16 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Serv
     Ok(Arc::new(config))
 }
 
+/// `SHA256:<hex>` of the first certificate of the chain: what sensors pin with
+/// `--server-fingerprint`, printed at start so the operator can copy it.
+pub fn fingerprint(files: &TlsFiles) -> Result<String, ServerError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::from_pem_file(&files.cert)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", files.cert.display())))?;
+    Ok(sensor::uplink::fingerprint(cert.as_ref()))
+}
+
 /// A listener that yields connections after their TLS handshake.
 pub struct TlsListener {
     local: SocketAddr,

@@ -48,9 +48,10 @@ pub struct SensorArgs {
     /// With --pcap-dir: read what is there now, deliver it, and exit
     #[arg(long, requires = "pcap_dir")]
     once: bool,
-    /// Largest spool on disk, in MiB; a full spool stops reading (and is reported)
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    spool_max_mib: u64,
+    /// Largest spool on disk (K/M/G suffixes, powers of 1024); a full spool stops reading,
+    /// is logged and reported to the server, and ends the sensor after --max-retry-time
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    spool_max: u64,
     /// Give up (exit non-zero) when the server has acknowledged nothing for this long
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     max_retry_time: u64,
@@ -62,6 +63,22 @@ pub struct SensorArgs {
     batch_legs: usize,
     /// Capture files or directories (.pcap, .pcapng, .cap, also .gz): read, deliver, exit
     paths: Vec<PathBuf>,
+}
+
+/// `1G`, `200M`, `64K` or plain bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size such as 512M or 2G"))
 }
 
 /// What the threads share.
@@ -131,10 +148,7 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
     })?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-    let spool = Spool::open(
-        &settings.data_dir.join("spool"),
-        args.spool_max_mib.saturating_mul(1 << 20),
-    )?;
+    let spool = Spool::open(&settings.data_dir.join("spool"), args.spool_max)?;
     let mut progress = Progress::open(&settings.data_dir.join("sensor-progress.txt"))?;
     if !spool.is_empty() {
         let b = spool.backlog();
@@ -457,7 +471,11 @@ fn heartbeat_loop(shared: &Shared, uplink: &Uplink, hb: &HeartbeatSettings) {
     loop {
         match uplink.heartbeat(&beat(shared)) {
             Ok(_) => {}
-            Err(e @ (UplinkError::Unauthorized(_) | UplinkError::Rejected { .. })) => {
+            Err(
+                e @ (UplinkError::Unauthorized(_)
+                | UplinkError::Rejected { .. }
+                | UplinkError::Certificate(_)),
+            ) => {
                 shared.fail(e.to_string());
                 return;
             }

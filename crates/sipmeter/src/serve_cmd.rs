@@ -53,6 +53,11 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
     let settings = Settings::resolve(file, common, true)?;
     let license = license_cmd::license_setup(&args.license, file, common)?;
+    let tls_files = args
+        .tls_cert
+        .clone()
+        .zip(args.tls_key.clone())
+        .map(|(cert, key)| server::tls::TlsFiles { cert, key });
     let config = server::ServerConfig {
         listen: args.listen,
         data_dir: settings.data_dir.clone(),
@@ -63,11 +68,7 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         channel_mode: settings.channel_mode,
         pcap_poll: Duration::from_secs(1),
         pcap_settle: Duration::from_secs(2),
-        tls: args
-            .tls_cert
-            .clone()
-            .zip(args.tls_key.clone())
-            .map(|(cert, key)| server::tls::TlsFiles { cert, key }),
+        tls: tls_files.clone(),
     };
     let mut alerts = server::alerts::AlertsConfig {
         smtp_relay: args.smtp.clone().or_else(|| file.smtp_relay.clone()),
@@ -126,6 +127,12 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
                 .map(|d| format!(", reading captures from {}", d.display()))
                 .unwrap_or_default()
         );
+        if let Some(tls) = &tls_files {
+            eprintln!(
+                "sipmeter: TLS certificate fingerprint {} (for sipmeter sensor --server-fingerprint)",
+                server::tls::fingerprint(tls)?
+            );
+        }
         shutdown_signal().await;
         eprintln!("sipmeter: stopping");
         running.stop().await.context("stopping the server")?;
