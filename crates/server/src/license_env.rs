@@ -97,12 +97,22 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), EnvError> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension("tmp-write");
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    // Beside the target under a name of its own: `with_extension` gave `license.key` and
+    // `license.clock` the same temporary file, so a status computation persisting the clock
+    // mark could rename a half-written license away (seen in the portal refresh test). The
+    // process id and a counter keep two writers of the same file apart too.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}-{n}.tmp-write", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(contents).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 /// The machine's hardware id. Creates and persists the fallback id when the machine has no
@@ -514,5 +524,50 @@ impl LicenseSetup {
             std::fs::copy(target, &old).map_err(|source| EnvError::Write { path: old, source })?;
         }
         write_atomic(target, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The license file and the clock mark are written from different tasks (Get License,
+    /// status computations); neither write may disturb the other.
+    #[test]
+    fn atomic_writes_of_different_files_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, clock) = (
+            dir.path().join("license.key"),
+            dir.path().join("license.clock"),
+        );
+        std::thread::scope(|s| {
+            for (path, text) in [(&key, "key"), (&clock, "clock")] {
+                s.spawn(move || {
+                    for i in 0..300 {
+                        write_atomic(path, format!("{text} {i}").as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "key 299");
+        assert_eq!(std::fs::read_to_string(&clock).unwrap(), "clock 299");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn the_install_id_is_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, replaced) = install_id(dir.path()).unwrap();
+        assert!(is_uuid(&id) && !replaced, "{id}");
+        assert_eq!(&id[14..15], "4", "version 4: {id}");
+        assert_eq!(install_id(dir.path()).unwrap(), (id.clone(), false));
+        std::fs::write(dir.path().join(INSTALL_ID_FILE_NAME), "garbage").unwrap();
+        let (new, replaced) = install_id(dir.path()).unwrap();
+        assert!(replaced && new != id && is_uuid(&new));
+        assert_ne!(new_uuid(), new_uuid());
     }
 }

@@ -106,9 +106,8 @@ fn server_world(hwid: &str, domain: Option<&str>) -> (World, server::ServerConfi
     (w, config)
 }
 
-/// Starts a server on `clock` with the portal at `portal_url`. The background check-in runs
-/// once at start and then only every hour: the tests drive [`portal_client::tick`] themselves
-/// on the fake clock.
+/// Starts a server on `clock` with the portal at `portal_url`, without background refresh and
+/// check-ins: the tests drive [`portal_client::tick`] themselves on the fake clock.
 async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock) -> Running {
     let alerts = server::alerts::AlertsConfig {
         interval: Duration::from_secs(3600),
@@ -117,6 +116,7 @@ async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock
     let portal = PortalConfig {
         url: Some(portal_url.to_string()),
         checkin_interval: Duration::from_secs(3600),
+        background: false,
     };
     Running::start_full(config, alerts, portal, Arc::new(clock.clone()))
         .await
@@ -684,4 +684,97 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
         installed
     );
     let _ = DAY;
+}
+
+/// `sipmeter serve` as a process with `portal_url` and `portal_checkin_s` from the config
+/// file: the address it serves on (from its log line) and the process.
+fn serve_process(cfg: &str) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sipmeter"))
+        .args(["--config-file", cfg, "serve", "--listen", "127.0.0.1:0"])
+        .args(["--admin-password", common::ADMIN_PW])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+async fn wait_for_checkins(v: &Vendor, license: &str, n: usize) -> Vec<portal::Checkin> {
+    for _ in 0..200 {
+        let seen = v.portal.checkins(license).await.unwrap();
+        if seen.len() >= n {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} check-ins within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_checks_in_by_itself_and_a_restart_is_a_reboot() {
+    let clock = FakeClock::new(jiff::Timestamp::now().as_microsecond() - 60_000_000);
+    let v = vendor(&clock).await;
+    let (id, token) = v
+        .license(5, Some("2099-12-31"), false, BindingState::Hwid(None))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("sipmeter.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-3333\"\nportal_url = {:?}\nportal_checkin_s = 1\n",
+            data.display().to_string(),
+            v.url
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (mut first, _) = serve_process(cfg);
+    let seen = wait_for_checkins(&v, &id, 1).await;
+    let install_id = std::fs::read_to_string(data.join("install-id")).unwrap();
+    assert_eq!(seen[0].install_id, install_id.trim());
+    assert_eq!(seen[0].hwid, "ABCD-0000-1111-3333");
+    assert_eq!(seen[0].version, env!("CARGO_PKG_VERSION"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // A restart a minute later: a new boot id of the same install, one system.
+    clock.advance(60_000_000);
+    let (mut second, addr) = serve_process(cfg);
+    let seen = wait_for_checkins(&v, &id, 2).await;
+    assert_ne!(seen[0].boot_id, seen[1].boot_id);
+    assert!(seen.iter().all(|c| c.install_id == install_id.trim()));
+    let c = logged_in(addr).await;
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = get_text(&c, addr, "/settings/license").await.1;
+        if page.contains("no concurrent use") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        page.contains("no concurrent use: 1 system(s), 1 allowed"),
+        "{page}"
+    );
+    assert!(page.contains(&install_id.trim().to_string()), "{page}");
+    assert_eq!(banner_count(&page), 0, "{page}");
+    second.kill().unwrap();
+    second.wait().unwrap();
 }
