@@ -187,7 +187,6 @@ fn sensor_cmd(data: &Path, server: SocketAddr, token: &str, files: &[&Path]) -> 
         .arg(data)
         .args(["--server", &format!("http://{server}"), "--token", token])
         .args(["--batch-legs", "100", "--heartbeat-s", "1"])
-        .args(["--max-retry-time", "60"])
         .args(files)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -504,4 +503,158 @@ fn the_same_captures_seen_by_two_sensors_count_as_one_set_of_channels() {
         2 * 2 * 1500,
         "both sensors' legs are kept"
     );
+}
+
+#[test]
+fn a_full_spool_stops_the_sensor_loudly_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let (pcap, truth) = capture(dir.path(), "full.pcap", 1500, 51);
+    let (id, token) = add_sensor(&data, "small-spool");
+    let want = legs_of(&pcap, &truth, id);
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sdata = dir.path().join("sensor");
+    // No server yet, and room for a few batches only.
+    let o = sensor_cmd(&sdata, addr, &token, &[&pcap])
+        .args(["--spool-max", "64K", "--max-retry-time", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a full spool must fail the run: {err}");
+    assert!(err.contains("is full"), "{err}");
+    let spooled = std::fs::read_dir(sdata.join("spool")).unwrap().count();
+    assert!(spooled > 0, "what fitted stays spooled");
+    let server = Server::start(&data, addr, &dir.path().join("server.log"));
+    let o = sensor_cmd(&sdata, addr, &token, &[&pcap]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    server.terminate();
+    assert_same_legs(want, stored(&data));
+}
+
+fn base64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `GET /api/v1/channels/now` as the admin: (active channels, active calls).
+fn channels_now(addr: SocketAddr) -> (u64, u64) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/channels/now HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        base64("admin:admin-password")
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{buf}"));
+    (
+        v["active_channels"].as_u64().unwrap(),
+        v["active_calls"].as_u64().unwrap(),
+    )
+}
+
+/// The first half (by packet time) of a classic pcap: calls are still up at its end.
+fn first_half(src: &Path, dst: &Path) {
+    let data = std::fs::read(src).unwrap();
+    let field = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+    let mut recs = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let len = field(at + 8) as usize;
+        recs.push((at, 16 + len, i64::from(field(at))));
+        at += 16 + len;
+    }
+    let mid = (recs[0].2 + recs[recs.len() - 1].2) / 2;
+    let mut out = data[..24].to_vec();
+    for (at, len, ts) in recs {
+        if ts < mid {
+            out.extend_from_slice(&data[at..at + len]);
+        }
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+#[test]
+fn live_calls_of_two_sensors_seeing_the_same_traffic_are_one_set_of_channels_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let (full, _) = capture(dir.path(), "full.pcap", 600, 61);
+    let cut = dir.path().join("cut.pcap");
+    first_half(&full, &cut);
+    // What one sensor sees live at the end of the cut capture.
+    let mut p = sensor::Pipeline::new(sensor::PipelineConfig::default());
+    p.read_file(&cut, &mut |_| {}, &mut |_| {});
+    let mut keyer = channels::Keyer::new();
+    let mut keys = std::collections::HashSet::new();
+    let mut calls = 0u64;
+    for l in p.tracker().live_legs() {
+        calls += 1;
+        keys.insert(keyer.key(&l.caller, &l.called));
+    }
+    assert!(calls > 20, "the cut leaves calls up: {calls}");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = Server::start(&data, addr, &dir.path().join("server.log"));
+    let mut children = Vec::new();
+    for i in 0..2 {
+        let (_, token) = add_sensor(&data, &format!("live-{i}"));
+        let pdir = dir.path().join(format!("pcaps{i}"));
+        std::fs::create_dir_all(&pdir).unwrap();
+        std::fs::copy(&cut, pdir.join("cut.pcap")).unwrap();
+        let sdata = dir.path().join(format!("sensor{i}"));
+        let mut c = Command::new(BIN);
+        c.args(["sensor", "--data-dir"])
+            .arg(&sdata)
+            .args(["--server", &format!("http://{addr}"), "--token", &token])
+            .args(["--heartbeat-s", "1", "--pcap-dir"])
+            .arg(&pdir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        children.push(c.spawn().unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut now = channels_now(addr);
+    while now.1 != 2 * calls {
+        assert!(
+            Instant::now() < deadline,
+            "live calls never showed: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        now = channels_now(addr);
+    }
+    assert_eq!(
+        now,
+        (keys.len() as u64, 2 * calls),
+        "channels deduplicated across sensors"
+    );
+    // Sensors gone quiet: their live calls expire after three heartbeat intervals.
+    for mut c in children {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while channels_now(addr) != (0, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "live calls of dead sensors never expired"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.terminate();
 }
