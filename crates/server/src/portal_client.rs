@@ -6,6 +6,7 @@
 //! with the keyring like an uploaded one before it replaces anything, and its keys are trusted
 //! only once an operator pinned them (`sipmeter license trust-portal`), never on the fly.
 
+use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -132,34 +133,60 @@ pub struct PortalClient {
 }
 
 impl PortalClient {
-    /// A client for the portal at `url` (`http://host:port`, an optional path prefix).
-    /// This build has no TLS: an `https://` portal must be reached through a local
-    /// TLS-terminating proxy, and the error says so rather than failing at the first request.
+    /// A client for the portal at `url` (`http://` or `https://host:port`, an optional path
+    /// prefix), trusting the system's CA bundle for https.
     pub fn new(url: &str) -> Result<PortalClient, PortalError> {
+        PortalClient::with_ca(url, None)
+    }
+
+    /// Like [`PortalClient::new`]; an https portal's certificate must chain to a certificate
+    /// of the PEM file `ca_file` when given (a vendor's private CA), else to the system's CA
+    /// bundle (`SSL_CERT_FILE`, else the usual bundle locations).
+    pub fn with_ca(url: &str, ca_file: Option<&Path>) -> Result<PortalClient, PortalError> {
         let bad = |reason: &str| PortalError::BadUrl {
             url: url.to_string(),
             reason: reason.to_string(),
         };
         let trimmed = url.trim().trim_end_matches('/');
         let parsed = reqwest::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
-        match parsed.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(bad(
-                    "this sipmeter is built without TLS; use http:// to a TLS-terminating proxy on this machine",
-                ));
-            }
-            other => return Err(bad(&format!("scheme {other}: is not http:"))),
-        }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(bad("no host"));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("sipmeter/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| bad(&e.to_string()))?;
+            .user_agent(concat!("sipmeter/", env!("CARGO_PKG_VERSION")));
+        match parsed.scheme() {
+            "http" => {}
+            "https" => {
+                let bundle = match ca_file {
+                    Some(p) => p.to_path_buf(),
+                    None => system_ca_bundle().ok_or_else(|| {
+                        bad("no CA bundle found for https; set portal_ca_file to the PEM file of the portal's CA")
+                    })?,
+                };
+                let pem = std::fs::read(&bundle)
+                    .map_err(|e| bad(&format!("cannot read CA file {}: {e}", bundle.display())))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    bad(&format!(
+                        "CA file {} is not PEM certificates: {e}",
+                        bundle.display()
+                    ))
+                })?;
+                if certs.is_empty() {
+                    return Err(bad(&format!(
+                        "CA file {} holds no certificate",
+                        bundle.display()
+                    )));
+                }
+                builder = builder.https_only(true);
+                for c in certs {
+                    builder = builder.add_root_certificate(c);
+                }
+            }
+            other => return Err(bad(&format!("scheme {other}: is neither http: nor https:"))),
+        }
+        let http = builder.build().map_err(|e| bad(&e.to_string()))?;
         Ok(PortalClient {
             base: trimmed.to_string(),
             http,
@@ -229,6 +256,21 @@ impl PortalClient {
             reason: format!("HTTP {status}: {e}"),
         })
     }
+}
+
+/// The system's CA bundle: `SSL_CERT_FILE`, else the first of the usual locations present.
+fn system_ca_bundle() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
+        return Some(PathBuf::from(p));
+    }
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// The request this server makes for `token`: by its domain when one is configured (a
@@ -338,6 +380,8 @@ pub struct PortalConfig {
     pub url: Option<String>,
     /// Between check-ins, and between looks at `refresh_by`.
     pub checkin_interval: Duration,
+    /// PEM file of the CA an https portal's certificate chains to (default: system bundle).
+    pub ca_file: Option<PathBuf>,
     /// Whether the server refreshes and checks in by itself; tests that drive [`tick`] on a
     /// fake clock turn it off, so that no background round races theirs.
     pub background: bool,
@@ -348,6 +392,7 @@ impl Default for PortalConfig {
         PortalConfig {
             url: None,
             checkin_interval: DEFAULT_CHECKIN_INTERVAL,
+            ca_file: None,
             background: true,
         }
     }
@@ -379,7 +424,9 @@ impl PortalState {
     pub fn new(config: PortalConfig, install_id: String) -> PortalState {
         let client = match &config.url {
             None => Err(FetchError::NoPortal.to_string()),
-            Some(u) => PortalClient::new(u).map_err(|e| e.to_string()),
+            Some(u) => {
+                PortalClient::with_ca(u, config.ca_file.as_deref()).map_err(|e| e.to_string())
+            }
         };
         PortalState {
             config,
@@ -426,12 +473,14 @@ pub async fn get_license(app: &AppState) -> Result<license::Verified, FetchError
         .as_ref()
         .map_err(|_| match &app.portal.config.url {
             None => FetchError::NoPortal,
-            Some(u) => FetchError::Portal(PortalClient::new(u).err().unwrap_or_else(|| {
-                PortalError::BadUrl {
-                    url: u.clone(),
-                    reason: "unusable".into(),
-                }
-            })),
+            Some(u) => FetchError::Portal(
+                PortalClient::with_ca(u, app.portal.config.ca_file.as_deref())
+                    .err()
+                    .unwrap_or_else(|| PortalError::BadUrl {
+                        url: u.clone(),
+                        reason: "unusable".into(),
+                    }),
+            ),
         })?;
     let token = license_env::stored_token(&app.data_dir, None)?.ok_or(FetchError::NoToken)?;
     let v = fetch_and_install(

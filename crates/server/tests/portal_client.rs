@@ -103,7 +103,6 @@ async fn unreadable_answers_and_dead_portals_are_named() {
 #[test]
 fn unusable_urls_are_refused_up_front() {
     for (url, why) in [
-        ("https://portal.example.com", "built without TLS"),
         ("ftp://portal.example.com", "scheme ftp"),
         ("portal.example.com:8080", "portal.example.com:8080"),
         ("not a url", "not a url"),
@@ -112,6 +111,18 @@ fn unusable_urls_are_refused_up_front() {
         assert!(matches!(e, PortalError::BadUrl { .. }), "{url}: {e}");
         assert!(e.to_string().contains(why), "{url}: {e}");
     }
+}
+
+#[test]
+fn an_https_portal_needs_a_readable_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let e = PortalClient::with_ca("https://portal.example.com", Some(&missing)).unwrap_err();
+    assert!(e.to_string().contains("cannot read CA file"), "{e}");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let e = PortalClient::with_ca("https://portal.example.com", Some(&junk)).unwrap_err();
+    assert!(e.to_string().contains("holds no certificate"), "{e}");
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub struct FileConfig {
     pub portal_url: Option<String>,
     /// Seconds between check-ins with the portal (`serve --portal-checkin-s`) [default: 600].
     pub portal_checkin_s: Option<u64>,
+    /// PEM file of the CA an https portal's certificate chains to (`serve --portal-ca`)
+    /// [default: the system's CA bundle].
+    pub portal_ca_file: Option<PathBuf>,
 }
 
 impl FileConfig {

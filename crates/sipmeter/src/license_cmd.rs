@@ -119,6 +119,7 @@ pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result
         LicenseCommand::TrustPortal { portal, update } => trust_portal(
             &env,
             portal.as_deref().or(file.portal_url.as_deref()),
+            file.portal_ca_file.as_deref(),
             update,
         ),
     }
@@ -551,7 +552,7 @@ pub fn set_license_key(
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let client = server::portal_client::PortalClient::new(url)?;
+    let client = server::portal_client::PortalClient::with_ca(url, file.portal_ca_file.as_deref())?;
     let (install_id, _) = shared::install_id(&env.data_dir)?;
     let setup = env.setup();
     let pinned_before = env.data_dir.join(shared::PINNED_KEYS_FILE_NAME).exists();
@@ -647,11 +648,16 @@ fn request(env: &Env, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn trust_portal(env: &Env, url: Option<&str>, update: bool) -> Result<ExitCode> {
+fn trust_portal(
+    env: &Env,
+    url: Option<&str>,
+    ca_file: Option<&Path>,
+    update: bool,
+) -> Result<ExitCode> {
     let Some(url) = url else {
         bail!("which portal? give --portal URL or set portal_url in the config file");
     };
-    let client = server::portal_client::PortalClient::new(url)?;
+    let client = server::portal_client::PortalClient::with_ca(url, ca_file)?;
     let keys = runtime()?.block_on(async {
         let listed = client.keys().await?;
         server::portal_client::parse_keys(&client, &listed)

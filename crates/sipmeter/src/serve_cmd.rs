@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Seconds between check-ins with the portal [config: portal_checkin_s] [default: 600]
     #[arg(long, value_name = "SECONDS")]
     portal_checkin_s: Option<u64>,
+    /// PEM file of the CA an https portal's certificate chains to [config: portal_ca_file]
+    /// [default: the system's CA bundle]
+    #[arg(long = "portal-ca", value_name = "FILE")]
+    portal_ca_file: Option<PathBuf>,
     /// PEM certificate (chain) for HTTPS; with --tls-key the server speaks only HTTPS
     /// (remote sensors pin its fingerprint or check it against a CA)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -83,6 +87,10 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
     }
     let mut portal = server::portal_client::PortalConfig {
         url: args.portal_url.clone().or_else(|| file.portal_url.clone()),
+        ca_file: args
+            .portal_ca_file
+            .clone()
+            .or_else(|| file.portal_ca_file.clone()),
         ..Default::default()
     };
     if let Some(s) = args.portal_checkin_s.or(file.portal_checkin_s) {
@@ -93,7 +101,8 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         portal.checkin_interval = Duration::from_secs(s);
     }
     if let Some(url) = &portal.url {
-        server::portal_client::PortalClient::new(url).context("--portal / portal_url")?;
+        server::portal_client::PortalClient::with_ca(url, portal.ca_file.as_deref())
+            .context("--portal / portal_url")?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -116,6 +116,7 @@ async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock
     let portal = PortalConfig {
         url: Some(portal_url.to_string()),
         checkin_interval: Duration::from_secs(3600),
+        ca_file: None,
         background: false,
     };
     Running::start_full(config, alerts, portal, Arc::new(clock.clone()))
@@ -777,4 +778,83 @@ async fn serve_checks_in_by_itself_and_a_restart_is_a_reboot() {
     assert_eq!(banner_count(&page), 0, "{page}");
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_portal_is_trusted_through_the_configured_ca_only() {
+    let clock = FakeClock::new(jiff::Timestamp::now().as_microsecond() - 60_000_000);
+    let v = vendor(&clock).await;
+    let (id, token) = v
+        .license(8, Some("2099-12-31"), false, BindingState::Hwid(None))
+        .await;
+    // The same portal behind TLS, with a certificate for 127.0.0.1 from a private CA.
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let files = server::tls::TlsFiles {
+        cert: dir.path().join("cert.pem"),
+        key: dir.path().join("key.pem"),
+    };
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    let ca_pem = dir.path().join("ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&other_ca, ca_params.self_signed(&other_key).unwrap().pem()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = format!("https://{}", listener.local_addr().unwrap());
+    let (_stop, signal) = tokio::sync::oneshot::channel();
+    let _tls = server::tls::serve(
+        listener,
+        Some(&files),
+        portal::router(v.portal.clone()),
+        signal,
+    )
+    .unwrap();
+
+    let data = dir.path().join("data");
+    let config = |ca: &Path| {
+        let cfg = dir.path().join("sipmeter.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-4444\"\nportal_url = {https:?}\nportal_ca_file = {:?}\n",
+                data.display().to_string(),
+                ca.display().to_string()
+            ),
+        )
+        .unwrap();
+        cfg.to_str().unwrap().to_string()
+    };
+    // A CA that did not sign the portal's certificate: refused, named, nothing installed.
+    let cfg = config(&other_ca);
+    let out = sipmeter(&["--config-file", &cfg, "--set-license-key", &token]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("cannot reach the license portal at {https}")),
+        "{err}"
+    );
+    assert!(!data.join("license.key").exists());
+    // The portal's CA: fetched over TLS and installed.
+    let cfg = config(&ca_pem);
+    let out = sipmeter(&["--config-file", &cfg, "--set-license-key", &token]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("installed license {id} from {https}")),
+        "{text}"
+    );
 }
