@@ -3,6 +3,8 @@
 //! portal (the real portal never answers like this; its own behaviour is checked end to end
 //! in `crates/sipmeter/tests/portal_e2e.rs`).
 
+mod common;
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -144,4 +146,46 @@ fn the_banner_uses_the_portal_sentence_or_the_same_words() {
             .as_deref(),
         Some("license used concurrently by 3 systems")
     );
+}
+
+/// Without a portal, Get/Update License says what to do and changes nothing; the install id
+/// and boot id are shown anyway (support asks for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_license_without_a_portal_explains_and_installs_nothing() {
+    let w = common::World::new();
+    let clock = server::FakeClock::new(common::us("2026-11-28T12:00:00Z"));
+    let s = w.start(&clock).await;
+    let c = common::logged_in(s.addr).await;
+    let (_, page) = common::get_text(&c, s.addr, "/settings/license").await;
+    assert!(
+        page.contains("not configured (config key portal_url"),
+        "{page}"
+    );
+    let r = c
+        .post(common::url(s.addr, "/settings/license/fetch"))
+        .form(&[("csrf", common::csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CONFLICT);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Get/Update License: not installed; the license file is unchanged. no license portal is configured"),
+        "{page}"
+    );
+    assert!(!w.data().join("license.key").exists());
+    let install_id = std::fs::read_to_string(w.data().join("install-id")).unwrap();
+    let (_, about) = common::get_text(&c, s.addr, "/about").await;
+    assert!(
+        about.contains(&format!("<dd id=\"install-id\">{}</dd>", install_id.trim())),
+        "{about}"
+    );
+    assert!(
+        about.contains(&format!(
+            "<dd id=\"boot-id\">{}</dd>",
+            s.state.portal.boot_id
+        )),
+        "{about}"
+    );
+    s.stop().await.unwrap();
 }
