@@ -703,7 +703,7 @@ async fn a_key_for_another_hwid_is_reported_in_the_words_users_search_for() {
         r.text()
             .await
             .unwrap()
-            .contains("the license portal is not configured yet")
+            .contains("no license portal is configured")
     );
     s.stop().await.unwrap();
 }
