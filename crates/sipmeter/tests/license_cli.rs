@@ -396,7 +396,7 @@ fn set_license_key_stores_the_token_and_says_what_is_missing() {
         "ab12-cd34-ef56-7890",
     ]));
     assert!(
-        stdout(&out).contains("not available yet"),
+        stdout(&out).contains("no portal is configured"),
         "{}",
         stdout(&out)
     );
