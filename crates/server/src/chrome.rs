@@ -228,7 +228,7 @@ impl Chrome {
             banners: if user.is_some() {
                 let mut b = banners(st);
                 // The portal's last check-in verdict (concurrent use), not part of `Status`.
-                b.extend(app.portal.banner().map(|text| Banner {
+                b.extend(app.portal.banner(app.now()).map(|text| Banner {
                     class: "error",
                     text,
                 }));

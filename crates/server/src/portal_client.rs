@@ -444,9 +444,16 @@ impl PortalState {
         self.verdict.read().ok().and_then(|v| v.clone())
     }
 
-    /// The concurrent-use banner every page shows while the last verdict flags it.
-    pub fn banner(&self) -> Option<String> {
-        self.verdict().and_then(|(_, v)| v.banner())
+    /// The concurrent-use banner every page shows while the last verdict flags it. A verdict
+    /// older than the portal's live window (three check-in intervals) is not shown: the
+    /// portal itself would no longer count the systems it was about.
+    pub fn banner(&self, now: Micros) -> Option<String> {
+        let window = i64::try_from(self.config.checkin_interval.as_micros())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(3);
+        self.verdict()
+            .filter(|(at, _)| now.saturating_sub(*at) <= window)
+            .and_then(|(_, v)| v.banner())
     }
 
     pub fn last_checkin(&self) -> Option<Attempt> {

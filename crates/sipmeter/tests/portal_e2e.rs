@@ -479,6 +479,11 @@ async fn identical_clones_are_concurrent_use_a_reboot_is_not() {
     );
     let (_, page) = get_text(&ca, a.addr, "/cdrs").await;
     assert_eq!(banner_count(&page), 1, "{page}");
+    // A verdict older than the live window (3 x the 1-hour interval of these servers) is not
+    // shown: nobody knows any more whether both still run.
+    clock.advance(3 * 3_600_000_000 + 1);
+    let (_, page) = get_text(&ca, a.addr, "/cdrs").await;
+    assert_eq!(banner_count(&page), 0, "{page}");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 
