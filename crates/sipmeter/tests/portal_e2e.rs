@@ -863,3 +863,111 @@ async fn an_https_portal_is_trusted_through_the_configured_ca_only() {
         "{text}"
     );
 }
+
+fn last_line(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// Everything as processes, on the real clock: the vendor's operator makes a trial with the
+/// portal CLI, `sipmeter portal serve` serves it, `--set-license-key` fetches it.
+#[test]
+fn portal_processes_and_the_cli_issue_a_trial_of_thirty_days_from_today() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let pd = dir.path().join("portal");
+    let pd = pd.to_str().unwrap();
+    let customer = last_line(&sipmeter(&[
+        "portal",
+        "customer",
+        "add",
+        "--data-dir",
+        pd,
+        "--name",
+        "Acme",
+    ]));
+    let token = last_line(&sipmeter(&[
+        "portal",
+        "license",
+        "add",
+        "--data-dir",
+        pd,
+        "--customer",
+        &customer,
+        "--channels",
+        "7",
+        "--trial",
+    ]));
+    let mut portal = std::process::Command::new(env!("CARGO_BIN_EXE_sipmeter"))
+        .args([
+            "portal",
+            "serve",
+            "--data-dir",
+            pd,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-password", "portal support pw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(portal.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("portal exited").unwrap();
+        if let Some(rest) = line.split("portal on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let data = dir.path().join("server");
+    let data = data.to_str().unwrap();
+    let out = sipmeter(&[
+        "--data-dir",
+        data,
+        "--set-license-key",
+        &token,
+        "--portal",
+        &url,
+    ]);
+    let fetched = String::from_utf8_lossy(&out.stdout).to_string();
+    let _ = portal.kill();
+    let _ = portal.wait();
+    assert!(
+        out.status.success(),
+        "{fetched}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 30 days from the portal's today (UTC), no grace period.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let end = today.checked_add(jiff::Span::new().days(30)).unwrap();
+    assert!(
+        fetched.contains("7 channels, hwid ")
+            && fetched.contains(&format!("formal end {end}, grace end {end}")),
+        "{fetched}"
+    );
+    let out = sipmeter(&["--data-dir", data, "license", "status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["license"]["trial"], true);
+    assert_eq!(st["license"]["formal_end"], end.to_string());
+    assert_eq!(st["state"], "ok");
+    assert!(
+        st["dates"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("trial ends after {end} (30 days left)")),
+        "{st}"
+    );
+}
