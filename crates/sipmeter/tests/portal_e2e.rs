@@ -656,6 +656,24 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
         .await
         .unwrap();
     assert_eq!(issued.license_id, id);
+    let answer = dir.path().join("response.key");
+    std::fs::write(&answer, &issued.license).unwrap();
+    let out = sipmeter(&[
+        "--config-file",
+        cfg,
+        "license",
+        "install",
+        answer.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("installed response.key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("license.key")).unwrap(),
+        issued.license
+    );
 
     // A key rotation: the pin changes only when the operator says so, and until then a file
     // signed by the new key is refused and the installed one kept.
