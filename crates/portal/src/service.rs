@@ -236,10 +236,22 @@ impl Portal {
         database: Option<&str>,
         clock: Arc<dyn Clock>,
     ) -> Result<Portal> {
+        let existed = data_dir.exists();
         std::fs::create_dir_all(data_dir).map_err(|source| PortalError::Io {
             what: format!("cannot create {}", data_dir.display()),
             source,
         })?;
+        // The database holds the signing keys: a directory we create is the owner's alone.
+        #[cfg(unix)]
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| PortalError::Io {
+                    what: format!("cannot restrict {}", data_dir.display()),
+                    source,
+                },
+            )?;
+        }
         let url = match database {
             Some(u) => u.to_string(),
             None => format!("sqlite://{}", data_dir.join("portal.db").display()),

@@ -64,9 +64,19 @@ fn today_plus(days: i64) -> jiff::civil::Date {
 #[test]
 fn operator_workflow_is_audited_and_offline_answers_verify() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let dir = &tmp.path().join("portal");
     let customer = last_line(&sipmeter(dir, &["customer", "add", "--name", "Acme Ltd"]));
     assert!(customer.starts_with("C-"), "{customer}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the portal's directory holds the signing keys"
+        );
+    }
     let formal_end = today_plus(100);
     let out = sipmeter(
         dir,
