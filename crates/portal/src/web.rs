@@ -737,6 +737,7 @@ struct SupportLicensePage {
     notice: Option<String>,
     csrf: String,
     l: LicRow,
+    tiers: Vec<Tier>,
     grants: Vec<(String, String)>,
     orders: Vec<OrderV>,
     checkins: Vec<CheckinV>,
@@ -757,6 +758,7 @@ async fn support_license(
         notice: q.get("done").cloned(),
         csrf: a.csrf.clone(),
         l: LicRow::from(&view),
+        tiers: app.portal.tiers().await?,
         grants: view
             .grants
             .iter()
@@ -838,6 +840,13 @@ async fn support_action(
                 "Emergency trial {} until {}, token {}.",
                 row.id, row.formal_end, row.token
             )
+        }
+        "upgrade" => {
+            let tier_id = field(&form, "tier").unwrap_or_default().to_string();
+            let o = p
+                .place_order(&who, &id, OrderRequest::Upgrade { tier_id })
+                .await?;
+            format!("Order {} placed.", o.id)
         }
         "renew" => {
             let months = number(&form, "months")?;

@@ -363,3 +363,100 @@ async fn repeated_failed_logins_lock_the_user_name_out() {
     assert_eq!(Browser::login(&w, "alice", "alice-pass").await.1, 429);
     assert_eq!(Browser::login(&w, "bob", "bob-pass-1").await.1, 200);
 }
+
+#[tokio::test]
+async fn support_adds_a_customer_with_login_and_a_license_then_upgrades_it() {
+    let w = World::sqlite("2026-11-28").await;
+    w.portal
+        .ensure_support_user(Some("support-pass"))
+        .await
+        .unwrap();
+    let (sup, _) = Browser::login(&w, "support", "support-pass").await;
+    let (status, page) = sup
+        .post(
+            "/support",
+            "/support/customers",
+            &[
+                ("name", "Gamma"),
+                ("login", "gina"),
+                ("password", "gina-pass"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let gamma = w
+        .portal
+        .customers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "Gamma")
+        .unwrap();
+    let (status, page) = sup
+        .post(
+            "/support",
+            "/support/licenses",
+            &[
+                ("customer", gamma.id.as_str()),
+                ("channels", "25"),
+                ("formal_end", "2027-09-30"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let lic = w
+        .portal
+        .licenses(Some(&gamma.id))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(page.contains(&lic.token), "the new token is shown");
+    let lpage = format!("/support/licenses/{}", lic.id);
+    let (status, _) = sup
+        .post(&lpage, &format!("{lpage}/upgrade"), &[("tier", "T50")])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(w.terms(&lic.token).await.channels, 25, "pending");
+    let order = w
+        .portal
+        .orders(Some(&lic.id), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.kind == portal::OrderKind::Upgrade)
+        .unwrap();
+    let (status, page) = sup
+        .post(
+            "/support/orders",
+            &format!("/support/orders/{}/paid", order.id),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("is completed"), "{page}");
+    assert_eq!(w.terms(&lic.token).await.channels, 50);
+    // the new customer logs in and sees the upgraded license
+    let (gina, status) = Browser::login(&w, "gina", "gina-pass").await;
+    assert_eq!(status, 200);
+    let (_, services) = gina.get("/services").await;
+    assert!(
+        services.contains(&lic.id) && services.contains("<td>50</td>"),
+        "{services}"
+    );
+    let audit = w.portal.audit_log(None, 100).await.unwrap();
+    for action in [
+        "add_customer",
+        "add_user",
+        "add_license",
+        "place_order",
+        "order_paid",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == action && a.who == "support:support"),
+            "{action}"
+        );
+    }
+}
