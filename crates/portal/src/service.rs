@@ -557,8 +557,10 @@ impl Portal {
         trial: bool,
         binding: BindingState,
     ) -> Result<LicenseRow> {
-        self.add_license_inner(who, customer, channels, formal_end, trial, false, binding)
-            .await
+        self.add_license_inner(
+            who, customer, channels, formal_end, trial, false, binding, "",
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -571,6 +573,7 @@ impl Portal {
         trial: bool,
         emergency: bool,
         binding: BindingState,
+        note: &str,
     ) -> Result<LicenseRow> {
         self.customer(customer).await?;
         if channels == 0 {
@@ -641,7 +644,7 @@ impl Portal {
             Some(&row.id),
             Some(customer),
             &format!(
-                "{channels} channels, formal end {formal_end}{}, {}",
+                "{channels} channels, formal end {formal_end}{}, {}{note}",
                 if trial { ", trial" } else { "" },
                 row.binding
             ),
@@ -965,6 +968,7 @@ impl Portal {
             false,
             true,
             row.binding.clone(),
+            &format!(", standing in for {}", row.id),
         )
         .await
     }

@@ -139,6 +139,13 @@ async fn trial_and_emergency_trial_last_thirty_days() {
         .unwrap();
     let t = w.terms(&emergency.token).await;
     assert!(t.emergency);
+    let audit = w.portal.audit_log(Some(&emergency.id), 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "emergency_trial" && a.details.contains(&paid_id)),
+        "{audit:?}"
+    );
     assert_eq!(t.channels, 75, "same limit as the license it stands in for");
     assert_eq!(t.formal_end, day("2027-01-04"));
     assert_eq!(t.grace_end, day("2027-01-04"));
