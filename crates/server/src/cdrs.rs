@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use calls::time::format_rfc3339;
 use calls::{Leg, Micros};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use store::{CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, Match, MatchCount, PageAt, StoredLeg};
 
@@ -27,10 +28,6 @@ use crate::state::AppState;
 
 /// Rows per page of the GUI list.
 const PAGE_ROWS: u32 = 50;
-
-/// Most rows of one CSV export. The export is built in memory, so it is bounded; the last line
-/// says when the list was cut, and a narrower time range gets the rest.
-pub const CSV_MAX_ROWS: usize = 100_000;
 
 /// The printed shape of a leg. Field names are a contract: scripts and the CSV header read them.
 #[derive(Serialize)]
@@ -529,47 +526,80 @@ pub async fn api_list(
     .into_response()
 }
 
-/// `GET /api/v1/cdrs.csv`: the whole filtered list (in the asked order) as CSV, read page by
-/// page with the keyset cursor, at most [`CSV_MAX_ROWS`] rows.
+/// `GET /api/v1/cdrs.csv`: the whole filtered list (in the asked order) as CSV, streamed page
+/// by page with the keyset cursor. Memory stays at one page whatever the size of the list, and
+/// the next page is read only when the client has taken the previous one, so a slow download
+/// costs no more than a fast one. The license lock was checked by the gate before the first
+/// byte; a store error halfway aborts the body (the client sees a broken transfer, not a
+/// short file that looks complete).
 pub async fn api_csv(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Query(p): Query<ListParams>,
 ) -> Response {
-    let mut q = match query_of(&p, &app.license.tz, store::MAX_PAGE) {
+    let mut q = match query_of(&p, &app.license.tz, CSV_PAGE_ROWS) {
         Ok(q) => q,
         Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
     };
-    q.limit = store::MAX_PAGE;
+    q.limit = CSV_PAGE_ROWS;
     q.page = PageAt::First;
-    let mut body = CSV_COLUMNS.join(",");
-    body.push_str("\r\n");
-    let mut rows = 0usize;
-    loop {
-        let page = match app.store.cdr_page(&q).await {
-            Ok(p) => p,
-            Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-        };
-        for s in &page.legs {
-            if rows == CSV_MAX_ROWS {
-                body.push_str(&format!(
-                    "# cut at {CSV_MAX_ROWS} rows: narrow the time range for the rest\r\n"
-                ));
-                return csv_response(body);
+    q.count = false;
+    // The first page is read before answering, so a database that cannot be read gets a 500
+    // rather than a 200 with a broken body.
+    let first = match app.store.cdr_page(&q).await {
+        Ok(p) => p,
+        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
+    };
+    let mut head = CSV_COLUMNS.join(",");
+    head.push_str("\r\n");
+    let chunk = csv_chunk(head, &first.legs);
+    let rest = first.next.map(|c| {
+        q.page = PageAt::After(c);
+        q
+    });
+    let pages = futures_util::stream::unfold(rest, move |next| {
+        let app = app.clone();
+        async move {
+            let mut q = next?;
+            match app.store.cdr_page(&q).await {
+                Ok(page) => {
+                    let chunk = csv_chunk(String::new(), &page.legs);
+                    let rest = page.next.map(|c| {
+                        q.page = PageAt::After(c);
+                        q
+                    });
+                    Some((Ok(axum::body::Bytes::from(chunk)), rest))
+                }
+                Err(e) => {
+                    eprintln!(
+                        "sipmeter serve: CSV export stopped: {}",
+                        crate::sensor::chain(&e)
+                    );
+                    Some((Err(std::io::Error::other("cannot read the CDRs")), None))
+                }
             }
-            body.push_str(&csv_line(&s.leg, true));
-            body.push_str("\r\n");
-            rows += 1;
         }
-        match page.next {
-            Some(c) => q.page = PageAt::After(c),
-            None => break,
-        }
-    }
-    csv_response(body)
+    });
+    let body = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk))
+    })
+    .chain(pages);
+    csv_response(axum::body::Body::from_stream(body))
 }
 
-fn csv_response(body: String) -> Response {
+/// Rows read from the store per CSV chunk (the store's largest page).
+const CSV_PAGE_ROWS: u32 = store::MAX_PAGE;
+
+/// `legs` as CSV lines after `prefix`.
+fn csv_chunk(mut prefix: String, legs: &[StoredLeg]) -> String {
+    for s in legs {
+        prefix.push_str(&csv_line(&s.leg, true));
+        prefix.push_str("\r\n");
+    }
+    prefix
+}
+
+fn csv_response(body: axum::body::Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
