@@ -1,7 +1,7 @@
 //! CDR leg storage.
 //!
 //! The rest of sipmeter talks to one [`Store`] type so that the embedded default (SQLite in the
-//! data directory) and the scale-out option (PostgreSQL, not implemented yet) stay
+//! data directory) and the scale-out option (PostgreSQL, for many sensors) stay
 //! interchangeable: callers never see which backend they hold. Everything written here is keyed
 //! so that a retry or a re-import cannot duplicate a leg (spec: nothing ingested is ever lost or
 //! duplicated).
@@ -10,6 +10,7 @@ mod alerts;
 mod cdr_query;
 mod channel_stats;
 mod codec;
+mod pg;
 mod sensors;
 mod sqlite;
 mod summary;
@@ -127,9 +128,70 @@ pub struct Store {
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(pg::PgStore),
+}
+
+/// Where the store lives: a `postgres://` (or `postgresql://`) URL, or else the SQLite data
+/// directory. Parsed from the one `--database` setting so that every command opens alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    /// `database` if given (a URL, or a data directory), else SQLite in `data_dir`.
+    pub fn from_setting(database: Option<&str>, data_dir: &Path) -> Database {
+        match database {
+            Some(d) if is_postgres_url(d) => Database::Postgres(d.to_string()),
+            Some(d) => Database::Sqlite(PathBuf::from(d)),
+            None => Database::Sqlite(data_dir.to_path_buf()),
+        }
+    }
+
+    /// For logs and messages: the path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(dir) => dir.join(SQLITE_FILE_NAME).display().to_string(),
+            Database::Postgres(url) => pg::redacted(url),
+        }
+    }
+}
+
+impl From<&str> for Database {
+    fn from(s: &str) -> Database {
+        Database::from_setting(Some(s), Path::new(DEFAULT_DATA_DIR))
+    }
+}
+
+fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
 impl Store {
+    /// Opens the store `database` names: a `postgres://` URL opens PostgreSQL (migrated to the
+    /// current schema, like SQLite), anything else is the SQLite data directory.
+    pub async fn open(database: impl Into<Database>) -> Result<Store> {
+        match database.into() {
+            Database::Sqlite(dir) => Store::open_sqlite(dir).await,
+            Database::Postgres(url) => Store::open_postgres(&url).await,
+        }
+    }
+
+    /// Opens the PostgreSQL database at `url` and migrates it to the current schema.
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        let backend = Backend::Postgres(pg::PgStore::open(url).await?);
+        Ok(Store { backend })
+    }
+
+    /// Which backend this store is, for diagnostics ("sqlite" or "postgres").
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
     /// Opens (creating if missing) the SQLite database in `data_dir` and migrates it to the
     /// current schema, so a database written by an older sipmeter is usable at once.
     pub async fn open_sqlite(data_dir: impl AsRef<Path>) -> Result<Store> {
@@ -145,6 +207,7 @@ impl Store {
     pub async fn insert_legs(&mut self, legs: &[Leg]) -> Result<InsertReport> {
         match &mut self.backend {
             Backend::Sqlite(s) => s.insert_legs(legs).await,
+            Backend::Postgres(p) => p.insert_legs(legs).await,
         }
     }
 
@@ -164,6 +227,7 @@ impl Store {
     pub async fn legs_with_ids(&self, query: &LegQuery) -> Result<Vec<StoredLeg>> {
         match &self.backend {
             Backend::Sqlite(s) => s.legs(query).await,
+            Backend::Postgres(p) => p.legs(query).await,
         }
     }
 
@@ -172,6 +236,7 @@ impl Store {
     pub async fn leg_messages(&self, leg_id: LegId) -> Result<Vec<LegMessage>> {
         match &self.backend {
             Backend::Sqlite(s) => s.leg_messages(leg_id).await,
+            Backend::Postgres(p) => p.leg_messages(leg_id).await,
         }
     }
 
@@ -179,6 +244,7 @@ impl Store {
     pub async fn cdr_page(&self, query: &CdrQuery) -> Result<CdrPage> {
         match &self.backend {
             Backend::Sqlite(s) => s.cdr_page(query).await,
+            Backend::Postgres(p) => p.cdr_page(query).await,
         }
     }
 
@@ -186,6 +252,7 @@ impl Store {
     pub async fn leg(&self, id: LegId) -> Result<Option<StoredLeg>> {
         match &self.backend {
             Backend::Sqlite(s) => s.leg(id).await,
+            Backend::Postgres(p) => p.leg(id).await,
         }
     }
 
@@ -195,6 +262,7 @@ impl Store {
     pub async fn related_legs(&self, leg: &StoredLeg) -> Result<Vec<RelatedLeg>> {
         match &self.backend {
             Backend::Sqlite(s) => s.related_legs(leg).await,
+            Backend::Postgres(p) => p.related_legs(leg).await,
         }
     }
 
@@ -202,6 +270,7 @@ impl Store {
     pub async fn count_legs(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(s) => s.count_legs().await,
+            Backend::Postgres(p) => p.count_legs().await,
         }
     }
 
@@ -211,6 +280,7 @@ impl Store {
     pub async fn update_channel_stats(&mut self, mode: ActiveMode) -> Result<ChannelUpdate> {
         match &mut self.backend {
             Backend::Sqlite(s) => s.update_channel_stats(mode).await,
+            Backend::Postgres(p) => p.update_channel_stats(mode).await,
         }
     }
 
@@ -218,6 +288,7 @@ impl Store {
     pub async fn recompute_channel_stats(&mut self, mode: ActiveMode) -> Result<ChannelUpdate> {
         match &mut self.backend {
             Backend::Sqlite(s) => s.recompute_channel_stats(mode).await,
+            Backend::Postgres(p) => p.recompute_channel_stats(mode).await,
         }
     }
 
@@ -226,6 +297,7 @@ impl Store {
     pub async fn channel_minutes(&self, from: Micros, to: Micros) -> Result<Vec<MinuteRow>> {
         match &self.backend {
             Backend::Sqlite(s) => s.channel_minutes(from, to).await,
+            Backend::Postgres(p) => p.channel_minutes(from, to).await,
         }
     }
 
@@ -233,6 +305,7 @@ impl Store {
     pub async fn channel_extent(&self) -> Result<Option<(Micros, Micros)>> {
         match &self.backend {
             Backend::Sqlite(s) => s.channel_extent().await,
+            Backend::Postgres(p) => p.channel_extent().await,
         }
     }
 
@@ -240,6 +313,7 @@ impl Store {
     pub async fn legs_active_at(&self, t: Micros) -> Result<Vec<StoredLeg>> {
         match &self.backend {
             Backend::Sqlite(s) => s.legs_active_at(t).await,
+            Backend::Postgres(p) => p.legs_active_at(t).await,
         }
     }
 
@@ -250,6 +324,7 @@ impl Store {
     pub async fn leg_outcomes(&self, days: &[Window]) -> Result<Vec<DayOutcomes>> {
         match &self.backend {
             Backend::Sqlite(s) => s.leg_outcomes(days).await,
+            Backend::Postgres(p) => p.leg_outcomes(days).await,
         }
     }
 
@@ -261,6 +336,7 @@ impl Store {
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         match &self.backend {
             Backend::Sqlite(s) => users::user_by_name(&s.pool, name).await,
+            Backend::Postgres(p) => pg::user_by_name(&p.pool, name).await,
         }
     }
 
@@ -275,6 +351,7 @@ impl Store {
     ) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => users::create_user(&s.pool, name, role, password_hash, now).await,
+            Backend::Postgres(p) => pg::create_user(&p.pool, name, role, password_hash, now).await,
         }
     }
 
@@ -282,6 +359,7 @@ impl Store {
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => users::set_password(&s.pool, name, password_hash).await,
+            Backend::Postgres(p) => pg::set_password(&p.pool, name, password_hash).await,
         }
     }
 
@@ -289,6 +367,7 @@ impl Store {
     pub async fn list_users(&self) -> Result<Vec<User>> {
         match &self.backend {
             Backend::Sqlite(s) => users::list_users(&s.pool).await,
+            Backend::Postgres(p) => pg::list_users(&p.pool).await,
         }
     }
 
@@ -296,6 +375,7 @@ impl Store {
     pub async fn count_users(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(s) => users::count_users(&s.pool).await,
+            Backend::Postgres(p) => pg::count_users(&p.pool).await,
         }
     }
 
@@ -306,6 +386,7 @@ impl Store {
     pub async fn alert_rules(&self) -> Result<Vec<AlertRule>> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::list_rules(&s.pool).await,
+            Backend::Postgres(p) => pg::list_rules(&p.pool).await,
         }
     }
 
@@ -313,6 +394,7 @@ impl Store {
     pub async fn alert_rule(&self, id: i64) -> Result<Option<AlertRule>> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::rule(&s.pool, id).await,
+            Backend::Postgres(p) => pg::rule(&p.pool, id).await,
         }
     }
 
@@ -320,6 +402,7 @@ impl Store {
     pub async fn create_alert_rule(&self, spec: &AlertRuleSpec, now: Micros) -> Result<i64> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::create_rule(&s.pool, spec, now).await,
+            Backend::Postgres(p) => pg::create_rule(&p.pool, spec, now).await,
         }
     }
 
@@ -328,6 +411,7 @@ impl Store {
     pub async fn update_alert_rule(&self, id: i64, spec: &AlertRuleSpec) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::update_rule(&s.pool, id, spec).await,
+            Backend::Postgres(p) => pg::update_rule(&p.pool, id, spec).await,
         }
     }
 
@@ -335,6 +419,7 @@ impl Store {
     pub async fn set_alert_rule_enabled(&self, id: i64, enabled: bool) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::set_rule_enabled(&s.pool, id, enabled).await,
+            Backend::Postgres(p) => pg::set_rule_enabled(&p.pool, id, enabled).await,
         }
     }
 
@@ -342,6 +427,7 @@ impl Store {
     pub async fn delete_alert_rule(&self, id: i64) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::delete_rule(&s.pool, id).await,
+            Backend::Postgres(p) => pg::delete_rule(&p.pool, id).await,
         }
     }
 
@@ -349,6 +435,7 @@ impl Store {
     pub async fn set_alert_rule_state(&self, id: i64, state: &AlertRuleState) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::set_rule_state(&s.pool, id, state).await,
+            Backend::Postgres(p) => pg::set_rule_state(&p.pool, id, state).await,
         }
     }
 
@@ -371,6 +458,12 @@ impl Store {
                 )
                 .await
             }
+            Backend::Postgres(p) => {
+                pg::log_alert(
+                    &p.pool, at, rule_id, rule_name, channel, what, outcome, detail,
+                )
+                .await
+            }
         }
     }
 
@@ -378,6 +471,7 @@ impl Store {
     pub async fn alert_log(&self, limit: u32, offset: u64) -> Result<Vec<AlertLogEntry>> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::alert_log(&s.pool, limit, offset).await,
+            Backend::Postgres(p) => pg::alert_log(&p.pool, limit, offset).await,
         }
     }
 
@@ -385,6 +479,7 @@ impl Store {
     pub async fn count_alert_log(&self) -> Result<u64> {
         match &self.backend {
             Backend::Sqlite(s) => alerts::count_alert_log(&s.pool).await,
+            Backend::Postgres(p) => pg::count_alert_log(&p.pool).await,
         }
     }
 
@@ -394,6 +489,7 @@ impl Store {
     pub async fn create_sensor(&self, name: &str, token_hash: &str, now: Micros) -> Result<Option<i64>> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::create(&s.pool, name, token_hash, now).await,
+            Backend::Postgres(p) => pg::create_sensor(&p.pool, name, token_hash, now).await,
         }
     }
 
@@ -401,6 +497,7 @@ impl Store {
     pub async fn sensor_by_token(&self, token_hash: &str) -> Result<Option<Sensor>> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::by_token(&s.pool, token_hash).await,
+            Backend::Postgres(p) => pg::sensor_by_token(&p.pool, token_hash).await,
         }
     }
 
@@ -408,6 +505,7 @@ impl Store {
     pub async fn list_sensors(&self) -> Result<Vec<Sensor>> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::list(&s.pool).await,
+            Backend::Postgres(p) => pg::list_sensors(&p.pool).await,
         }
     }
 
@@ -415,6 +513,7 @@ impl Store {
     pub async fn revoke_sensor(&self, id: i64, now: Micros) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::revoke(&s.pool, id, now).await,
+            Backend::Postgres(p) => pg::revoke_sensor(&p.pool, id, now).await,
         }
     }
 
@@ -422,6 +521,7 @@ impl Store {
     pub async fn revoke_sensor_by_name(&self, name: &str, now: Micros) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::revoke_by_name(&s.pool, name, now).await,
+            Backend::Postgres(p) => pg::revoke_sensor_by_name(&p.pool, name, now).await,
         }
     }
 
@@ -435,6 +535,7 @@ impl Store {
     ) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::seen(&s.pool, id, now, report, legs).await,
+            Backend::Postgres(p) => pg::sensor_seen(&p.pool, id, now, report, legs).await,
         }
     }
 
@@ -442,6 +543,7 @@ impl Store {
     pub async fn schema_version(&self) -> Result<i64> {
         match &self.backend {
             Backend::Sqlite(s) => s.schema_version().await,
+            Backend::Postgres(p) => p.schema_version().await,
         }
     }
 
@@ -450,6 +552,7 @@ impl Store {
     pub async fn close(self) {
         match self.backend {
             Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(p) => p.close().await,
         }
     }
 }
