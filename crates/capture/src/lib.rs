@@ -21,6 +21,8 @@ pub use sip::Transport;
 pub mod decode;
 pub mod defrag;
 pub mod error;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod ports;
 pub mod reader;
 pub mod tcp;
