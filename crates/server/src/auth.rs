@@ -7,15 +7,21 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
+use blake2::Blake2bMac;
+use blake2::digest::Mac;
+use blake2::digest::consts::U32;
 use license::rand_core::RngCore;
 use store::Role;
 
 use crate::error::ServerError;
+use crate::pages::LoginError;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "sipmeter_session";
 /// Cookie of the login form's CSRF token: there is no session yet to keep it in, so the form
@@ -222,6 +228,136 @@ impl Throttle {
             t.users.remove(user);
         }
     }
+}
+
+/// How long a successful HTTP Basic check is trusted without running argon2 again.
+pub const BASIC_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Most remembered HTTP Basic checks; beyond it the stale ones go, then all of them.
+const BASIC_CACHE_MAX: usize = 10_000;
+
+/// Successful HTTP Basic checks, remembered for [`BASIC_CACHE_TTL`], so that a script calling
+/// the API does not pay an argon2 hash (tens of ms of CPU) per request.
+///
+/// The password itself is never kept: an entry is keyed by the user name and a keyed BLAKE2b
+/// tag of the password, under a random key that lives only in this process. An entry also
+/// holds the argon2 hash it was verified against; a hit requires the user's current hash to be
+/// that same string, so a changed password (from the GUI or another process on the same
+/// database) or a deleted user is refused at once, and the role is always read afresh. Only
+/// successes are remembered: a wrong password always goes through argon2 and the throttle.
+pub struct BasicCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<(String, [u8; 32]), BasicEntry>>,
+    hits: AtomicU64,
+}
+
+struct BasicEntry {
+    password_hash: String,
+    verified_at: Instant,
+}
+
+impl Default for BasicCache {
+    fn default() -> BasicCache {
+        let mut key = [0u8; 32];
+        license::OsRng.fill_bytes(&mut key);
+        BasicCache {
+            key,
+            entries: Mutex::default(),
+            hits: AtomicU64::new(0),
+        }
+    }
+}
+
+impl BasicCache {
+    fn tag(&self, password: &str) -> [u8; 32] {
+        let mut mac = <Blake2bMac<U32> as Mac>::new_from_slice(&self.key)
+            .expect("a 32-byte key suits BLAKE2b");
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `password` of `name` was verified against `current_hash` (the user's hash in
+    /// the store now) within the TTL.
+    pub fn hit(&self, name: &str, password: &str, current_hash: &str) -> bool {
+        let key = (name.to_string(), self.tag(password));
+        let Ok(mut m) = self.entries.lock() else {
+            return false;
+        };
+        let fresh = match m.get(&key) {
+            None => return false,
+            Some(e) => {
+                e.verified_at.elapsed() < BASIC_CACHE_TTL
+                    && tokens_equal(&e.password_hash, current_hash)
+            }
+        };
+        if !fresh {
+            m.remove(&key);
+            return false;
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Remembers that `password` of `name` matched `password_hash`.
+    pub fn remember(&self, name: &str, password: &str, password_hash: &str) {
+        let key = (name.to_string(), self.tag(password));
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= BASIC_CACHE_MAX {
+                m.retain(|_, e| e.verified_at.elapsed() < BASIC_CACHE_TTL);
+                if m.len() >= BASIC_CACHE_MAX {
+                    m.clear();
+                }
+            }
+            m.insert(
+                key,
+                BasicEntry {
+                    password_hash: password_hash.to_string(),
+                    verified_at: Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// Requests answered from the cache since the start.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+/// HTTP Basic credentials of an API request: the throttle first (always), then the cache of
+/// recent successes against the user's current hash, else the full login check (argon2,
+/// throttle bookkeeping), whose success is remembered.
+pub async fn check_basic(
+    app: &AppState,
+    name: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<AuthUser, LoginError> {
+    if let Some(t) = app.throttle.check(name, ip) {
+        app.metrics
+            .logins_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(LoginError::Throttled(t));
+    }
+    let user = app.store.user_by_name(name).await.map_err(|e| {
+        eprintln!("sipmeter serve: user lookup: {}", crate::sensor::chain(&e));
+        LoginError::Internal
+    })?;
+    if let Some(u) = &user
+        && app.basic_auth.hit(name, password, &u.password_hash)
+    {
+        return Ok(AuthUser {
+            name: u.name.clone(),
+            role: u.role,
+            csrf: None,
+        });
+    }
+    let ok = crate::pages::check_login(app, name, password, ip).await?;
+    // Remembered with the hash read before the check: if the password changed in between,
+    // the entry never matches the new hash, so the race fails closed.
+    if let Some(u) = &user {
+        app.basic_auth.remember(name, password, &u.password_hash);
+    }
+    Ok(ok)
 }
 
 /// The value of cookie `name` in a `Cookie` header.

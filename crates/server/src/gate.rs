@@ -115,7 +115,7 @@ async fn gated(
         && route.api
         && let Some((name, password)) = auth::basic_credentials(&parts.headers)
     {
-        match crate::pages::check_login(&app, &name, &password, peer.ip()).await {
+        match auth::check_basic(&app, &name, &password, peer.ip()).await {
             Ok(u) => user = Some(u),
             Err(_) => return unauthorized(route),
         }

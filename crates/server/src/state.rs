@@ -47,6 +47,8 @@ pub struct Inner {
     pub pcap_dir: Option<PathBuf>,
     pub sessions: Sessions,
     pub throttle: Throttle,
+    /// Recent successful HTTP Basic checks (see [`crate::auth::BasicCache`]).
+    pub basic_auth: crate::auth::BasicCache,
     pub metrics: Metrics,
     /// The alert engine's settings and its one-evaluation-at-a-time lock.
     pub alerts: crate::alerts::Engine,
@@ -100,6 +102,7 @@ impl AppState {
             pcap_dir,
             sessions: Sessions::default(),
             throttle: Throttle::default(),
+            basic_auth: Default::default(),
             metrics: Metrics::default(),
             alerts: crate::alerts::Engine::new(alerts),
             portal,
