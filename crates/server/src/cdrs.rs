@@ -709,7 +709,7 @@ fn fields(s: &StoredLeg, tz: &jiff::tz::TimeZone) -> Vec<Field> {
             _ => None,
         };
         if let Some(t) = local_of {
-            v = format!("{v} ({})", local(t, tz));
+            v = format!("{} ({v})", local(t, tz));
         }
         out.push(Field { name: c, value: v });
     }

@@ -197,7 +197,7 @@ pub fn concurrent_calls_chart(
         if i > 0 {
             let _ = write!(
                 svg.out,
-                "<line x1=\"{xs:.1}\" y1=\"{:.1}\" x2=\"{xs:.1}\" y2=\"{:.1}\" stroke=\"#888\" \
+                "<line x1=\"{xs:.1}\" y1=\"{:.1}\" x2=\"{xs:.1}\" y2=\"{:.1}\" stroke=\"#c3cad3\" \
                  stroke-width=\"1\"/>",
                 TOP,
                 TOP + PH + 4.0
@@ -325,7 +325,7 @@ pub fn calls_24h_chart(
              stroke-width=\"1\"/><text x=\"{x:.1}\" y=\"{:.1}\">{hour:02}:00</text>",
             if midnight { TOP } else { TOP + PH },
             TOP + PH + 4.0,
-            if midnight { "#888" } else { "#222" },
+            if midnight { "#c3cad3" } else { "#222" },
             TOP + PH + 16.0,
         );
         if midnight {

@@ -215,6 +215,8 @@ struct DashboardPage {
     today_peak_at: Option<When>,
     live_note: String,
     chart_24h: String,
+    /// No channel at all in the last 24 hours: the page says where calls come from.
+    quiet_day: bool,
 }
 
 fn chrome(app: &AppState, ctx: &Ctx, nav: &'static str) -> Chrome {
@@ -284,6 +286,7 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         today_peak_at: peak.map(|p| When::new(p.at, &tz)),
         live_note,
         chart_24h,
+        quiet_day: !rows.iter().any(|r| r.peak > 0 && r.start >= window.start),
     })
 }
 

@@ -334,6 +334,10 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
         html.contains("id=\"today-peak\">5<"),
         "today's peak is the capture's 5 channels"
     );
+    assert!(
+        !html.contains("no-calls-24h"),
+        "calls today: no empty-state hint"
+    );
 
     let stats: server::report::ReportOut = c
         .get(url(s.addr, "/api/v1/channels/stats?days=14"))
@@ -493,6 +497,11 @@ async fn stats_end_today_and_times_read_in_the_license_zone() {
         html.contains("2026-11-28 17:00</time>"),
         "window starts local, to the minute"
     );
+
+    // The dashboard's last 24 hours are empty and the page says where calls come from.
+    let (_, html) = get_text(&c, s.addr, "/").await;
+    assert!(html.contains("id=\"no-calls-24h\""), "{html}");
+    assert!(html.contains("id=\"today-peak\">0<"));
 }
 
 #[tokio::test]
