@@ -1,6 +1,6 @@
 //! Alerts: the engine that evaluates the rules of the store on the server's clock and
-//! delivers them (webhook = HTTP POST of JSON, e-mail = plain SMTP to a relay), and the
-//! Alerts page (rules with their forms, the log of what was sent and what was suppressed).
+//! delivers them (webhook = HTTP POST of JSON over http or https, e-mail = SMTP to a relay,
+//! upgraded with STARTTLS when the relay offers it), and the Alerts page (rules with their forms, the log of what was sent and what was suppressed).
 //!
 //! Rules are edge-triggered: a rule alerts when its condition starts to hold, again after its
 //! re-notify interval while it keeps holding, and not at all while it stays quiet, so a busy
@@ -10,6 +10,8 @@
 //! delivery is logged as "suppressed: license locked" (SPEC §3). A delivery that fails is
 //! logged with its error; nothing here may end the task, so every error becomes a log line.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -22,7 +24,9 @@ use calls::time::format_rfc3339;
 use license::{DatePhase, State as LicenseState, Status};
 use serde::Deserialize;
 use store::{AlertKind, AlertOutcome, AlertRule, AlertRuleSpec, AlertRuleState, Role};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use crate::chrome::{Chrome, state_name};
 use crate::error::ServerError;
@@ -46,6 +50,9 @@ pub struct AlertsConfig {
     pub interval: Duration,
     /// Bound on one delivery (connect + send), so a dead receiver cannot stall the others.
     pub timeout: Duration,
+    /// PEM file of CAs trusted for https webhooks and SMTP STARTTLS besides the system's CA
+    /// bundle (a company CA that signs internal receivers).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for AlertsConfig {
@@ -55,6 +62,7 @@ impl Default for AlertsConfig {
             smtp_from: "sipmeter@localhost".into(),
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -63,25 +71,86 @@ impl Default for AlertsConfig {
 pub struct Engine {
     pub config: AlertsConfig,
     http: reqwest::Client,
+    /// The TLS client settings for https webhooks (already in `http`) and SMTP STARTTLS; the
+    /// error (an unreadable CA file, no CA at all) is what every TLS delivery then reports.
+    tls: Result<Arc<rustls::ClientConfig>, String>,
     /// One evaluation at a time: the background task and a direct call must not both see a
     /// rule as newly firing and send it twice.
     running: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
+    /// The engine; a CA problem does not stop the server (plain http webhooks and plain SMTP
+    /// still work) but fails every TLS delivery with the reason, in the alert log.
+    /// `sipmeter serve` checks [`trust_anchors`] first, so a bad CA file is refused at start.
     pub fn new(config: AlertsConfig) -> Engine {
-        let http = reqwest::Client::builder()
+        let roots = trust_anchors(config.ca_file.as_deref());
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+            .user_agent(concat!("sipmeter/", env!("CARGO_PKG_VERSION")));
+        for der in roots.iter().flatten() {
+            if let Ok(c) = reqwest::Certificate::from_der(der) {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().unwrap_or_default();
+        let tls = roots.and_then(|roots| {
+            let mut store = rustls::RootCertStore::empty();
+            store.add_parsable_certificates(roots);
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(store).with_no_client_auth()))
+                .map_err(|e| format!("TLS setup: {e}"))
+        });
         Engine {
             config,
             http,
+            tls,
             running: tokio::sync::Mutex::new(()),
         }
     }
+}
+
+/// The CAs alert deliveries trust: the system's CA bundle (`SSL_CERT_FILE`, else the usual
+/// locations) plus the certificates of `ca_file`. A `ca_file` that cannot be read or holds no
+/// certificate is an error naming it; no CA at all is an error saying what to configure.
+pub fn trust_anchors(ca_file: Option<&Path>) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = Vec::new();
+    if let Some(bundle) = crate::portal_client::system_ca_bundle()
+        && let Ok(pem) = std::fs::read(&bundle)
+    {
+        roots.extend(CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok));
+    }
+    if let Some(file) = ca_file {
+        let pem = std::fs::read(file)
+            .map_err(|e| format!("cannot read the alerts CA file {}: {e}", file.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                format!(
+                    "the alerts CA file {} is not PEM certificates: {e}",
+                    file.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "the alerts CA file {} holds no certificate",
+                file.display()
+            ));
+        }
+        roots.extend(certs);
+    }
+    if roots.is_empty() {
+        return Err(
+            "no CA certificates for TLS: no system CA bundle found; set alerts_ca_file (--alerts-ca)"
+                .into(),
+        );
+    }
+    Ok(roots)
 }
 
 /// The background task: evaluates every `interval` until aborted.
@@ -396,7 +465,7 @@ async fn deliver(
                 crate::chrome::state_text(status),
                 serde_json::to_string_pretty(&doc).unwrap_or_default(),
             );
-            send_email(&app.alerts.config, target, &subject, &body, now).await
+            send_email(&app.alerts, target, &subject, &body, now).await
         };
         written += match result {
             Ok(()) => log(channel, AlertOutcome::Delivered, None).await,
@@ -407,6 +476,11 @@ async fn deliver(
 }
 
 async fn post_webhook(engine: &Engine, url: &str, doc: &serde_json::Value) -> Result<(), String> {
+    if url.starts_with("https://")
+        && let Err(e) = &engine.tls
+    {
+        return Err(e.clone());
+    }
     let r = engine
         .http
         .post(url)
@@ -424,9 +498,18 @@ async fn post_webhook(engine: &Engine, url: &str, doc: &serde_json::Value) -> Re
 /// Longest SMTP reply line read; a relay sending more is broken or hostile.
 const MAX_SMTP_LINE: u64 = 4096;
 
-/// Reads one SMTP reply (continuation lines `250-...` up to the last `250 ...`); its code.
+/// Reads one SMTP reply (continuation lines `250-...` up to the last `250 ...`); its code
+/// and text, lines joined by spaces.
 async fn smtp_reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<(u16, String), String> {
-    let mut text = String::new();
+    let (code, lines) = smtp_reply_lines(r).await?;
+    Ok((code, lines.join(" ")))
+}
+
+/// One SMTP reply: its code and the text of each line.
+async fn smtp_reply_lines<R: AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+) -> Result<(u16, Vec<String>), String> {
+    let mut lines = Vec::new();
     for _ in 0..100 {
         let mut line = String::new();
         let n = (&mut *r)
@@ -441,16 +524,15 @@ async fn smtp_reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<(u16, 
             .get(..3)
             .and_then(|c| c.parse::<u16>().ok())
             .ok_or_else(|| format!("SMTP: not a reply: {:?}", line.trim_end()))?;
-        text.push_str(line.get(4..).unwrap_or("").trim_end());
+        lines.push(line.get(4..).unwrap_or("").trim_end().to_string());
         if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok((code, text));
+            return Ok((code, lines));
         }
-        text.push(' ');
     }
     Err("SMTP: reply too long".into())
 }
 
-async fn smtp_step<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
+async fn smtp_step<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut BufReader<S>,
     command: &str,
     ok: &[u16],
@@ -470,14 +552,18 @@ async fn smtp_step<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
     }
 }
 
-/// Plain SMTP (RFC 5321) to the configured relay: the relay does TLS and delivery onwards.
+/// SMTP (RFC 5321) to the configured relay, which delivers onwards. When the relay offers
+/// STARTTLS (RFC 3207) the session is upgraded before the sender is named, with the same trust
+/// as webhooks, and a failed upgrade fails the delivery instead of falling back to plain text;
+/// a relay that does not offer it (a local one) is spoken to in plain text.
 async fn send_email(
-    config: &AlertsConfig,
+    engine: &Engine,
     to: &str,
     subject: &str,
     body: &str,
     now: Micros,
 ) -> Result<(), String> {
+    let config = &engine.config;
     let relay = config
         .smtp_relay
         .as_deref()
@@ -509,22 +595,76 @@ async fn send_email(
         if code != 220 {
             return Err(format!("SMTP relay greeting: {code} {text}"));
         }
-        if smtp_step(&mut s, "EHLO sipmeter\r\n", &[250])
-            .await
-            .is_err()
-        {
-            smtp_step(&mut s, "HELO sipmeter\r\n", &[250]).await?;
+        let offers_tls = match ehlo(&mut s).await? {
+            Some(extensions) => extensions
+                .iter()
+                .any(|l| l.split_whitespace().next() == Some("STARTTLS")),
+            None => {
+                smtp_step(&mut s, "HELO sipmeter\r\n", &[250]).await?;
+                false
+            }
+        };
+        if !offers_tls {
+            return smtp_transaction(&mut s, from, to, &message).await;
         }
-        smtp_step(&mut s, &format!("MAIL FROM:<{from}>\r\n"), &[250]).await?;
-        smtp_step(&mut s, &format!("RCPT TO:<{to}>\r\n"), &[250, 251]).await?;
-        smtp_step(&mut s, "DATA\r\n", &[354]).await?;
-        smtp_step(&mut s, &message, &[250]).await?;
-        let _ = smtp_step(&mut s, "QUIT\r\n", &[221]).await;
-        Ok(())
+        let tls = engine.tls.clone()?;
+        smtp_step(&mut s, "STARTTLS\r\n", &[220]).await?;
+        // Anything the relay sent after its 220 would be read as if it came over TLS.
+        if !s.buffer().is_empty() {
+            return Err("SMTP: the relay sent data after agreeing to STARTTLS".into());
+        }
+        let host = relay_host(relay);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| format!("SMTP relay {relay}: {host:?} is not a host name for TLS"))?;
+        let tcp = s.into_inner();
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("SMTP STARTTLS with {relay}: {e}"))?;
+        let mut s = BufReader::new(stream);
+        // RFC 3207: everything learnt before TLS is forgotten; greet again.
+        if ehlo(&mut s).await?.is_none() {
+            return Err("SMTP relay refused EHLO after STARTTLS".into());
+        }
+        smtp_transaction(&mut s, from, to, &message).await
     };
     tokio::time::timeout(config.timeout, talk)
         .await
         .map_err(|_| format!("the SMTP relay {relay} did not answer in time"))?
+}
+
+/// The relay's host of `HOST:PORT` (`[v6]:PORT` too), for the TLS server name.
+fn relay_host(relay: &str) -> &str {
+    let host = relay.rsplit_once(':').map_or(relay, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// `EHLO`; the relay's extension lines (first word: the keyword), or `None` when it refuses
+/// EHLO (an old relay: HELO then).
+async fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut BufReader<S>,
+) -> Result<Option<Vec<String>>, String> {
+    s.get_mut()
+        .write_all(b"EHLO sipmeter\r\n")
+        .await
+        .map_err(|e| format!("SMTP: {e}"))?;
+    let (code, lines) = smtp_reply_lines(s).await?;
+    Ok((code == 250).then(|| lines.into_iter().skip(1).collect()))
+}
+
+/// Sender, recipient, message, goodbye.
+async fn smtp_transaction<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut BufReader<S>,
+    from: &str,
+    to: &str,
+    message: &str,
+) -> Result<(), String> {
+    smtp_step(s, &format!("MAIL FROM:<{from}>\r\n"), &[250]).await?;
+    smtp_step(s, &format!("RCPT TO:<{to}>\r\n"), &[250, 251]).await?;
+    smtp_step(s, "DATA\r\n", &[354]).await?;
+    smtp_step(s, message, &[250]).await?;
+    let _ = smtp_step(s, "QUIT\r\n", &[221]).await;
+    Ok(())
 }
 
 /// An e-mail address that can go in an SMTP command and a header as is: no spaces, angle

@@ -259,7 +259,7 @@ impl PortalClient {
 }
 
 /// The system's CA bundle: `SSL_CERT_FILE`, else the first of the usual locations present.
-fn system_ca_bundle() -> Option<PathBuf> {
+pub(crate) fn system_ca_bundle() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SSL_CERT_FILE") {
         return Some(PathBuf::from(p));
     }

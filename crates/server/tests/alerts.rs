@@ -146,6 +146,7 @@ async fn start(w: &World, clock: &FakeClock, smtp: Option<String>) -> Running {
         smtp_from: "sipmeter@example.test".into(),
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(5),
+        ca_file: None,
     };
     Running::start_with_alerts(config, alerts, Arc::new(clock.clone()))
         .await

@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// PEM file of the CA an https portal's certificate chains to (`serve --portal-ca`)
     /// [default: the system's CA bundle].
     pub portal_ca_file: Option<PathBuf>,
+    /// PEM file of CAs trusted for https alert webhooks and SMTP STARTTLS besides the system's
+    /// CA bundle (`serve --alerts-ca`).
+    pub alerts_ca_file: Option<PathBuf>,
 }
 
 impl FileConfig {

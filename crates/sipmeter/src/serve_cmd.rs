@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Sender address of e-mail alerts [config: smtp_from] [default: sipmeter@localhost]
     #[arg(long, value_name = "ADDRESS")]
     smtp_from: Option<String>,
+    /// PEM file of CAs trusted for https alert webhooks and SMTP STARTTLS, besides the
+    /// system's CA bundle [config: alerts_ca_file]
+    #[arg(long = "alerts-ca", value_name = "FILE")]
+    alerts_ca_file: Option<PathBuf>,
     /// The vendor's license portal for Get/Update License, the refresh before refresh-by
     /// and the check-ins [config: portal_url]
     #[arg(long = "portal", value_name = "URL")]
@@ -76,8 +80,17 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
     };
     let mut alerts = server::alerts::AlertsConfig {
         smtp_relay: args.smtp.clone().or_else(|| file.smtp_relay.clone()),
+        ca_file: args
+            .alerts_ca_file
+            .clone()
+            .or_else(|| file.alerts_ca_file.clone()),
         ..Default::default()
     };
+    if let Some(ca) = &alerts.ca_file {
+        server::alerts::trust_anchors(Some(ca))
+            .map_err(anyhow::Error::msg)
+            .context("--alerts-ca / alerts_ca_file")?;
+    }
     if let Some(from) = args.smtp_from.clone().or_else(|| file.smtp_from.clone()) {
         anyhow::ensure!(
             server::alerts::valid_email(&from),
