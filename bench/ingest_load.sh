@@ -9,11 +9,13 @@
 # 2) and each sensor's batch latency percentiles (sent -> acknowledged after commit).
 #
 # Usage: bench/ingest_load.sh [CALLS_PER_SENSOR] [BATCH_LEGS]   (defaults 100000 and 10000)
-# DB=postgres selects the PostgreSQL backend once the store has one.
+# DB=postgres selects the PostgreSQL backend once the store has one. KEEP_MESSAGES=false ships
+# legs without their SIP messages (no ladder), to see the ingest path without message blobs.
 set -euo pipefail
 CALLS=${1:-100000}
 BATCH=${2:-10000}
 DB=${DB:-sqlite}
+KEEP_MESSAGES=${KEEP_MESSAGES:-true}
 if [ "$DB" != sqlite ]; then
     # TODO(issue 7 point 4): start `sipmeter serve --database postgres://...` here once the
     # store has its PostgreSQL backend; the rest of the script is backend-independent.
@@ -47,7 +49,8 @@ done
 echo "phase 1: spooling (no server)"
 for i in 1 2 3; do
     "$BIN" sensor --data-dir "$WORK/sensor$i" --server "$URL" --token "$(cat "$WORK/token$i")" \
-        --batch-legs "$BATCH" --max-retry-time 3600 "$WORK/s$i.pcap" 2> "$WORK/spool$i.log" &
+        --batch-legs "$BATCH" --max-retry-time 3600 --keep-messages "$KEEP_MESSAGES" \
+        "$WORK/s$i.pcap" 2> "$WORK/spool$i.log" &
     echo $! > "$WORK/spool$i.pid"
 done
 for i in 1 2 3; do

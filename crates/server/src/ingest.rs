@@ -193,6 +193,26 @@ fn unauthorized(message: &str) -> Response {
     r
 }
 
+/// Updates the sensor's row (last seen, legs received, report) without making the answer
+/// wait: the row is written on the read handle and may queue behind the writer's batch
+/// transaction, and an acknowledgement must not.
+fn record_seen(app: &AppState, sensor: &SensorCtx, report: Option<store::SensorReport>, legs: u64) {
+    let (app, sensor) = (app.clone(), sensor.clone());
+    tokio::spawn(async move {
+        if let Err(e) = app
+            .store
+            .sensor_seen(sensor.id, app.now(), report.as_ref(), legs)
+            .await
+        {
+            eprintln!(
+                "sipmeter serve: cannot record sensor {}: {}",
+                sensor.name,
+                crate::sensor::chain(&e)
+            );
+        }
+    });
+}
+
 /// `POST /api/v1/ingest/legs`.
 pub async fn legs(
     State(app): State<AppState>,
@@ -234,17 +254,7 @@ pub async fn legs(
         }
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"),
     };
-    if let Err(e) = app
-        .store
-        .sensor_seen(sensor.id, app.now(), None, report.inserted)
-        .await
-    {
-        eprintln!(
-            "sipmeter serve: cannot record sensor {}: {}",
-            sensor.name,
-            crate::sensor::chain(&e)
-        );
-    }
+    record_seen(&app, &sensor, None, report.inserted);
     Json(BatchAck {
         inserted: report.inserted,
         duplicates: report.duplicates,
@@ -294,17 +304,7 @@ pub async fn heartbeat(
             sensor.name, hb.spool_bytes, hb.spool_batches
         );
     }
-    if let Err(e) = app
-        .store
-        .sensor_seen(sensor.id, app.now(), Some(&report), 0)
-        .await
-    {
-        eprintln!(
-            "sipmeter serve: cannot record sensor {}: {}",
-            sensor.name,
-            crate::sensor::chain(&e)
-        );
-    }
+    record_seen(&app, &sensor, Some(report), 0);
     let interval = Duration::from_secs(u64::from(hb.interval_s.clamp(1, 3600)));
     if let Ok(mut beats) = app.remote.beats.lock() {
         beats.insert(

@@ -135,9 +135,19 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
-    let (_, html) = get_text(&admin, s.addr, "/settings/sensors").await;
-    for want in ["9.9.9", ">50<", "3 batches, 12345 bytes", "active"] {
-        assert!(html.contains(want), "{want} missing from {html}");
+    // The sensor's row is updated just after the answer (it must not delay it).
+    let wanted = ["9.9.9", ">50<", "3 batches, 12345 bytes", "active"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, html) = get_text(&admin, s.addr, "/settings/sensors").await;
+        if wanted.iter().all(|w| html.contains(w)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{wanted:?} not all in {html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Viewers may not see or change sensors.
     let viewer = logged_in_viewer(&s).await;

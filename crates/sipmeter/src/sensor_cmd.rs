@@ -94,6 +94,8 @@ struct Shared {
     fatal: Mutex<Option<String>>,
     legs_acked: AtomicU64,
     batches_acked: AtomicU64,
+    /// Seconds from sending a batch to its acknowledgement, for the exit summary.
+    ack_latency: Mutex<Vec<f64>>,
 }
 
 impl Shared {
@@ -167,6 +169,7 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
         fatal: Mutex::new(None),
         legs_acked: AtomicU64::new(0),
         batches_acked: AtomicU64::new(0),
+        ack_latency: Mutex::new(Vec::new()),
     });
     let uplink = Arc::new(uplink);
     let max_retry = Duration::from_secs(args.max_retry_time);
@@ -229,6 +232,18 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
         shared.batches_acked.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
+    let mut lat = std::mem::take(&mut *lock(&shared.ack_latency));
+    if !lat.is_empty() {
+        lat.sort_by(f64::total_cmp);
+        let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3;
+        eprintln!(
+            "sipmeter sensor: batch sent -> acknowledged: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(1.0)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -405,8 +420,10 @@ fn send_loop(shared: &Shared, uplink: &Uplink, max_retry: Duration) {
         };
         let Some((seq, data)) = next else { continue };
         let legs_hint = data.len();
+        let sent = Instant::now();
         match uplink.send_batch(data) {
             Ok(ack) => {
+                lock(&shared.ack_latency).push(sent.elapsed().as_secs_f64());
                 if let Err(e) = lock(&shared.spool).ack(seq) {
                     shared.fail(e.to_string());
                     return;

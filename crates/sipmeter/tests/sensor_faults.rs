@@ -110,7 +110,6 @@ fn http_ok(addr: SocketAddr, path: &str) -> bool {
 
 struct Server {
     child: Child,
-    addr: SocketAddr,
 }
 
 impl Server {
@@ -133,7 +132,7 @@ impl Server {
             assert!(Instant::now() < deadline, "the server did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Server { child, addr }
+        Server { child }
     }
 
     fn kill(mut self) {
