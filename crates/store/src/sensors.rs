@@ -100,23 +100,31 @@ pub(crate) async fn list(pool: &sqlx::SqlitePool) -> Result<Vec<Sensor>> {
 
 /// Revokes by id; `false` when there is no such sensor or it was revoked already.
 pub(crate) async fn revoke(pool: &sqlx::SqlitePool, id: i64, now: Micros) -> Result<bool> {
-    let r = sqlx::query("UPDATE sensors SET revoked_us = ? WHERE id = ? AND token_hash IS NOT NULL \
-         AND revoked_us IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(pool)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE sensors SET revoked_us = ? WHERE id = ? AND token_hash IS NOT NULL \
+         AND revoked_us IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Revokes by name; `false` when there is no such sensor or it was revoked already.
-pub(crate) async fn revoke_by_name(pool: &sqlx::SqlitePool, name: &str, now: Micros) -> Result<bool> {
-    let r = sqlx::query("UPDATE sensors SET revoked_us = ? WHERE name = ? AND token_hash IS NOT NULL \
-         AND revoked_us IS NULL")
-        .bind(now)
-        .bind(name)
-        .execute(pool)
-        .await?;
+pub(crate) async fn revoke_by_name(
+    pool: &sqlx::SqlitePool,
+    name: &str,
+    now: Micros,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE sensors SET revoked_us = ? WHERE name = ? AND token_hash IS NOT NULL \
+         AND revoked_us IS NULL",
+    )
+    .bind(now)
+    .bind(name)
+    .execute(pool)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -158,4 +166,77 @@ pub(crate) async fn seen(
         }
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[tokio::test]
+    async fn tokens_are_found_by_hash_until_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let id = store
+            .create_sensor("site-a", &token_hash("secret"), 5)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(id > 1, "the embedded sensor keeps id 1");
+        assert_eq!(
+            store
+                .create_sensor("site-a", &token_hash("other"), 6)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.sensor_by_token(&token_hash("wrong")).await.unwrap(),
+            None
+        );
+        let s = store
+            .sensor_by_token(&token_hash("secret"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.id, s.name.as_str(), s.created, s.last_seen),
+            (id, "site-a", 5, None)
+        );
+        let report = SensorReport {
+            version: "1.2.3".into(),
+            spool_bytes: 10,
+            spool_batches: 2,
+            spool_full: true,
+        };
+        store.sensor_seen(id, 7, Some(&report), 0).await.unwrap();
+        store.sensor_seen(id, 8, None, 40).await.unwrap();
+        store.sensor_seen(id, 9, None, 2).await.unwrap();
+        let listed = store.list_sensors().await.unwrap();
+        assert_eq!(
+            listed.len(),
+            1,
+            "rows without a token (the embedded sensor) are not listed"
+        );
+        let s = &listed[0];
+        assert_eq!(s.last_seen, Some(9));
+        assert_eq!(s.legs_received, 42);
+        assert_eq!(s.version.as_deref(), Some("1.2.3"));
+        assert!(s.spool_full && s.spool_bytes == 10 && s.spool_batches == 2);
+        assert!(store.revoke_sensor_by_name("site-a", 10).await.unwrap());
+        assert!(
+            !store.revoke_sensor(id, 11).await.unwrap(),
+            "already revoked"
+        );
+        assert_eq!(
+            store.sensor_by_token(&token_hash("secret")).await.unwrap(),
+            None
+        );
+        assert_eq!(store.list_sensors().await.unwrap()[0].revoked, Some(10));
+        assert!(
+            !store.revoke_sensor(1, 12).await.unwrap(),
+            "the embedded sensor has no token"
+        );
+        store.close().await;
+    }
 }
