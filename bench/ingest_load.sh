@@ -23,7 +23,8 @@ if [ "$DB" != sqlite ]; then
     exit 2
 fi
 cd "$(dirname "$0")/.."
-cargo build --release -q -p sipmeter -p sipmeter-gen
+# SKIP_BUILD=1 uses the release binaries as they are.
+[ "${SKIP_BUILD:-}" = 1 ] || cargo build --release -q -p sipmeter -p sipmeter-gen
 BIN=target/release/sipmeter
 GEN=target/release/sipmeter-gen
 WORK=$(mktemp -d)
