@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GUI/API latency at license scale: fills a SQLite database with LEGS legs (default 10 M), starts
-# `sipmeter serve` on it and measures p50/p99 of the CDR list (first page, a filtered page, a
-# deep keyset page, the JSON API), Concurrent Calls Stats and the dashboard. See bench/README.md.
+# `sipmeter serve` on it and measures p50/p99 of the CDR list (first page, number filters, a
+# deep keyset page, the JSON API), the 14-day report (page and CSV), Concurrent Calls Stats and
+# the dashboard. See bench/README.md.
 #
 #   bench/gui_10m.sh                      # 10 M legs (714 286 a day × 14 days)
 #   BENCH_LEGS_PER_DAY=100000 bench/gui_10m.sh   # 1.4 M legs, minutes instead of half an hour
@@ -24,7 +25,7 @@ cargo build --release -q -p store --example channels_bench
 # The database is kept between runs (loading is the slow part): delete $dir to rebuild it.
 if [ ! -f "$dir/sipmeter.db" ]; then
     mkdir -p "$dir"
-    echo "loading $((per_day * days)) legs into $dir (slow: ~28 min for 16 M on a busy 2-core machine)"
+    echo "loading $((per_day * days)) legs into $dir (the slow part; the load rate is printed)"
     CHANNELS_BENCH_DIR="$dir" target/release/examples/channels_bench "$per_day" "$days"
 fi
 
@@ -66,15 +67,22 @@ def us(t):
     return int(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1_000_000)
 mid = (us(first["legs"][0]["start"]) + us(last["legs"][0]["start"])) // 2
 deep = urllib.parse.quote(f"{2**62}.{mid}")
-caller = first["legs"][0]["caller"][:8]
+number = first["legs"][0]["caller"]
+caller = number[:8]
+called = first["legs"][0]["called"][:5]
 
 cases = [
     ("CDR list, first page", "/cdrs"),
     ("CDR list, caller prefix " + caller, "/cdrs?caller=" + urllib.parse.quote(caller)),
+    ("CDR list, caller number " + number, "/cdrs?caller=" + urllib.parse.quote(number)),
+    ("CDR list, called prefix " + called, "/cdrs?called=" + urllib.parse.quote(called)),
     ("CDR list, answered=no", "/cdrs?answered=no"),
     ("CDR list, deep keyset page", "/cdrs?after=" + deep),
     ("CDR list, sort by caller", "/cdrs?sort=caller&dir=asc"),
     ("API /api/v1/cdrs, 100 rows", "/api/v1/cdrs"),
+    ("API /api/v1/cdrs, caller prefix", "/api/v1/cdrs?caller=" + urllib.parse.quote(caller)),
+    ("Reports, 14 days", "/reports"),
+    ("Reports, daily.csv 14 days", "/reports/daily.csv"),
     ("Concurrent Calls Stats", "/tools/concurrent-calls"),
     ("Dashboard", "/"),
 ]

@@ -1,10 +1,13 @@
 //! Insert throughput of the store:
-//! `cargo run --release -p store --example insert_bench [--plain-only] [LEGS [BATCH]]`.
+//! `cargo run --release -p store --example insert_bench [--plain-only] [--no-number-indexes]
+//! [LEGS [BATCH]]`.
 //!
 //! Writes LEGS (default 200,000) synthetic legs, BATCH (default 10,000) per `insert_legs`
 //! call, into a fresh SQLite database in a temporary directory: first without messages, then
 //! with 8 SIP messages per leg; each import is repeated to measure the duplicate path (a
-//! re-imported capture); `--plain-only` skips the second part. Legs are built before the
+//! re-imported capture); `--plain-only` skips the second part. `--no-number-indexes` drops the
+//! caller/called indexes of the throw-away database first, to show what they cost: keys in
+//! random order are the dearest part of an insert. Legs are built before the
 //! clock starts, so the figures are the store's cost only, as a pcap import would see it.
 //! Besides wall-clock legs/s it prints legs per CPU-second, which stays comparable on a
 //! machine shared with other work.
@@ -191,7 +194,8 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 #[tokio::main]
 async fn main() {
     let plain_only = std::env::args().any(|a| a == "--plain-only");
-    let mut args = std::env::args().skip(1).filter(|a| a != "--plain-only");
+    let no_number_indexes = std::env::args().any(|a| a == "--no-number-indexes");
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let count: u64 = args
         .next()
         .map(|s| s.parse().expect("LEGS must be a number"))
@@ -201,10 +205,20 @@ async fn main() {
         .map(|s| s.parse().expect("BATCH must be a number"))
         .unwrap_or(DEFAULT_BATCH);
     println!("{count} legs, batches of {batch}, fresh SQLite database each run");
+    let open = |dir: std::path::PathBuf| async move {
+        let store = Store::open_sqlite(&dir).await.expect("open");
+        if no_number_indexes {
+            let db = rusqlite::Connection::open(dir.join(store::SQLITE_FILE_NAME)).expect("db");
+            db.execute_batch("DROP INDEX legs_caller_start; DROP INDEX legs_called_start")
+                .expect("drop indexes");
+            println!("(caller/called indexes dropped)");
+        }
+        store
+    };
 
     let plain: Vec<Leg> = (0..count).map(|n| leg(n, false)).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open_sqlite(dir.path()).await.expect("open");
+    let mut store = open(dir.path().to_owned()).await;
     run(&mut store, &plain, batch, "without messages").await;
     run(
         &mut store,
@@ -231,7 +245,7 @@ async fn main() {
         .map(|m| m.raw.len())
         .sum();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open_sqlite(dir.path()).await.expect("open");
+    let mut store = open(dir.path().to_owned()).await;
     run(&mut store, &full, batch, "with 8 messages each").await;
     run(&mut store, &full, batch, "with 8 messages, all duplicates").await;
     store.close().await;
