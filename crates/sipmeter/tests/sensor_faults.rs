@@ -289,7 +289,7 @@ fn three_sensors_lose_nothing_when_the_server_is_killed_mid_stream() {
     let mut want = Vec::new();
     let mut sensors = Vec::new();
     for i in 0..3u64 {
-        let (pcap, truth) = capture(dir.path(), &format!("s{i}.pcap"), 4000, 10 + i);
+        let (pcap, truth) = capture(dir.path(), &format!("s{i}.pcap"), 2000, 10 + i);
         let (id, token) = add_sensor(&data, &format!("site-{i}"));
         want.extend(legs_of(&pcap, &truth, id));
         sensors.push((pcap, token, dir.path().join(format!("sensor{i}"))));
@@ -324,7 +324,7 @@ fn a_sensor_killed_mid_capture_and_restarted_loses_nothing() {
     let mut want = Vec::new();
     let mut files = Vec::new();
     for i in 0..3u64 {
-        let (pcap, truth) = capture(dir.path(), &format!("part{i}.pcap"), 3000, 20 + i);
+        let (pcap, truth) = capture(dir.path(), &format!("part{i}.pcap"), 1500, 20 + i);
         want.extend(legs_of(&pcap, &truth, id));
         files.push(pcap);
     }
@@ -423,7 +423,7 @@ fn a_network_cut_to_the_server_loses_nothing() {
     let server = Server::start(&data, server_addr, &log);
     let link = Link::up(link_addr, server_addr);
     for i in 0..2u64 {
-        let (pcap, truth) = capture(dir.path(), &format!("n{i}.pcap"), 4000, 30 + i);
+        let (pcap, truth) = capture(dir.path(), &format!("n{i}.pcap"), 2000, 30 + i);
         let (id, token) = add_sensor(&data, &format!("remote-{i}"));
         want.extend(legs_of(&pcap, &truth, id));
         let sdata = dir.path().join(format!("sensor{i}"));
@@ -461,8 +461,8 @@ fn the_same_captures_seen_by_two_sensors_count_as_one_set_of_channels() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (a, _) = capture(dir.path(), "a.pcap", 1500, 41);
-    let (b, _) = capture(dir.path(), "b.pcap", 1500, 42);
+    let (a, _) = capture(dir.path(), "a.pcap", 800, 41);
+    let (b, _) = capture(dir.path(), "b.pcap", 800, 42);
     let server = Server::start(&data, addr, &dir.path().join("server.log"));
     let mut children = Vec::new();
     for i in 0..2 {
@@ -499,7 +499,7 @@ fn the_same_captures_seen_by_two_sensors_count_as_one_set_of_channels() {
     assert_eq!(central, one, "two sensors, one set of channels");
     assert_eq!(
         stored(&data).len(),
-        2 * 2 * 1500,
+        2 * 2 * 800,
         "both sensors' legs are kept"
     );
 }
