@@ -160,15 +160,28 @@ impl Running {
         portal: PortalConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Running, ServerError> {
+        let database = store::Database::Sqlite(config.data_dir.clone());
+        Running::start_on(config, database, alerts, portal, clock).await
+    }
+
+    /// Like [`Running::start_full`], with the CDRs in `database` (`--database`: PostgreSQL)
+    /// rather than SQLite in the data directory, which keeps the license files either way.
+    pub async fn start_on(
+        config: ServerConfig,
+        database: store::Database,
+        alerts: AlertsConfig,
+        portal: PortalConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Running, ServerError> {
         if let Some(dir) = &config.pcap_dir
             && !dir.is_dir()
         {
             return Err(ServerError::PcapDir(dir.clone()));
         }
-        // Two handles on one WAL database: the writer's long batch transactions never make a
-        // page wait, since WAL readers see the last committed state.
-        let writer_store = store::Store::open_sqlite(&config.data_dir).await?;
-        let reader = store::Store::open_sqlite(&config.data_dir).await?;
+        // Two handles, so that a page never waits behind the writer's batch transactions:
+        // SQLite's WAL readers and PostgreSQL's snapshots see the last committed state.
+        let writer_store = store::Store::open(database.clone()).await?;
+        let reader = store::Store::open(database).await?;
         let (admin_created, generated) =
             ensure_admin(&reader, config.admin_password.as_deref(), clock.now()).await?;
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password("not a password"))

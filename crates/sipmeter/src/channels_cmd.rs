@@ -88,8 +88,8 @@ pub fn run(args: ChannelsArgs, file: &FileConfig, common: &CommonFlags) -> Resul
 enum Rows {
     /// Computed from captures: all of them.
     Memory(Vec<MinuteRow>),
-    /// Kept up to date in the database of this data directory.
-    Database(PathBuf),
+    /// Kept up to date in this database.
+    Database(store::Database),
 }
 
 /// First and last local day with data.
@@ -193,15 +193,15 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
 
 /// Open the database and bring its channel figures up to date; the days with data.
 fn update_database(
-    dir: &std::path::Path,
+    db: &store::Database,
     mode: ActiveMode,
     recompute: bool,
     tz: &TimeZone,
 ) -> Result<Option<DayRange>> {
     block_on(async {
-        let mut store = store::Store::open_sqlite(dir)
+        let mut store = store::Store::open(db.clone())
             .await
-            .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+            .with_context(|| format!("cannot open the database {}", db.describe()))?;
         let update = if recompute {
             store.recompute_channel_stats(mode).await?
         } else {
@@ -234,8 +234,8 @@ impl Counted {
                 .filter(|r| r.start >= from && r.start < to)
                 .copied()
                 .collect()),
-            Rows::Database(dir) => block_on(async {
-                let store = store::Store::open_sqlite(dir).await?;
+            Rows::Database(db) => block_on(async {
+                let store = store::Store::open(db.clone()).await?;
                 let rows = store.channel_minutes(from, to).await?;
                 store.close().await;
                 Ok::<_, anyhow::Error>(rows)
@@ -253,9 +253,9 @@ fn count(
     let tz = file.time_zone(source.tz.as_deref())?;
     let mode = file.channel_mode(common.channel_mode.as_deref(), source.answered_only)?;
     let (rows, data_days) = if source.pcap.is_empty() {
-        let dir = Settings::resolve(file, common, false)?.data_dir;
-        let days = update_database(&dir, mode, recompute, &tz)?;
-        (Rows::Database(dir), days)
+        let db = Settings::resolve(file, common, false)?.database;
+        let days = update_database(&db, mode, recompute, &tz)?;
+        (Rows::Database(db), days)
     } else {
         let legs = legs_from_pcaps(&source.pcap, file, common)?;
         let rows = rows_from_legs(&legs, mode)?;
@@ -451,11 +451,11 @@ fn explain(
                 &count(source, file, common, false)?,
             )?,
         };
-        let dir = Settings::resolve(file, common, false)?.data_dir;
+        let db = Settings::resolve(file, common, false)?.database;
         let legs = block_on(async {
-            let store = store::Store::open_sqlite(&dir)
+            let store = store::Store::open(db.clone())
                 .await
-                .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+                .with_context(|| format!("cannot open the database {}", db.describe()))?;
             let legs = store.legs_active_at(instant).await?;
             store.close().await;
             Ok::<_, anyhow::Error>(legs)

@@ -14,6 +14,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    /// Where the CDRs are: a `postgres://` URL, or else SQLite in the data directory.
+    pub database: Option<String>,
     pub sensor_id: Option<u32>,
     pub sip_ports: Option<String>,
     pub sip_any_port: Option<bool>,
@@ -93,6 +95,8 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// The CDR store: `database` if set (PostgreSQL URL), else SQLite in `data_dir`.
+    pub database: store::Database,
     pub pipeline: sensor::PipelineConfig,
     pub channel_mode: channels::ActiveMode,
 }
@@ -103,6 +107,9 @@ pub struct CommonFlags {
     /// Data directory (database, license, state) [default: ./sipmeter-data]
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
+    /// CDR database: postgres://user@host/db, else SQLite in the data directory
+    #[arg(long, global = true)]
+    pub database: Option<String>,
     /// Sensor id written into the legs [default: 1]
     #[arg(long, global = true)]
     pub sensor_id: Option<u32>,
@@ -160,8 +167,13 @@ impl Settings {
             t.absolute_timeout = seconds(s, "absolute_timeout_s")?;
         }
         let channel_mode = file.channel_mode(flags.channel_mode.as_deref(), false)?;
+        let database = store::Database::from_setting(
+            flags.database.as_deref().or(file.database.as_deref()),
+            &data_dir,
+        );
         Ok(Settings {
             data_dir,
+            database,
             pipeline,
             channel_mode,
         })

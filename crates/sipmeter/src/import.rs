@@ -53,13 +53,8 @@ pub fn import(settings: Settings, paths: &[PathBuf]) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let store = rt
-        .block_on(store::Store::open_sqlite(&settings.data_dir))
-        .with_context(|| {
-            format!(
-                "cannot open the database in {}",
-                settings.data_dir.display()
-            )
-        })?;
+        .block_on(store::Store::open(settings.database.clone()))
+        .with_context(|| format!("cannot open the database {}", settings.database.describe()))?;
     let (tx, rx) = mpsc::sync_channel::<Vec<Leg>>(2);
     let mode = settings.channel_mode;
     let handle = std::thread::Builder::new()

@@ -128,6 +128,8 @@ pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result
 /// Everything the license commands need, resolved from flags, config and the machine.
 struct Env {
     data_dir: PathBuf,
+    /// The CDR store (`--database`, else SQLite in the data directory).
+    database: store::Database,
     license_path: PathBuf,
     keyring: Keyring,
     hwid: ResolvedHwid,
@@ -145,7 +147,8 @@ struct Env {
 
 impl Env {
     fn resolve(flags: &LicenseFlags, file: &FileConfig, common: &CommonFlags) -> Result<Env> {
-        let data_dir = Settings::resolve(file, common, false)?.data_dir;
+        let settings = Settings::resolve(file, common, false)?;
+        let (data_dir, database) = (settings.data_dir, settings.database);
         let license_path = flags
             .license_file
             .clone()
@@ -189,6 +192,7 @@ impl Env {
         let token = stored_token(&data_dir, file)?;
         Ok(Env {
             data_dir,
+            database,
             license_path,
             keyring,
             hwid,
@@ -277,12 +281,14 @@ fn read_high_water(data_dir: &Path) -> Result<Option<Micros>> {
 /// deleted or recomputed CDRs count at once. No database, or one without channel figures,
 /// gives an empty list (nothing counted yet), never an error.
 fn daily_peaks(
-    data_dir: &Path,
+    database: &store::Database,
     file: &FileConfig,
     tz: &TimeZone,
     today: Date,
 ) -> Result<Vec<DailyPeak>> {
-    if !data_dir.join(store::SQLITE_FILE_NAME).exists() {
+    if let store::Database::Sqlite(dir) = database
+        && !dir.join(store::SQLITE_FILE_NAME).exists()
+    {
         return Ok(Vec::new());
     }
     let mode = file.channel_mode(None, false)?;
@@ -292,9 +298,9 @@ fn daily_peaks(
         .build()
         .context("cannot start the async runtime")?;
     let rows = rt.block_on(async {
-        let mut store = store::Store::open_sqlite(data_dir)
+        let mut store = store::Store::open(database.clone())
             .await
-            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+            .with_context(|| format!("cannot open the database {}", database.describe()))?;
         store
             .update_channel_stats(mode)
             .await
@@ -321,7 +327,7 @@ struct StatusOut<'a> {
 
 fn status(env: &Env, file: &FileConfig, json: bool) -> Result<ExitCode> {
     let today = license::day_of(env.now, &env.tz);
-    let peaks = daily_peaks(&env.data_dir, file, &env.tz, today)?;
+    let peaks = daily_peaks(&env.database, file, &env.tz, today)?;
     // A what-if (`--now`) must not move the persisted clock high-water mark.
     let setup = env.setup();
     let st = setup.status(env.now, &peaks, !env.simulated_now)?;

@@ -39,9 +39,9 @@ pub fn run(args: SensorsArgs, file: &FileConfig, common: &CommonFlags) -> Result
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let store = store::Store::open_sqlite(&settings.data_dir)
+        let store = store::Store::open(settings.database.clone())
             .await
-            .with_context(|| format!("cannot open the database in {}", settings.data_dir.display()))?;
+            .with_context(|| format!("cannot open the database {}", settings.database.describe()))?;
         let now = jiff::Timestamp::now().as_microsecond();
         let code = match args.command {
             SensorsCommand::Add { name } => {

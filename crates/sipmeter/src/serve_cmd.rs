@@ -123,7 +123,13 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let running =
-            server::Running::start_full(config, alerts, portal, Arc::new(server::SystemClock))
+            server::Running::start_on(
+                config,
+                settings.database.clone(),
+                alerts,
+                portal,
+                Arc::new(server::SystemClock),
+            )
             .await
             .context("cannot start the server")?;
         if let Some(pw) = &running.generated_admin_password {
