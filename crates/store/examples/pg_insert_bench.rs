@@ -32,9 +32,9 @@ fn legs(from: u64, n: u64, total: u64, messages: bool) -> Vec<Leg> {
         .map(|i| {
             let h = rng.next();
             let start = D0 + (i as i64) * (3 * DAY / total.max(1) as i64);
-            let answered = h % 3 != 0;
+            let answered = !h.is_multiple_of(3);
             let mut leg = Leg {
-                caller_name: (h % 2 == 0).then(|| format!("Agent {}", h % 500)),
+                caller_name: h.is_multiple_of(2).then(|| format!("Agent {}", h % 500)),
                 from_tag: Some(format!("{:x}", h >> 3)),
                 to_tag: answered.then(|| format!("as{:x}", h >> 5)),
                 answer: answered.then_some(start + 4_000_000),

@@ -599,11 +599,11 @@ impl Rng {
 }
 
 type Group = (Option<u16>, bool, &'static str, u64, u64, Option<String>);
+type GroupKey = (Option<u16>, bool, &'static str);
 
 /// The truth: GROUP BY (code, answered, end reason) over the legs, in Rust.
 fn group_by(legs: &[Leg], w: Window) -> Vec<Group> {
-    let mut groups: BTreeMap<(Option<u16>, bool, &'static str), (u64, u64, Option<String>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, (u64, u64, Option<String>)> = BTreeMap::new();
     for l in legs
         .iter()
         .filter(|l| l.start >= w.start && l.start < w.end)
@@ -652,9 +652,9 @@ async fn outcome_buckets_equal_a_group_by_over_the_legs(mut db: TestDb) {
             l.end_reason = reasons[(rng.next() % 3) as usize];
             l.last_response = [None, Some(200), Some(486), Some(503)][(rng.next() % 4) as usize];
             l.last_response_text = texts[(rng.next() % 5) as usize].map(str::to_string);
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 l.answer = None;
-            } else if rng.next() % 5 == 0 {
+            } else if rng.next().is_multiple_of(5) {
                 l.answer = Some(l.end + S); // answered after the end: counts as 0
             }
             l
