@@ -92,7 +92,7 @@ pub fn import(settings: Settings, paths: &[PathBuf]) -> Result<ExitCode> {
         summary.line(),
         written.inserted,
         written.duplicates,
-        settings.data_dir.display()
+        settings.database.describe()
     );
     Ok(summary.exit_code())
 }
