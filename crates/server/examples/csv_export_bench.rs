@@ -1,0 +1,234 @@
+//! CDR CSV export throughput and memory: fills a fresh SQLite database with LEGS (default
+//! 1,000,000) synthetic legs, starts the server on 127.0.0.1 with a license for them, downloads
+//! `GET /api/v1/cdrs.csv` (HTTP Basic) in full, and prints rows/s, MB/s and the process's peak
+//! RSS during the export (VmHWM reset after the database is filled, so it measures the server
+//! streaming plus this client reading chunk by chunk). A filtered export (`caller=` prefix,
+//! a seventh of the legs) follows. The first export warms SQLite's page cache (64 MiB per
+//! connection), which is most of the RSS rise; the second one of everything shows whether the
+//! export itself holds memory per row (it should not: same peak).
+//!
+//! `cargo run --release -p server --example csv_export_bench -- [LEGS]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calls::{Leg, Micros};
+use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
+use server::{LicenseSetup, Running, ServerConfig, SystemClock};
+
+const DAY: Micros = 86_400_000_000;
+const PASSWORD: &str = "bench password";
+
+fn leg(i: u64, start: Micros) -> Leg {
+    let caller = if i.is_multiple_of(7) { "4477" } else { "4410" };
+    Leg {
+        call_id: format!("bench-{i:08}@sipmeter.test"),
+        sensor_id: 1,
+        caller: format!("{caller}{i:08}"),
+        caller_domain: "example.test".into(),
+        caller_name: None,
+        called: format!("4420{i:08}"),
+        called_domain: "example.test".into(),
+        called_name: None,
+        from_tag: None,
+        to_tag: None,
+        start,
+        answer: Some(start + 1_000_000),
+        end: start + 60_000_000,
+        last_response: Some(200),
+        last_response_text: Some("OK".into()),
+        end_reason: calls::EndReason::ByeConfirmed,
+        hangup_by: None,
+        transport: sip::Transport::Udp,
+        src_ip: "192.0.2.1".parse().unwrap(),
+        src_port: 5060,
+        dst_ip: "192.0.2.2".parse().unwrap(),
+        dst_port: 5060,
+        partial: false,
+        referred_by: None,
+        refer_to: None,
+        replaces: None,
+        user_agent: None,
+        sip_message_count: 0,
+        messages: vec![],
+    }
+}
+
+/// A status line of /proc/self/status in kB.
+fn proc_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn download(addr: std::net::SocketAddr, query: &str) -> (u64, u64, Duration) {
+    let started = Instant::now();
+    let mut r = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/cdrs.csv{query}"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    while let Some(chunk) = r.chunk().await.expect("body") {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    // Less the header line.
+    (lines - 1, bytes, started.elapsed())
+}
+
+#[tokio::main]
+async fn main() {
+    let count: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("LEGS must be a number"))
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let now = jiff::Timestamp::now().as_microsecond();
+
+    let filled = Instant::now();
+    let mut store = store::Store::open_sqlite(&data).await.expect("open");
+    let base = now - 20 * DAY;
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..count {
+        batch.push(leg(i, base + i as Micros * 1_000_000));
+        if batch.len() == 10_000 {
+            store.insert_legs(&batch).await.expect("insert");
+            batch.clear();
+        }
+    }
+    store.insert_legs(&batch).await.expect("insert");
+    store.close().await;
+    println!(
+        "{count} legs stored in {:.1} s",
+        filled.elapsed().as_secs_f64()
+    );
+
+    let signing = SigningKey::generate(&mut license::OsRng);
+    let hwid: Hwid = "1111-2222-3333-4444".parse().unwrap();
+    let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
+    let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
+    let terms = LicenseTerms {
+        license_id: "L-BENCH".into(),
+        customer: "Bench".into(),
+        channels: 10_000,
+        issued_at: license::timestamp(now - 40 * DAY).unwrap(),
+        formal_end,
+        grace_end: license::grace_end_for(formal_end, false),
+        cancelled: false,
+        trial: false,
+        emergency: false,
+        binding: Binding::Hwid(hwid),
+        grants: vec![],
+        refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
+    };
+    std::fs::write(
+        data.join("license.key"),
+        license::issue(&terms, &signing).unwrap(),
+    )
+    .unwrap();
+    let mut keyring = Keyring::builtin();
+    keyring.add(signing.public());
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
+        pcap_dir: None,
+        admin_password: Some(PASSWORD.into()),
+        license: LicenseSetup {
+            data_dir: data.clone(),
+            license_path: data.join("license.key"),
+            keyring,
+            hwid: ResolvedHwid {
+                hwid,
+                source: HwidSource::Override,
+            },
+            domain: None,
+            operator_limit: None,
+            operator_limit_override: None,
+            tz: jiff::tz::TimeZone::UTC,
+        },
+        pipeline: sensor::PipelineConfig::default(),
+        channel_mode: channels::ActiveMode::Signalling,
+        pcap_poll: Duration::from_secs(1),
+        pcap_settle: Duration::from_secs(2),
+        tls: None,
+    };
+    let s = Running::start(config, Arc::new(SystemClock))
+        .await
+        .expect("server");
+
+    // Where the time goes: the store's keyset pages alone, then with the CSV lines made.
+    for make_lines in [false, true] {
+        let started = Instant::now();
+        let mut q = store::CdrQuery {
+            filter: store::CdrFilter::default(),
+            sort: store::CdrSort::Start,
+            descending: true,
+            page: store::PageAt::First,
+            limit: store::MAX_PAGE,
+            count: false,
+        };
+        let (mut rows, mut bytes) = (0u64, 0usize);
+        loop {
+            let page = s.state.store.cdr_page(&q).await.expect("page");
+            rows += page.legs.len() as u64;
+            if make_lines {
+                for l in &page.legs {
+                    bytes += server::cdrs::csv_line(&l.leg, true).len() + 2;
+                }
+            }
+            match page.next {
+                Some(c) => q.page = store::PageAt::After(c),
+                None => break,
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{:<18} {rows:>8} rows in {secs:>6.2} s = {:>8.0} rows/s (in process, no HTTP){}",
+            if make_lines {
+                "store + csv_line"
+            } else {
+                "store pages only"
+            },
+            rows as f64 / secs,
+            if make_lines {
+                format!(", {:.1} MB", bytes as f64 / 1e6)
+            } else {
+                String::new()
+            },
+        );
+    }
+
+    for (label, query, expected) in [
+        ("all legs", "", count),
+        ("all legs again", "", count),
+        ("caller=4477 (1/7)", "?caller=4477", count.div_ceil(7)),
+    ] {
+        // Peak RSS from here on: the export, not the fill.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = proc_kb("VmRSS:");
+        let (rows, bytes, took) = download(s.addr, query).await;
+        assert_eq!(rows, expected, "{label}: rows exported");
+        let secs = took.as_secs_f64();
+        println!(
+            "{label:<18} {rows:>8} rows, {:>6.1} MB in {secs:>6.2} s = {:>8.0} rows/s, {:>5.1} MB/s; RSS before {} MB, peak during export {} MB (anon {} MB, file {} MB now)",
+            bytes as f64 / 1e6,
+            rows as f64 / secs,
+            bytes as f64 / 1e6 / secs,
+            before / 1024,
+            proc_kb("VmHWM:") / 1024,
+            proc_kb("RssAnon:") / 1024,
+            proc_kb("RssFile:") / 1024,
+        );
+    }
+    s.stop().await.expect("stop");
+}
