@@ -42,6 +42,10 @@ pub struct SensorArgs {
     /// Capture live from this network interface (needs a build with the `live` feature)
     #[arg(long, value_name = "IF", conflicts_with_all = ["pcap_dir", "paths"])]
     interface: Option<String>,
+    /// With --interface: BPF capture filter (tcpdump syntax) [default: the SIP ports, VLANs and
+    /// IP fragments]
+    #[arg(long, value_name = "FILTER", requires = "interface")]
+    filter: Option<String>,
     /// Read every capture put into DIR, each once (a rotating tcpdump -w -G directory)
     #[arg(long, value_name = "DIR", conflicts_with = "paths")]
     pcap_dir: Option<PathBuf>,
@@ -122,13 +126,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
     let settings = Settings::resolve(file, common, true)?;
+    #[cfg(not(feature = "live"))]
     if let Some(ifname) = &args.interface {
         bail!(
             "--interface {ifname}: this sipmeter was built without the `live` feature (libpcap); \
              rebuild with `--features live`, or give capture files or --pcap-dir"
         );
     }
-    if args.pcap_dir.is_none() && args.paths.is_empty() {
+    if args.interface.is_none() && args.pcap_dir.is_none() && args.paths.is_empty() {
         bail!("nothing to read: give capture files, --pcap-dir DIR or --interface IF");
     }
     anyhow::ensure!(args.batch_legs > 0, "--batch-legs must be at least 1");
@@ -198,6 +203,12 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
     };
     let started = Instant::now();
     let read = match &args.pcap_dir {
+        #[cfg(feature = "live")]
+        None if args.interface.is_some() => reader.live(
+            args.interface.as_deref().unwrap_or_default(),
+            args.filter.clone(),
+            args.heartbeat_s,
+        ),
         None => {
             let mut files = Vec::new();
             for p in &args.paths {
@@ -350,6 +361,63 @@ impl Reader<'_> {
             n += 1;
         }
         Ok((n, legs))
+    }
+
+    /// Captures from a network interface until the sensor must stop. The pipeline runs in
+    /// slices of one heartbeat interval: between slices the legs closed in it are spooled
+    /// (so a killed sensor loses at most the calls of one slice that were already over) and
+    /// the live legs are taken for the heartbeat.
+    #[cfg(feature = "live")]
+    fn live(&self, interface: &str, filter: Option<String>, slice_s: u32) -> Result<(u64, u64)> {
+        let mut cfg = capture::live::LiveConfig::new(interface);
+        cfg.filter = filter;
+        let mut source = sensor::live::LiveSource::open(&cfg, &self.pipeline)?;
+        eprintln!(
+            "sipmeter sensor: capturing on {} with the filter {:?}",
+            source.interface(),
+            source.filter()
+        );
+        let mut pipeline = sensor::Pipeline::new(self.pipeline.clone());
+        let slice_end = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let slice_end = slice_end.clone();
+            let period = Duration::from_secs(u64::from(slice_s));
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(period);
+                    if Arc::strong_count(&slice_end) == 1 {
+                        return;
+                    }
+                    slice_end.store(true, Ordering::SeqCst);
+                }
+            })
+        };
+        let mut legs = 0u64;
+        let result = loop {
+            let mut closed: Vec<Leg> = Vec::new();
+            if let Err(e) = pipeline.run_live(&mut source, &slice_end, &mut |l| closed.extend(l)) {
+                break Err(anyhow::Error::from(e));
+            }
+            slice_end.store(false, Ordering::SeqCst);
+            legs += closed.len() as u64;
+            if let Some(e) = closed
+                .chunks(self.batch_legs)
+                .find_map(|c| self.spool(c).err())
+            {
+                break Err(e);
+            }
+            let now = jiff::Timestamp::now().as_microsecond();
+            *lock(&self.shared.live) = (
+                Some(now),
+                pipeline.tracker().live_legs().map(live_leg).collect(),
+            );
+            if self.shared.stop.load(Ordering::SeqCst) {
+                break Ok((1, legs));
+            }
+        };
+        drop(slice_end);
+        let _ = ticker;
+        result
     }
 
     /// Reads captures as they settle in `dir` (size unchanged for two polls).
