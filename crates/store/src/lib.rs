@@ -486,7 +486,12 @@ impl Store {
     /// Registers a remote sensor with the hash of its token ([`token_hash`]); its id, or
     /// `None` (nothing changed) when the name is taken. Sensor methods take `&self` like the
     /// user methods: tiny rows, kept off the writer's queue of leg batches.
-    pub async fn create_sensor(&self, name: &str, token_hash: &str, now: Micros) -> Result<Option<i64>> {
+    pub async fn create_sensor(
+        &self,
+        name: &str,
+        token_hash: &str,
+        now: Micros,
+    ) -> Result<Option<i64>> {
         match &self.backend {
             Backend::Sqlite(s) => sensors::create(&s.pool, name, token_hash, now).await,
             Backend::Postgres(p) => pg::create_sensor(&p.pool, name, token_hash, now).await,
