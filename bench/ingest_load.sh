@@ -9,19 +9,26 @@
 # 2) and each sensor's batch latency percentiles (sent -> acknowledged after commit).
 #
 # Usage: bench/ingest_load.sh [CALLS_PER_SENSOR] [BATCH_LEGS]   (defaults 100000 and 10000)
-# DB=postgres selects the PostgreSQL backend once the store has one. KEEP_MESSAGES=false ships
+# DB=postgres stores into PostgreSQL (a fresh database on 127.0.0.1:5432, trust auth, user
+# PGUSER or root, dropped at the end) instead of SQLite. KEEP_MESSAGES=false ships
 # legs without their SIP messages (no ladder), to see the ingest path without message blobs.
 set -euo pipefail
 CALLS=${1:-100000}
 BATCH=${2:-10000}
 DB=${DB:-sqlite}
 KEEP_MESSAGES=${KEEP_MESSAGES:-true}
-if [ "$DB" != sqlite ]; then
-    # TODO(issue 7 point 4): start `sipmeter serve --database postgres://...` here once the
-    # store has its PostgreSQL backend; the rest of the script is backend-independent.
-    echo "DB=$DB: the store has no PostgreSQL backend yet; only DB=sqlite runs" >&2
-    exit 2
-fi
+DBFLAG=()
+PGDB=
+case "$DB" in
+    sqlite) ;;
+    postgres)
+        PGDB=sipmeter_ingest_bench_$$
+        PG="postgres://${PGUSER:-root}@127.0.0.1:5432"
+        psql "$PG/postgres" -qc "CREATE DATABASE $PGDB"
+        DBFLAG=(--database "$PG/$PGDB")
+        ;;
+    *) echo "DB=$DB: use sqlite or postgres" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 # SKIP_BUILD=1 uses the release binaries as they are.
 [ "${SKIP_BUILD:-}" = 1 ] || cargo build --release -q -p sipmeter -p sipmeter-gen
@@ -31,6 +38,7 @@ WORK=$(mktemp -d)
 SERVER_PID=
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    [ -n "$PGDB" ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGDB" || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,7 +52,7 @@ for i in 1 2 3; do
 done
 wait
 for i in 1 2 3; do
-    "$BIN" sensors --data-dir "$WORK/server" add --name "load-$i" | tail -n1 > "$WORK/token$i"
+    "$BIN" sensors --data-dir "$WORK/server" "${DBFLAG[@]}" add --name "load-$i" | tail -n1 > "$WORK/token$i"
 done
 
 echo "phase 1: spooling (no server)"
@@ -61,7 +69,7 @@ done
 du -sh "$WORK"/sensor*/spool | sed 's/^/  spool /'
 
 echo "phase 2: three sensors drain into one server"
-"$BIN" serve --data-dir "$WORK/server" --listen "127.0.0.1:$PORT" \
+"$BIN" serve --data-dir "$WORK/server" "${DBFLAG[@]}" --listen "127.0.0.1:$PORT" \
     --admin-password bench-password 2> "$WORK/server.log" &
 SERVER_PID=$!
 until curl -sf "$URL/healthz" > /dev/null; do sleep 0.1; done
@@ -76,12 +84,16 @@ for p in "${PIDS[@]}"; do wait "$p"; done
 END=$(date +%s.%N)
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=
-LEGS=$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/server/sipmeter.db').execute('select count(*) from legs').fetchone()[0])")
-python3 - "$START" "$END" "$LEGS" "$((3 * CALLS))" <<'PY'
+if [ "$DB" = postgres ]; then
+    LEGS=$(psql "$PG/$PGDB" -tAc "SELECT count(*) FROM legs")
+else
+    LEGS=$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/server/sipmeter.db').execute('select count(*) from legs').fetchone()[0])")
+fi
+python3 - "$START" "$END" "$LEGS" "$((3 * CALLS))" "$DB" <<'PY'
 import sys
 start, end, legs, want = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 s = end - start
-print(f"stored {legs} legs (expected {want}) in {s:.2f} s: {legs / s:,.0f} legs/s into SQLite")
+print(f"stored {legs} legs (expected {want}) in {s:.2f} s: {legs / s:,.0f} legs/s into {sys.argv[5]}")
 PY
 for i in 1 2 3; do
     grep -h "acknowledged" "$WORK/drain$i.log" | sed "s/^/  sensor $i: /"
