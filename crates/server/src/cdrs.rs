@@ -527,9 +527,9 @@ pub async fn api_list(
 }
 
 /// `GET /api/v1/cdrs.csv`: the whole filtered list (in the asked order) as CSV, streamed page
-/// by page with the keyset cursor. Memory stays at one page whatever the size of the list, and
-/// the next page is read only when the client has taken the previous one, so a slow download
-/// costs no more than a fast one. The license lock was checked by the gate before the first
+/// by page with the keyset cursor. Memory stays at a few pages whatever the size of the list:
+/// pages are read at most `CSV_AHEAD` chunks ahead of the client, so a slow download costs
+/// no more than a fast one. The license lock was checked by the gate before the first
 /// byte; a store error halfway aborts the body (the client sees a broken transfer, not a
 /// short file that looks complete).
 pub async fn api_csv(
@@ -553,32 +553,45 @@ pub async fn api_csv(
     let mut head = CSV_COLUMNS.join(",");
     head.push_str("\r\n");
     let chunk = csv_chunk(head, &first.legs);
-    let rest = first.next.map(|c| {
+    // The next pages are read by a task one chunk ahead of the client (a channel of
+    // CSV_AHEAD chunks), so reading the store overlaps sending; memory stays at a few pages.
+    // The task ends when the list does, or at the first failed send (the client went away).
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(CSV_AHEAD);
+    if let Some(c) = first.next {
         q.page = PageAt::After(c);
-        q
-    });
-    let pages = futures_util::stream::unfold(rest, move |next| {
-        let app = app.clone();
-        async move {
-            let mut q = next?;
-            match app.store.cdr_page(&q).await {
-                Ok(page) => {
-                    let chunk = csv_chunk(String::new(), &page.legs);
-                    let rest = page.next.map(|c| {
-                        q.page = PageAt::After(c);
-                        q
-                    });
-                    Some((Ok(axum::body::Bytes::from(chunk)), rest))
-                }
-                Err(e) => {
-                    eprintln!(
-                        "sipmeter serve: CSV export stopped: {}",
-                        crate::sensor::chain(&e)
-                    );
-                    Some((Err(std::io::Error::other("cannot read the CDRs")), None))
+        tokio::spawn(async move {
+            loop {
+                let item = match app.store.cdr_page(&q).await {
+                    Ok(page) => {
+                        let chunk = csv_chunk(String::new(), &page.legs);
+                        match page.next {
+                            Some(c) => q.page = PageAt::After(c),
+                            None => {
+                                let _ = tx.send(Ok(chunk.into())).await;
+                                return;
+                            }
+                        }
+                        Ok(chunk.into())
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "sipmeter serve: CSV export stopped: {}",
+                            crate::sensor::chain(&e)
+                        );
+                        let _ = tx
+                            .send(Err(std::io::Error::other("cannot read the CDRs")))
+                            .await;
+                        return;
+                    }
+                };
+                if tx.send(item).await.is_err() {
+                    return;
                 }
             }
-        }
+        });
+    }
+    let pages = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
     });
     let body = futures_util::stream::once(async move {
         Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk))
@@ -589,6 +602,8 @@ pub async fn api_csv(
 
 /// Rows read from the store per CSV chunk (the store's largest page).
 const CSV_PAGE_ROWS: u32 = store::MAX_PAGE;
+/// CSV chunks read ahead of the client.
+const CSV_AHEAD: usize = 2;
 
 /// `legs` as CSV lines after `prefix`.
 fn csv_chunk(mut prefix: String, legs: &[StoredLeg]) -> String {
