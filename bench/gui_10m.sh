@@ -7,6 +7,14 @@
 #   bench/gui_10m.sh                      # 10 M legs (714 286 a day × 14 days)
 #   BENCH_LEGS_PER_DAY=100000 bench/gui_10m.sh   # 1.4 M legs, minutes instead of half an hour
 #   BENCH_REQUESTS=200 BENCH_DIR=/some/disk bench/gui_10m.sh
+#
+# Last run (2026-11-28, 11.5 M legs incl. 15 % second-sensor copies, 14 days, load average 3-9
+# on 2 cores from other work; p50 / p99 ms over 100 requests): CDR first page 2.2 / 6.1, caller
+# prefix (5 % of legs) 3.4 / 9.3, caller number 2.1 / 10.3, called prefix 3.5 / 6.5,
+# answered=no 5.2 / 14.6, deep keyset page 2.4 / 7.4, sort by caller 2.7 / 6.3, API 100 rows
+# 3.2 / 8.6, API caller prefix 3.0 / 13.2, Reports 14 days 37.2 / 127.7, daily.csv 33.1 / 70.1,
+# Concurrent Calls Stats 0.7 / 1.5, Dashboard 0.5 / 0.8. Load: 1241 s (9.3 k legs/s, batches of
+# 50 000 in random start order within each day).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
