@@ -1,6 +1,6 @@
 //! Writing leg batches to PostgreSQL.
 //!
-//! A batch is sent with COPY (text format, one round trip for all its rows) into a temporary
+//! A batch is sent with COPY (binary format, one round trip for all its rows) into a temporary
 //! staging table, then moved into `legs` by one `INSERT … SELECT … ON CONFLICT DO NOTHING`:
 //! the identity key (sensor, start, Call-ID) skips legs already stored, so a re-sent batch is
 //! stored once and the rest of a partly known batch is kept. The same statement adds the new
@@ -12,6 +12,7 @@
 //! never race on the same day), because creating a partition locks the whole `legs` table and
 //! holding that lock for a batch would stall every reader.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use calls::{Leg, Micros};
@@ -55,8 +56,8 @@ const CREATE_STAGE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS legs_stage ( \
      refer_to TEXT, replaces TEXT, user_agent TEXT, sip_message_count BIGINT \
      ) ON COMMIT DELETE ROWS";
 
-/// The move from staging into `legs`, in batch order so that of two equal legs inside one
-/// batch the first is kept, with the outcome buckets of the legs really inserted.
+/// The move from staging into `legs` (which holds no leg twice: `first_of_each`), with the
+/// outcome buckets of the legs really inserted.
 fn move_sql(with_ids: bool) -> String {
     let tail = if with_ids {
         "SELECT s.seq, s.id FROM legs_stage s JOIN ins USING (id)"
@@ -66,7 +67,7 @@ fn move_sql(with_ids: bool) -> String {
     format!(
         "WITH ins AS ( \
            INSERT INTO legs (id, {LEG_COLUMNS}) SELECT id, {LEG_COLUMNS} FROM legs_stage \
-           ORDER BY seq ON CONFLICT (sensor_id, start_us, call_id) DO NOTHING \
+           ON CONFLICT (sensor_id, start_us, call_id) DO NOTHING \
            RETURNING id, start_us, answer_us, end_us, last_response, last_response_text, end_reason \
          ), buckets AS ( \
            INSERT INTO leg_outcome_buckets \
@@ -163,20 +164,21 @@ async fn write_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<InsertRepo
 
     let mut copy = tx
         .copy_in_raw(&format!(
-            "COPY legs_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT text)"
+            "COPY legs_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT binary)"
         ))
         .await?;
-    let mut buf = String::with_capacity(64 * 1024);
-    for (seq, leg) in legs.iter().enumerate() {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    buf.extend_from_slice(COPY_BINARY_HEADER);
+    let kept = first_of_each(legs);
+    for &(seq, leg) in &kept {
         copy_row(&mut buf, seq, leg);
         if buf.len() >= 60 * 1024 {
-            copy.send(buf.as_bytes()).await?;
+            copy.send(buf.as_slice()).await?;
             buf.clear();
         }
     }
-    if !buf.is_empty() {
-        copy.send(buf.as_bytes()).await?;
-    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf.as_slice()).await?;
     copy.finish().await?;
 
     let with_messages = legs.iter().any(|l| !l.messages.is_empty());
@@ -202,77 +204,90 @@ async fn write_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<InsertRepo
     Ok(report)
 }
 
-/// One staging row in COPY text format.
-fn copy_row(buf: &mut String, seq: usize, leg: &Leg) {
-    let _ = write!(buf, "{seq}\t{}\t", leg.sensor_id);
+/// Signature, flags and header extension length of a binary COPY stream.
+const COPY_BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Fields of a staging row (`STAGE_COLUMNS`).
+const STAGE_FIELDS: i16 = 29;
+
+/// The batch without the later copies of a leg it holds twice (same sensor, start and
+/// Call-ID), with each leg's position: the first copy is the one kept, as on SQLite, without
+/// asking the database to sort the batch.
+fn first_of_each(legs: &[Leg]) -> Vec<(usize, &Leg)> {
+    let mut seen = HashSet::with_capacity(legs.len());
+    legs.iter()
+        .enumerate()
+        .filter(|(_, l)| seen.insert((l.sensor_id, l.start, l.call_id.as_str())))
+        .collect()
+}
+
+/// One staging row in binary COPY format: no escaping to write and no text for the server to
+/// parse (its parsing was a tenth of its work per leg in text format).
+fn copy_row(buf: &mut Vec<u8>, seq: usize, leg: &Leg) {
+    buf.extend_from_slice(&STAGE_FIELDS.to_be_bytes());
+    int4(buf, seq as i32);
+    int8(buf, i64::from(leg.sensor_id));
     text(buf, &leg.call_id);
-    for s in [&leg.caller, &leg.caller_domain] {
-        text(buf, s);
-    }
+    text(buf, &leg.caller);
+    text(buf, &leg.caller_domain);
     opt_text(buf, leg.caller_name.as_deref());
     text(buf, &leg.called);
     text(buf, &leg.called_domain);
     opt_text(buf, leg.called_name.as_deref());
     opt_text(buf, leg.from_tag.as_deref());
     opt_text(buf, leg.to_tag.as_deref());
-    let _ = write!(buf, "{}\t", leg.start);
-    opt_int(buf, leg.answer);
-    let _ = write!(buf, "{}\t", leg.end);
-    opt_int(buf, leg.last_response.map(i64::from));
+    int8(buf, leg.start);
+    match leg.answer {
+        Some(v) => int8(buf, v),
+        None => null(buf),
+    }
+    int8(buf, leg.end);
+    match leg.last_response {
+        Some(v) => int4(buf, i32::from(v)),
+        None => null(buf),
+    }
     opt_text(buf, leg.last_response_text.as_deref());
     text(buf, leg.end_reason.as_str());
     opt_text(buf, leg.hangup_by.map(|h| h.as_str()));
     text(buf, leg.transport.as_str());
-    let _ = write!(
-        buf,
-        "{}\t{}\t{}\t{}\t{}\t",
-        leg.src_ip,
-        leg.src_port,
-        leg.dst_ip,
-        leg.dst_port,
-        if leg.partial { 't' } else { 'f' }
-    );
+    text(buf, &leg.src_ip.to_string());
+    int4(buf, i32::from(leg.src_port));
+    text(buf, &leg.dst_ip.to_string());
+    int4(buf, i32::from(leg.dst_port));
+    buf.extend_from_slice(&1i32.to_be_bytes());
+    buf.push(u8::from(leg.partial));
     opt_text(buf, leg.referred_by.as_deref());
     opt_text(buf, leg.refer_to.as_deref());
     opt_text(buf, leg.replaces.as_deref());
     opt_text(buf, leg.user_agent.as_deref());
-    let _ = writeln!(buf, "{}", leg.sip_message_count);
+    int8(buf, i64::from(leg.sip_message_count));
 }
 
-/// A text field and its tab, escaped for COPY text format: SIP header values may hold any of
-/// backslash, tab, newline or carriage return.
-fn text(buf: &mut String, s: &str) {
-    if s.bytes()
-        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
-    {
-        for c in s.chars() {
-            match c {
-                '\\' => buf.push_str("\\\\"),
-                '\t' => buf.push_str("\\t"),
-                '\n' => buf.push_str("\\n"),
-                '\r' => buf.push_str("\\r"),
-                c => buf.push(c),
-            }
-        }
-    } else {
-        buf.push_str(s);
-    }
-    buf.push('\t');
+fn int4(buf: &mut Vec<u8>, v: i32) {
+    buf.extend_from_slice(&4i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
 }
 
-fn opt_text(buf: &mut String, s: Option<&str>) {
+fn int8(buf: &mut Vec<u8>, v: i64) {
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn null(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+}
+
+/// A text field: its length, then its UTF-8 bytes as they are.
+fn text(buf: &mut Vec<u8>, s: &str) {
+    // A field over 2 GiB cannot come from a SIP header; it would fail the COPY, not corrupt it.
+    buf.extend_from_slice(&i32::try_from(s.len()).unwrap_or(i32::MAX).to_be_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn opt_text(buf: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => text(buf, s),
-        None => buf.push_str("\\N\t"),
-    }
-}
-
-fn opt_int(buf: &mut String, v: Option<i64>) {
-    match v {
-        Some(v) => {
-            let _ = write!(buf, "{v}\t");
-        }
-        None => buf.push_str("\\N\t"),
+        None => null(buf),
     }
 }
 
@@ -390,9 +405,11 @@ mod tests {
     }
 
     #[test]
-    fn copy_text_escapes_what_would_split_a_row() {
-        let mut buf = String::new();
-        text(&mut buf, "a\tb\\c\nd\re");
-        assert_eq!(buf, "a\\tb\\\\c\\nd\\re\t");
+    fn copy_binary_fields_are_length_prefixed_and_null_is_minus_one() {
+        let mut buf = Vec::new();
+        text(&mut buf, "a\tb");
+        opt_text(&mut buf, None);
+        int4(&mut buf, 7);
+        assert_eq!(buf, b"\0\0\0\x03a\tb\xff\xff\xff\xff\0\0\0\x04\0\0\0\x07");
     }
 }
