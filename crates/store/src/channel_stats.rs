@@ -14,9 +14,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoredLeg};
 
-const DAY: Micros = 86_400_000_000;
-const MAX_LEG: &str = "max_leg_us";
-const MODE: &str = "channel_mode";
+pub(crate) const DAY: Micros = 86_400_000_000;
+/// `store_meta` names, the same on both backends.
+pub(crate) const MAX_LEG: &str = "max_leg_us";
+pub(crate) const MODE: &str = "channel_mode";
 
 /// What an update did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub struct ChannelUpdate {
     pub minutes: u64,
 }
 
-fn mode_code(mode: ActiveMode) -> i64 {
+pub(crate) fn mode_code(mode: ActiveMode) -> i64 {
     match mode {
         ActiveMode::Signalling => 0,
         ActiveMode::Answered => 1,
@@ -69,8 +70,8 @@ pub(crate) fn mark_dirty(tx: &rusqlite::Transaction<'_>, legs: &[Leg]) -> rusqli
     Ok(())
 }
 
-/// Whole UTC days covering the ranges, merged.
-fn day_windows(ranges: &[(Micros, Micros)]) -> Vec<Window> {
+/// Whole UTC days covering the ranges, each once, in order.
+pub(crate) fn day_windows(ranges: &[(Micros, Micros)]) -> Vec<Window> {
     let mut days: Vec<(Micros, Micros)> = ranges
         .iter()
         .map(|&(from, to)| {
@@ -234,16 +235,7 @@ impl SqliteStore {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(start, peak, peak_at, integral, covered)| MinuteRow {
-                start,
-                peak: peak.clamp(0, u32::MAX as i64) as u32,
-                peak_at,
-                integral: integral.max(0) as u64,
-                covered: covered.max(0) as u64,
-            })
-            .collect())
+        Ok(rows.into_iter().map(minute_from_columns).collect())
     }
 
     /// The first and last instants covered by channel rows, if any.
@@ -301,27 +293,78 @@ fn scan_window(
             window.start,
         ))
         .map_err(scan_err)?;
-    let mut keyer = Keyer::new();
-    let mut spans: Vec<Span> = Vec::new();
-    let mut legs = 0u64;
+    let mut sweep = DaySweep::new(mode);
     while let Some(row) = rows.next().map_err(scan_err)? {
-        legs += 1;
         let start: i64 = row.get(2).map_err(scan_err)?;
         let answer: Option<i64> = row.get(3).map_err(scan_err)?;
         let end: i64 = row.get(4).map_err(scan_err)?;
-        if let Some((from, to)) = channels::active_interval(start, answer, end, mode) {
+        sweep.leg(start, answer, end, || {
             let caller = row.get_ref(0).map_err(scan_err)?.as_str().unwrap_or("");
             let called = row.get_ref(1).map_err(scan_err)?.as_str().unwrap_or("");
-            spans.push(Span {
-                key: keyer.key(caller, called),
+            Ok((caller, called))
+        })?;
+    }
+    sweep.finish(window)
+}
+
+/// A day's scan as both backends feed it: legs in, in any order, minute rows out. Only
+/// legs active in the mode cost a key, so the caller reads the caller/called text lazily.
+pub(crate) struct DaySweep {
+    mode: ActiveMode,
+    keyer: Keyer,
+    spans: Vec<Span>,
+    legs: u64,
+}
+
+impl DaySweep {
+    pub(crate) fn new(mode: ActiveMode) -> Self {
+        DaySweep {
+            mode,
+            keyer: Keyer::new(),
+            spans: Vec::new(),
+            legs: 0,
+        }
+    }
+
+    pub(crate) fn leg<'r>(
+        &mut self,
+        start: Micros,
+        answer: Option<Micros>,
+        end: Micros,
+        parties: impl FnOnce() -> Result<(&'r str, &'r str)>,
+    ) -> Result<()> {
+        self.legs += 1;
+        if let Some((from, to)) = channels::active_interval(start, answer, end, self.mode) {
+            let (caller, called) = parties()?;
+            self.spans.push(Span {
+                key: self.keyer.key(caller, called),
                 from,
                 to,
             });
         }
+        Ok(())
     }
-    let minutes = channels::minute_rows(&spans, window)
-        .map_err(|e| crate::StoreError::Channels(e.to_string()))?;
-    Ok((legs, minutes))
+
+    /// Legs seen and the window's minute rows.
+    pub(crate) fn finish(self, window: Window) -> Result<(u64, Vec<MinuteRow>)> {
+        let minutes = channels::minute_rows(&self.spans, window)
+            .map_err(|e| crate::StoreError::Channels(e.to_string()))?;
+        Ok((self.legs, minutes))
+    }
+}
+
+/// A `channel_minutes` row as selected by both backends; out-of-range values are clamped
+/// rather than trusted.
+pub(crate) fn minute_from_columns(
+    (start, peak, peak_at, integral, covered): (i64, i64, i64, i64, i64),
+) -> MinuteRow {
+    MinuteRow {
+        start,
+        peak: peak.clamp(0, u32::MAX as i64) as u32,
+        peak_at,
+        integral: integral.max(0) as u64,
+        covered: covered.max(0) as u64,
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,26 @@ impl Encoder {
 /// Why a blob could not be decoded; kept as a static string because the caller only reports it.
 pub(crate) type DecodeError = &'static str;
 
+/// A `leg_messages` row (stored count, blob) as both backends read it: no row means a leg
+/// stored without messages, and a count that disagrees with the blob means corruption.
+pub(crate) fn decode_stored(
+    leg_id: crate::LegId,
+    row: Option<(i64, Vec<u8>)>,
+) -> crate::Result<Vec<LegMessage>> {
+    let Some((count, blob)) = row else {
+        return Ok(Vec::new());
+    };
+    let messages =
+        decode(&blob).map_err(|reason| crate::StoreError::CorruptMessages { leg_id, reason })?;
+    if messages.len() as i64 != count {
+        return Err(crate::StoreError::CorruptMessages {
+            leg_id,
+            reason: "message count does not match the stored count",
+        });
+    }
+    Ok(messages)
+}
+
 /// Decompresses and decodes a stored blob.
 pub(crate) fn decode(blob: &[u8]) -> Result<Vec<LegMessage>, DecodeError> {
     let (&format, frame) = blob.split_first().ok_or("empty blob")?;

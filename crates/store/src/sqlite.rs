@@ -174,18 +174,7 @@ impl SqliteStore {
                 .bind(leg_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let Some((count, blob)) = row else {
-            return Ok(Vec::new());
-        };
-        let messages = codec::decode(&blob)
-            .map_err(|reason| StoreError::CorruptMessages { leg_id, reason })?;
-        if messages.len() as i64 != count {
-            return Err(StoreError::CorruptMessages {
-                leg_id,
-                reason: "message count does not match the stored count",
-            });
-        }
-        Ok(messages)
+        codec::decode_stored(leg_id, row)
     }
 
     pub(crate) async fn count_legs(&self) -> Result<u64> {

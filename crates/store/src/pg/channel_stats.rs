@@ -5,45 +5,13 @@
 //! Rust sweeps the other.
 
 use calls::Micros;
-use channels::{ActiveMode, Keyer, MinuteRow, Span, Window};
+use channels::{ActiveMode, MinuteRow, Window};
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::Row;
 
 use super::{LEG_SELECT, PgStore, leg_from_row};
+use crate::channel_stats::{DaySweep, MAX_LEG, MODE, day_windows, minute_from_columns, mode_code};
 use crate::{ChannelUpdate, Result, StoreError, StoredLeg};
-
-const DAY: Micros = 86_400_000_000;
-/// `store_meta` names, shared with the SQLite schema.
-const MAX_LEG: &str = "max_leg_us";
-const MODE: &str = "channel_mode";
-
-fn mode_code(mode: ActiveMode) -> i64 {
-    match mode {
-        ActiveMode::Signalling => 0,
-        ActiveMode::Answered => 1,
-    }
-}
-
-/// The UTC days touched by the ranges, each once, in order.
-fn touched_days(ranges: &[(Micros, Micros)]) -> Vec<Window> {
-    let mut starts: Vec<Micros> = ranges
-        .iter()
-        .flat_map(|&(from, to)| {
-            let first = from.div_euclid(DAY);
-            let last = (to.max(from + 1) - 1).div_euclid(DAY);
-            (first..=last).map(|d| d * DAY)
-        })
-        .collect();
-    starts.sort_unstable();
-    starts.dedup();
-    starts
-        .into_iter()
-        .map(|start| Window {
-            start,
-            end: start + DAY,
-        })
-        .collect()
-}
 
 impl PgStore {
     async fn meta(&self, name: &str) -> Result<Option<i64>> {
@@ -70,7 +38,7 @@ impl PgStore {
         let max_leg = self.meta(MAX_LEG).await?.unwrap_or(0);
         let mut update = ChannelUpdate::default();
         let this = &*self;
-        let mut days = futures_util::stream::iter(touched_days(&ranges))
+        let mut days = futures_util::stream::iter(day_windows(&ranges))
             .map(|window| async move {
                 let (legs, rows) = this.compute_window(window, mode, max_leg).await?;
                 Ok::<_, StoreError>((window, legs, rows))
@@ -132,27 +100,16 @@ impl PgStore {
         .bind(window.start.saturating_sub(max_leg))
         .bind(window.start)
         .fetch(&self.pool);
-        let mut keyer = Keyer::new();
-        let mut spans: Vec<Span> = Vec::new();
-        let mut legs = 0u64;
+        let mut sweep = DaySweep::new(mode);
         while let Some(row) = rows.try_next().await? {
-            legs += 1;
             let start: i64 = row.try_get(2)?;
             let answer: Option<i64> = row.try_get(3)?;
             let end: i64 = row.try_get(4)?;
-            if let Some((from, to)) = channels::active_interval(start, answer, end, mode) {
-                let caller: &str = row.try_get(0)?;
-                let called: &str = row.try_get(1)?;
-                spans.push(Span {
-                    key: keyer.key(caller, called),
-                    from,
-                    to,
-                });
-            }
+            sweep.leg(start, answer, end, || {
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            })?;
         }
-        let minutes = channels::minute_rows(&spans, window)
-            .map_err(|e| StoreError::Channels(e.to_string()))?;
-        Ok((legs, minutes))
+        sweep.finish(window)
     }
 
     async fn replace_minutes(&self, window: Window, rows: &[MinuteRow]) -> Result<()> {
@@ -189,16 +146,7 @@ impl PgStore {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(start, peak, peak_at, integral, covered)| MinuteRow {
-                start,
-                peak: peak.clamp(0, u32::MAX as i64) as u32,
-                peak_at,
-                integral: integral.max(0) as u64,
-                covered: covered.max(0) as u64,
-            })
-            .collect())
+        Ok(rows.into_iter().map(minute_from_columns).collect())
     }
 
     pub(crate) async fn channel_extent(&self) -> Result<Option<(Micros, Micros)>> {
@@ -220,21 +168,5 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(leg_from_row).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn touched_days_lists_each_day_once() {
-        let w = touched_days(&[
-            (DAY + 5, DAY + 10),
-            (DAY + 20, 3 * DAY),
-            (10 * DAY, 10 * DAY),
-        ]);
-        let starts: Vec<Micros> = w.iter().map(|w| w.start / DAY).collect();
-        assert_eq!(starts, vec![1, 2, 10]);
     }
 }
