@@ -14,7 +14,7 @@ use license::{
     BootSeen, ConcurrentUse, Grant, Hwid, LIVE_WINDOW_US, LicenseTerms, Micros, SigningKey, Upgrade,
 };
 use serde::Serialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 
 use crate::clock::Clock;
 use crate::db::{
@@ -204,27 +204,17 @@ pub fn rfc3339(us: Micros) -> String {
         .to_string()
 }
 
-async fn audit(
-    tx: &mut Transaction<'_, Any>,
+/// A statement with its values bound, ready to run in a transaction.
+type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// The audit log row written with a change.
+struct AuditRow<'a> {
     at: Micros,
-    who: &str,
-    action: &str,
-    license: Option<&str>,
-    customer: Option<&str>,
-    details: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, who, action, license_id, customer_id, details) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(at)
-    .bind(who)
-    .bind(action)
-    .bind(license.map(str::to_string))
-    .bind(customer.map(str::to_string))
-    .bind(details)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    who: &'a str,
+    action: &'a str,
+    license: Option<&'a str>,
+    customer: Option<&'a str>,
+    details: String,
 }
 
 impl Portal {
@@ -315,6 +305,28 @@ impl Portal {
         self.db.close().await;
     }
 
+    /// Runs `changes` and writes their audit row in one transaction, so no change is ever
+    /// without its record (nor a record without its change).
+    async fn commit_audited(&self, changes: Vec<Statement<'_>>, entry: AuditRow<'_>) -> Result<()> {
+        let mut tx = self.db.pool.begin().await?;
+        for change in changes {
+            change.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (at, who, action, license_id, customer_id, details) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(entry.at)
+        .bind(entry.who)
+        .bind(entry.action)
+        .bind(entry.license.map(str::to_string))
+        .bind(entry.customer.map(str::to_string))
+        .bind(entry.details)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     // ---- signing keys ------------------------------------------------------------------
 
     /// Every signing key, the active one first, then newest first.
@@ -341,30 +353,27 @@ impl Portal {
         let key = SigningKey::generate(&mut license::OsRng);
         let id = key.public().id().to_string();
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET active = 0")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (key_id, secret, public, created_at, active) VALUES ($1, $2, $3, $4, 1)",
-        )
-        .bind(&id)
-        .bind(key.to_armored())
-        .bind(key.public().to_armored())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        audit(
-            &mut tx,
-            now,
-            who,
-            "rotate_key",
-            None,
-            None,
-            &format!("new active key {id}"),
+        self.commit_audited(
+            vec![
+                sqlx::query("UPDATE signing_keys SET active = 0"),
+                sqlx::query(
+                    "INSERT INTO signing_keys (key_id, secret, public, created_at, active) VALUES ($1, $2, $3, $4, 1)",
+                )
+                .bind(&id)
+                .bind(key.to_armored())
+                .bind(key.public().to_armored())
+                .bind(now),
+            ],
+            AuditRow {
+                at: now,
+                who,
+                action: "rotate_key",
+                license: None,
+                customer: None,
+                details: format!("new active key {id}"),
+            },
         )
         .await?;
-        tx.commit().await?;
         self.write_public_keys().await?;
         Ok(id)
     }
@@ -423,29 +432,28 @@ impl Portal {
             customer_id: customer.map(str::to_string),
         };
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, password_hash, role, customer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        self.commit_audited(
+            vec![
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, role, customer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&user.id)
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(role.as_str())
+                .bind(user.customer_id.clone())
+                .bind(now),
+            ],
+            AuditRow {
+                at: now,
+                who,
+                action: "add_user",
+                license: None,
+                customer,
+                details: format!("user {} role {}", user.username, role.as_str()),
+            },
         )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(role.as_str())
-        .bind(user.customer_id.clone())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
-        audit(
-            &mut tx,
-            now,
-            who,
-            "add_user",
-            None,
-            customer,
-            &format!("user {} role {}", user.username, role.as_str()),
-        )
-        .await?;
-        tx.commit().await?;
         Ok(user)
     }
 
@@ -494,24 +502,23 @@ impl Portal {
             name: text_field("customer name", name)?,
             created_at: self.now(),
         };
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&c.id)
-            .bind(&c.name)
-            .bind(c.created_at)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut tx,
-            c.created_at,
-            who,
-            "add_customer",
-            None,
-            Some(&c.id),
-            &format!("customer {:?}", c.name),
+        self.commit_audited(
+            vec![
+                sqlx::query("INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&c.id)
+                    .bind(&c.name)
+                    .bind(c.created_at),
+            ],
+            AuditRow {
+                at: c.created_at,
+                who,
+                action: "add_customer",
+                license: None,
+                customer: Some(&c.id),
+                details: format!("customer {:?}", c.name),
+            },
         )
         .await?;
-        tx.commit().await?;
         Ok(c)
     }
 
@@ -606,51 +613,48 @@ impl Portal {
             created_at: now,
         };
         let (kind, value) = row.binding.columns();
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO licenses (id, customer_id, token, channels, formal_end, cancelled, trial, emergency, binding_kind, binding_value, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)",
-        )
-        .bind(&row.id)
-        .bind(&row.customer_id)
-        .bind(&row.token)
-        .bind(i64::from(channels))
-        .bind(formal_end.to_string())
-        .bind(flag(trial))
-        .bind(flag(emergency))
-        .bind(kind)
-        .bind(value)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO orders (id, license_id, kind, tier_id, channels, months, status, created_at, completed_at) VALUES ($1, $2, 'new', NULL, $3, NULL, 'completed', $4, $4)",
-        )
-        .bind(format!("O-{}", random_hex(5)))
-        .bind(&row.id)
-        .bind(i64::from(channels))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let what = if emergency {
+        let action = if emergency {
             "emergency_trial"
         } else {
             "add_license"
         };
-        audit(
-            &mut tx,
-            now,
-            who,
-            what,
-            Some(&row.id),
-            Some(customer),
-            &format!(
-                "{channels} channels, formal end {formal_end}{}, {}{note}",
-                if trial { ", trial" } else { "" },
-                row.binding
-            ),
+        self.commit_audited(
+            vec![
+                sqlx::query(
+                    "INSERT INTO licenses (id, customer_id, token, channels, formal_end, cancelled, trial, emergency, binding_kind, binding_value, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)",
+                )
+                .bind(&row.id)
+                .bind(&row.customer_id)
+                .bind(&row.token)
+                .bind(i64::from(channels))
+                .bind(formal_end.to_string())
+                .bind(flag(trial))
+                .bind(flag(emergency))
+                .bind(kind)
+                .bind(value)
+                .bind(now),
+                sqlx::query(
+                    "INSERT INTO orders (id, license_id, kind, tier_id, channels, months, status, created_at, completed_at) VALUES ($1, $2, 'new', NULL, $3, NULL, 'completed', $4, $4)",
+                )
+                .bind(format!("O-{}", random_hex(5)))
+                .bind(&row.id)
+                .bind(i64::from(channels))
+                .bind(now),
+            ],
+            AuditRow {
+                at: now,
+                who,
+                action,
+                license: Some(&row.id),
+                customer: Some(customer),
+                details: format!(
+                    "{channels} channels, formal end {formal_end}{}, {}{note}",
+                    if trial { ", trial" } else { "" },
+                    row.binding
+                ),
+            },
         )
         .await?;
-        tx.commit().await?;
         Ok(row)
     }
 
@@ -885,34 +889,33 @@ impl Portal {
             grant,
             created_at: now,
         };
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO grants (id, license_id, kind, amount, start_day, end_day, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&g.id)
-        .bind(&row.id)
-        .bind(kind)
-        .bind(i64::from(amount))
-        .bind(start.to_string())
-        .bind(end.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
         let details = match kind {
             "increase" => format!("limit {amount} channels from {start} until {end}"),
             _ => format!("{amount} systems at once until {end}"),
         };
-        audit(
-            &mut tx,
-            now,
-            who,
-            kind,
-            Some(&row.id),
-            Some(&row.customer_id),
-            &details,
+        self.commit_audited(
+            vec![
+                sqlx::query(
+                    "INSERT INTO grants (id, license_id, kind, amount, start_day, end_day, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&g.id)
+                .bind(&row.id)
+                .bind(kind)
+                .bind(i64::from(amount))
+                .bind(start.to_string())
+                .bind(end.to_string())
+                .bind(now),
+            ],
+            AuditRow {
+                at: now,
+                who,
+                action: kind,
+                license: Some(&row.id),
+                customer: Some(&row.customer_id),
+                details,
+            },
         )
         .await?;
-        tx.commit().await?;
         Ok(g)
     }
 
@@ -993,47 +996,43 @@ impl Portal {
     ) -> Result<()> {
         let (kind, value) = binding.columns();
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query("UPDATE licenses SET binding_kind = $1, binding_value = $2 WHERE id = $3")
-            .bind(kind)
-            .bind(value)
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut tx,
-            now,
-            who,
-            action,
-            Some(&row.id),
-            Some(&row.customer_id),
-            &format!("{} -> {binding}", row.binding),
+        self.commit_audited(
+            vec![
+                sqlx::query(
+                    "UPDATE licenses SET binding_kind = $1, binding_value = $2 WHERE id = $3",
+                )
+                .bind(kind)
+                .bind(value)
+                .bind(&row.id),
+            ],
+            AuditRow {
+                at: now,
+                who,
+                action,
+                license: Some(&row.id),
+                customer: Some(&row.customer_id),
+                details: format!("{} -> {binding}", row.binding),
+            },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Cancels the subscription: access ends at the formal end, no grace period.
     pub async fn cancel(&self, who: &str, license: &str) -> Result<LicenseRow> {
         let row = self.license(license).await?;
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query("UPDATE licenses SET cancelled = 1 WHERE id = $1")
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut tx,
-            now,
-            who,
-            "cancel",
-            Some(&row.id),
-            Some(&row.customer_id),
-            &format!("access ends after {}", row.formal_end),
+        self.commit_audited(
+            vec![sqlx::query("UPDATE licenses SET cancelled = 1 WHERE id = $1").bind(&row.id)],
+            AuditRow {
+                at: now,
+                who,
+                action: "cancel",
+                license: Some(&row.id),
+                customer: Some(&row.customer_id),
+                details: format!("access ends after {}", row.formal_end),
+            },
         )
         .await?;
-        tx.commit().await?;
         self.license(license).await
     }
 
@@ -1068,39 +1067,38 @@ impl Portal {
             created_at: self.now(),
             completed_at: None,
         };
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO orders (id, license_id, kind, tier_id, channels, months, status, created_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, NULL)",
+        self.commit_audited(
+            vec![
+                sqlx::query(
+                    "INSERT INTO orders (id, license_id, kind, tier_id, channels, months, status, created_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, NULL)",
+                )
+                .bind(&order.id)
+                .bind(&order.license_id)
+                .bind(kind.as_str())
+                .bind(order.tier_id.clone())
+                .bind(channels.map(i64::from))
+                .bind(months.map(i64::from))
+                .bind(order.created_at),
+            ],
+            AuditRow {
+                at: order.created_at,
+                who,
+                action: "place_order",
+                license: Some(&row.id),
+                customer: Some(&row.customer_id),
+                details: format!(
+                    "order {} {}{}",
+                    order.id,
+                    kind.as_str(),
+                    match (channels, months) {
+                        (Some(c), _) => format!(" to {c} channels"),
+                        (_, Some(m)) => format!(" for {m} months"),
+                        _ => String::new(),
+                    }
+                ),
+            },
         )
-        .bind(&order.id)
-        .bind(&order.license_id)
-        .bind(kind.as_str())
-        .bind(order.tier_id.clone())
-        .bind(channels.map(i64::from))
-        .bind(months.map(i64::from))
-        .bind(order.created_at)
-        .execute(&mut *tx)
         .await?;
-        audit(
-            &mut tx,
-            order.created_at,
-            who,
-            "place_order",
-            Some(&row.id),
-            Some(&row.customer_id),
-            &format!(
-                "order {} {}{}",
-                order.id,
-                kind.as_str(),
-                match (channels, months) {
-                    (Some(c), _) => format!(" to {c} channels"),
-                    (_, Some(m)) => format!(" for {m} months"),
-                    _ => String::new(),
-                }
-            ),
-        )
-        .await?;
-        tx.commit().await?;
         Ok(order)
     }
 
@@ -1125,22 +1123,18 @@ impl Portal {
             )));
         }
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
-        sqlx::query("UPDATE orders SET status = 'processing' WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut tx,
-            now,
-            who,
-            "order_processing",
-            Some(&order.license_id),
-            None,
-            &format!("order {id}"),
+        self.commit_audited(
+            vec![sqlx::query("UPDATE orders SET status = 'processing' WHERE id = $1").bind(id)],
+            AuditRow {
+                at: now,
+                who,
+                action: "order_processing",
+                license: Some(&order.license_id),
+                customer: None,
+                details: format!("order {id}"),
+            },
         )
         .await?;
-        tx.commit().await?;
         self.order(id).await
     }
 
@@ -1155,20 +1149,20 @@ impl Portal {
         }
         let row = self.license(&order.license_id).await?;
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut changes = Vec::new();
         let mut details = format!("order {id} {} completed", order.kind.as_str());
         if order.kind == OrderKind::Renewal {
             let months = order
                 .months
                 .ok_or_else(|| PortalError::Corrupt(format!("renewal order {id} has no months")))?;
             let end = license::renewed_formal_end(row.formal_end, months);
-            sqlx::query(
-                "UPDATE licenses SET formal_end = $1, trial = 0, cancelled = 0 WHERE id = $2",
-            )
-            .bind(end.to_string())
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
+            changes.push(
+                sqlx::query(
+                    "UPDATE licenses SET formal_end = $1, trial = 0, cancelled = 0 WHERE id = $2",
+                )
+                .bind(end.to_string())
+                .bind(&row.id),
+            );
             details.push_str(&format!(
                 ": formal end {} -> {end} ({months} months)",
                 row.formal_end
@@ -1176,22 +1170,23 @@ impl Portal {
         } else if let Some(c) = order.channels {
             details.push_str(&format!(": limit {c} channels from now"));
         }
-        sqlx::query("UPDATE orders SET status = 'completed', completed_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut tx,
-            now,
-            who,
-            "order_paid",
-            Some(&row.id),
-            Some(&row.customer_id),
-            &details,
+        changes.push(
+            sqlx::query("UPDATE orders SET status = 'completed', completed_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id),
+        );
+        self.commit_audited(
+            changes,
+            AuditRow {
+                at: now,
+                who,
+                action: "order_paid",
+                license: Some(&row.id),
+                customer: Some(&row.customer_id),
+                details,
+            },
         )
         .await?;
-        tx.commit().await?;
         self.order(id).await
     }
 
