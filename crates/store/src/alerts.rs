@@ -2,8 +2,6 @@
 //! delivering it is the server's alert engine. Like users, these are tiny rows independent of
 //! the leg batches, so they live on the read handle (`&self`) and never wait behind an import.
 
-use sqlx::Row;
-
 use crate::{Micros, Result, StoreError};
 
 /// What a rule watches.
@@ -94,7 +92,7 @@ impl AlertOutcome {
         }
     }
 
-    fn parse(s: &str) -> Option<AlertOutcome> {
+    pub(crate) fn parse(s: &str) -> Option<AlertOutcome> {
         match s {
             "delivered" => Some(AlertOutcome::Delivered),
             "failed" => Some(AlertOutcome::Failed),
@@ -119,62 +117,125 @@ pub struct AlertLogEntry {
     pub detail: Option<String>,
 }
 
-const RULE_COLUMNS: &str = "id, name, kind, enabled, threshold_percent, window_minutes, \
+pub(crate) const RULE_COLUMNS: &str = "id, name, kind, enabled, threshold_percent, window_minutes, \
      min_calls, webhook_url, email, renotify_minutes, created_us, firing, last_sent_us, last_value";
 
-fn rule_of(row: &sqlx::sqlite::SqliteRow) -> Result<AlertRule> {
-    let id: i64 = row.try_get("id")?;
-    let kind: String = row.try_get("kind")?;
-    let count = |c: &'static str| -> Result<u32> {
-        let v: i64 = row.try_get(c)?;
-        u32::try_from(v).map_err(|_| StoreError::CorruptAlertRule { rule_id: id })
-    };
-    Ok(AlertRule {
-        id,
-        spec: AlertRuleSpec {
-            name: row.try_get("name")?,
-            kind: AlertKind::parse(&kind).ok_or(StoreError::CorruptAlertRule { rule_id: id })?,
-            enabled: row.try_get::<i64, _>("enabled")? != 0,
-            threshold_percent: row.try_get("threshold_percent")?,
-            window_minutes: count("window_minutes")?,
-            min_calls: count("min_calls")?,
-            webhook_url: row.try_get("webhook_url")?,
-            email: row.try_get("email")?,
-            renotify_minutes: count("renotify_minutes")?,
-        },
-        created: row.try_get("created_us")?,
-        firing: row.try_get::<i64, _>("firing")? != 0,
-        last_sent: row.try_get("last_sent_us")?,
-        last_value: row.try_get("last_value")?,
-    })
+/// An `alert_rules` row as both backends select it (`RULE_COLUMNS`); flags decode from
+/// SQLite integers and PostgreSQL booleans alike.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RuleRow {
+    id: i64,
+    name: String,
+    kind: String,
+    enabled: bool,
+    threshold_percent: f64,
+    window_minutes: i64,
+    min_calls: i64,
+    webhook_url: Option<String>,
+    email: Option<String>,
+    renotify_minutes: i64,
+    created_us: i64,
+    firing: bool,
+    last_sent_us: Option<i64>,
+    last_value: Option<String>,
+}
+
+impl RuleRow {
+    /// Values the schema allows but a rule cannot hold (an unknown kind, a negative count)
+    /// are reported as a corrupt rule.
+    pub(crate) fn into_rule(self) -> Result<AlertRule> {
+        let id = self.id;
+        let corrupt = || StoreError::CorruptAlertRule { rule_id: id };
+        let count = |v: i64| u32::try_from(v).map_err(|_| corrupt());
+        Ok(AlertRule {
+            id: self.id,
+            spec: AlertRuleSpec {
+                name: self.name,
+                kind: AlertKind::parse(&self.kind).ok_or_else(corrupt)?,
+                enabled: self.enabled,
+                threshold_percent: self.threshold_percent,
+                window_minutes: count(self.window_minutes)?,
+                min_calls: count(self.min_calls)?,
+                webhook_url: self.webhook_url,
+                email: self.email,
+                renotify_minutes: count(self.renotify_minutes)?,
+            },
+            created: self.created_us,
+            firing: self.firing,
+            last_sent: self.last_sent_us,
+            last_value: self.last_value,
+        })
+    }
+}
+
+/// An `alert_log` row as both backends select it (`LOG_COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct LogRow {
+    id: i64,
+    at_us: i64,
+    rule_id: Option<i64>,
+    rule_name: String,
+    channel: String,
+    what: String,
+    outcome: String,
+    detail: Option<String>,
+}
+
+pub(crate) const LOG_COLUMNS: &str =
+    "id, at_us, rule_id, rule_name, channel, what, outcome, detail";
+
+impl LogRow {
+    pub(crate) fn into_entry(self) -> Result<AlertLogEntry> {
+        Ok(AlertLogEntry {
+            id: self.id,
+            at: self.at_us,
+            rule_id: self.rule_id,
+            rule_name: self.rule_name,
+            channel: self.channel,
+            what: self.what,
+            outcome: AlertOutcome::parse(&self.outcome)
+                .ok_or(StoreError::CorruptAlertLog { entry_id: self.id })?,
+            detail: self.detail,
+        })
+    }
 }
 
 pub(crate) async fn list_rules(pool: &sqlx::SqlitePool) -> Result<Vec<AlertRule>> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY id"
     ))
     .fetch_all(pool)
     .await?;
-    rows.iter().map(rule_of).collect()
+    rows.into_iter().map(RuleRow::into_rule).collect()
 }
 
 pub(crate) async fn rule(pool: &sqlx::SqlitePool, id: i64) -> Result<Option<AlertRule>> {
-    let row = sqlx::query(&format!(
+    let row: Option<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?"
     ))
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    row.as_ref().map(rule_of).transpose()
+    row.map(RuleRow::into_rule).transpose()
 }
 
-type RuleQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type RuleQuery<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>;
 
-/// Binds what an admin sets, in the column order both `create_rule` and `update_rule` use.
-fn bind_spec<'q>(q: RuleQuery<'q>, spec: &'q AlertRuleSpec) -> RuleQuery<'q> {
+/// Binds what an admin sets, in the column order both `create_rule` and `update_rule` use,
+/// on either backend.
+pub(crate) fn bind_spec<'q, DB>(q: RuleQuery<'q, DB>, spec: &'q AlertRuleSpec) -> RuleQuery<'q, DB>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     q.bind(&spec.name)
         .bind(spec.kind.as_str())
-        .bind(i64::from(spec.enabled))
+        .bind(spec.enabled)
         .bind(spec.threshold_percent)
         .bind(i64::from(spec.window_minutes))
         .bind(i64::from(spec.min_calls))
@@ -292,31 +353,14 @@ pub(crate) async fn alert_log(
     limit: u32,
     offset: u64,
 ) -> Result<Vec<AlertLogEntry>> {
-    let rows = sqlx::query(
-        "SELECT id, at_us, rule_id, rule_name, channel, what, outcome, detail FROM alert_log \
-         ORDER BY id DESC LIMIT ? OFFSET ?",
-    )
+    let rows: Vec<LogRow> = sqlx::query_as(&format!(
+        "SELECT {LOG_COLUMNS} FROM alert_log ORDER BY id DESC LIMIT ? OFFSET ?"
+    ))
     .bind(i64::from(limit))
     .bind(i64::try_from(offset).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let id: i64 = row.try_get("id")?;
-            let outcome: String = row.try_get("outcome")?;
-            Ok(AlertLogEntry {
-                id,
-                at: row.try_get("at_us")?,
-                rule_id: row.try_get("rule_id")?,
-                rule_name: row.try_get("rule_name")?,
-                channel: row.try_get("channel")?,
-                what: row.try_get("what")?,
-                outcome: AlertOutcome::parse(&outcome)
-                    .ok_or(StoreError::CorruptAlertLog { entry_id: id })?,
-                detail: row.try_get("detail")?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(LogRow::into_entry).collect()
 }
 
 pub(crate) async fn count_alert_log(pool: &sqlx::SqlitePool) -> Result<u64> {

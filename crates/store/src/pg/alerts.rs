@@ -1,74 +1,30 @@
 //! Alert rules and the alert log on PostgreSQL (see `crate::alerts`).
 
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 
-use super::PgQuery;
+use crate::alerts::{LOG_COLUMNS, LogRow, RULE_COLUMNS, RuleRow, bind_spec};
 use crate::{
-    AlertKind, AlertLogEntry, AlertOutcome, AlertRule, AlertRuleSpec, AlertRuleState, Micros,
-    Result, StoreError,
+    AlertLogEntry, AlertOutcome, AlertRule, AlertRuleSpec, AlertRuleState, Micros, Result,
 };
 
-const RULE_COLUMNS: &str = "id, name, kind, enabled, threshold_percent, window_minutes, \
-     min_calls, webhook_url, email, renotify_minutes, created_us, firing, last_sent_us, last_value";
-
-fn rule_of(row: &PgRow) -> Result<AlertRule> {
-    let id: i64 = row.try_get("id")?;
-    let kind: String = row.try_get("kind")?;
-    let count = |c: &'static str| -> Result<u32> {
-        let v: i64 = row.try_get(c)?;
-        u32::try_from(v).map_err(|_| StoreError::CorruptAlertRule { rule_id: id })
-    };
-    Ok(AlertRule {
-        id,
-        spec: AlertRuleSpec {
-            name: row.try_get("name")?,
-            kind: AlertKind::parse(&kind).ok_or(StoreError::CorruptAlertRule { rule_id: id })?,
-            enabled: row.try_get("enabled")?,
-            threshold_percent: row.try_get("threshold_percent")?,
-            window_minutes: count("window_minutes")?,
-            min_calls: count("min_calls")?,
-            webhook_url: row.try_get("webhook_url")?,
-            email: row.try_get("email")?,
-            renotify_minutes: count("renotify_minutes")?,
-        },
-        created: row.try_get("created_us")?,
-        firing: row.try_get("firing")?,
-        last_sent: row.try_get("last_sent_us")?,
-        last_value: row.try_get("last_value")?,
-    })
-}
-
 pub(crate) async fn list_rules(pool: &PgPool) -> Result<Vec<AlertRule>> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY id"
     ))
     .fetch_all(pool)
     .await?;
-    rows.iter().map(rule_of).collect()
+    rows.into_iter().map(RuleRow::into_rule).collect()
 }
 
 pub(crate) async fn rule(pool: &PgPool, id: i64) -> Result<Option<AlertRule>> {
-    let row = sqlx::query(&format!(
+    let row: Option<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    row.as_ref().map(rule_of).transpose()
-}
-
-/// Binds what an admin sets as $1..$9, in the column order of `create_rule` and `update_rule`.
-fn bind_spec<'q>(q: PgQuery<'q>, spec: &'q AlertRuleSpec) -> PgQuery<'q> {
-    q.bind(&spec.name)
-        .bind(spec.kind.as_str())
-        .bind(spec.enabled)
-        .bind(spec.threshold_percent)
-        .bind(i64::from(spec.window_minutes))
-        .bind(i64::from(spec.min_calls))
-        .bind(&spec.webhook_url)
-        .bind(&spec.email)
-        .bind(i64::from(spec.renotify_minutes))
+    row.map(RuleRow::into_rule).transpose()
 }
 
 pub(crate) async fn create_rule(pool: &PgPool, spec: &AlertRuleSpec, now: Micros) -> Result<i64> {
@@ -165,42 +121,14 @@ pub(crate) async fn alert_log(
     limit: u32,
     offset: u64,
 ) -> Result<Vec<AlertLogEntry>> {
-    let rows = sqlx::query(
-        "SELECT id, at_us, rule_id, rule_name, channel, what, outcome, detail FROM alert_log \
-         ORDER BY id DESC LIMIT $1 OFFSET $2",
-    )
+    let rows: Vec<LogRow> = sqlx::query_as(&format!(
+        "SELECT {LOG_COLUMNS} FROM alert_log ORDER BY id DESC LIMIT $1 OFFSET $2"
+    ))
     .bind(i64::from(limit))
     .bind(i64::try_from(offset).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let id: i64 = row.try_get("id")?;
-            let outcome: String = row.try_get("outcome")?;
-            Ok(AlertLogEntry {
-                id,
-                at: row.try_get("at_us")?,
-                rule_id: row.try_get("rule_id")?,
-                rule_name: row.try_get("rule_name")?,
-                channel: row.try_get("channel")?,
-                what: row.try_get("what")?,
-                outcome: outcome_of(&outcome)
-                    .ok_or(StoreError::CorruptAlertLog { entry_id: id })?,
-                detail: row.try_get("detail")?,
-            })
-        })
-        .collect()
-}
-
-/// `AlertOutcome::parse` is private to `crate::alerts`; its `as_str` is the inverse used here.
-fn outcome_of(s: &str) -> Option<AlertOutcome> {
-    [
-        AlertOutcome::Delivered,
-        AlertOutcome::Failed,
-        AlertOutcome::Suppressed,
-    ]
-    .into_iter()
-    .find(|o| o.as_str() == s)
+    rows.into_iter().map(LogRow::into_entry).collect()
 }
 
 pub(crate) async fn count_alert_log(pool: &PgPool) -> Result<u64> {
