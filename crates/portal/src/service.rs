@@ -14,6 +14,7 @@ use license::{
     BootSeen, ConcurrentUse, Grant, Hwid, LIVE_WINDOW_US, LicenseTerms, Micros, SigningKey, Upgrade,
 };
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
 use crate::clock::Clock;
@@ -327,16 +328,43 @@ impl Portal {
         Ok(())
     }
 
+    /// Every row `query` yields, read with `from_row`.
+    async fn all<T>(
+        &self,
+        query: Statement<'_>,
+        from_row: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        query
+            .fetch_all(&self.db.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// The row `query` yields, if any, read with `from_row`.
+    async fn one<T>(
+        &self,
+        query: Statement<'_>,
+        from_row: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Option<T>> {
+        query
+            .fetch_optional(&self.db.pool)
+            .await?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+    }
+
     // ---- signing keys ------------------------------------------------------------------
 
     /// Every signing key, the active one first, then newest first.
     pub async fn keys(&self) -> Result<Vec<KeyRow>> {
-        sqlx::query("SELECT * FROM signing_keys ORDER BY active DESC, created_at DESC, key_id")
-            .fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(KeyRow::from_row)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM signing_keys ORDER BY active DESC, created_at DESC, key_id"),
+            KeyRow::from_row,
+        )
+        .await
     }
 
     async fn active_key(&self) -> Result<SigningKey> {
@@ -458,13 +486,11 @@ impl Portal {
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(User::from_row)
-            .transpose()
+        self.one(
+            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username),
+            User::from_row,
+        )
+        .await
     }
 
     /// Creates the first support user `support` when there is none. Returns the password
@@ -523,32 +549,28 @@ impl Portal {
     }
 
     pub async fn customer(&self, id: &str) -> Result<Customer> {
-        sqlx::query("SELECT * FROM customers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(Customer::from_row)
-            .transpose()?
-            .ok_or_else(|| PortalError::NotFound(format!("customer {id}")))
+        self.one(
+            sqlx::query("SELECT * FROM customers WHERE id = $1").bind(id),
+            Customer::from_row,
+        )
+        .await?
+        .ok_or_else(|| PortalError::NotFound(format!("customer {id}")))
     }
 
     pub async fn customers(&self) -> Result<Vec<Customer>> {
-        sqlx::query("SELECT * FROM customers ORDER BY name, id")
-            .fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(Customer::from_row)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM customers ORDER BY name, id"),
+            Customer::from_row,
+        )
+        .await
     }
 
     pub async fn tiers(&self) -> Result<Vec<Tier>> {
-        sqlx::query("SELECT * FROM tiers ORDER BY channels")
-            .fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(Tier::from_row)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM tiers ORDER BY channels"),
+            Tier::from_row,
+        )
+        .await
     }
 
     // ---- licenses ----------------------------------------------------------------------
@@ -659,14 +681,12 @@ impl Portal {
     }
 
     pub async fn license(&self, id: &str) -> Result<LicenseRow> {
-        sqlx::query("SELECT * FROM licenses WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(LicenseRow::from_row)
-            .transpose()?
-            .ok_or_else(|| PortalError::NotFound(format!("license {id}")))
+        self.one(
+            sqlx::query("SELECT * FROM licenses WHERE id = $1").bind(id),
+            LicenseRow::from_row,
+        )
+        .await?
+        .ok_or_else(|| PortalError::NotFound(format!("license {id}")))
     }
 
     /// The license if it belongs to `customer`; another customer's license is "not found".
@@ -679,13 +699,11 @@ impl Portal {
     }
 
     async fn license_by_token(&self, token: &str) -> Result<Option<LicenseRow>> {
-        sqlx::query("SELECT * FROM licenses WHERE token = $1")
-            .bind(token)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(LicenseRow::from_row)
-            .transpose()
+        self.one(
+            sqlx::query("SELECT * FROM licenses WHERE token = $1").bind(token),
+            LicenseRow::from_row,
+        )
+        .await
     }
 
     /// Licenses of one customer, or all with `None`.
@@ -697,21 +715,16 @@ impl Portal {
             }
             None => sqlx::query("SELECT * FROM licenses ORDER BY created_at, id"),
         };
-        q.fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(LicenseRow::from_row)
-            .collect()
+        self.all(q, LicenseRow::from_row).await
     }
 
     pub async fn grants(&self, license: &str) -> Result<Vec<GrantRow>> {
-        sqlx::query("SELECT * FROM grants WHERE license_id = $1 ORDER BY created_at, id")
-            .bind(license)
-            .fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(GrantRow::from_row)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM grants WHERE license_id = $1 ORDER BY created_at, id")
+                .bind(license),
+            GrantRow::from_row,
+        )
+        .await
     }
 
     /// Orders of one license, or of all licenses of one customer, or all (newest first).
@@ -720,36 +733,29 @@ impl Portal {
         license: Option<&str>,
         customer: Option<&str>,
     ) -> Result<Vec<Order>> {
-        let rows = match (license, customer) {
+        let q = match (license, customer) {
             (Some(l), _) => {
                 sqlx::query("SELECT * FROM orders WHERE license_id = $1 ORDER BY created_at DESC, id")
                     .bind(l.to_string())
-                    .fetch_all(&self.db.pool)
-                    .await?
             }
             (None, Some(c)) => {
                 sqlx::query("SELECT o.* FROM orders o JOIN licenses l ON l.id = o.license_id WHERE l.customer_id = $1 ORDER BY o.created_at DESC, o.id")
                     .bind(c.to_string())
-                    .fetch_all(&self.db.pool)
-                    .await?
             }
-            (None, None) => {
-                sqlx::query("SELECT * FROM orders ORDER BY created_at DESC, id")
-                    .fetch_all(&self.db.pool)
-                    .await?
-            }
+            (None, None) => sqlx::query("SELECT * FROM orders ORDER BY created_at DESC, id"),
         };
-        rows.iter().map(Order::from_row).collect()
+        self.all(q, Order::from_row).await
     }
 
     pub async fn checkins(&self, license: &str) -> Result<Vec<Checkin>> {
-        sqlx::query("SELECT * FROM checkins WHERE license_id = $1 ORDER BY last_seen DESC, boot_id")
-            .bind(license)
-            .fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(Checkin::from_row)
-            .collect()
+        self.all(
+            sqlx::query(
+                "SELECT * FROM checkins WHERE license_id = $1 ORDER BY last_seen DESC, boot_id",
+            )
+            .bind(license),
+            Checkin::from_row,
+        )
+        .await
     }
 
     /// The license's terms as a file issued now would carry them.
@@ -1103,14 +1109,12 @@ impl Portal {
     }
 
     pub async fn order(&self, id: &str) -> Result<Order> {
-        sqlx::query("SELECT * FROM orders WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(Order::from_row)
-            .transpose()?
-            .ok_or_else(|| PortalError::NotFound(format!("order {id}")))
+        self.one(
+            sqlx::query("SELECT * FROM orders WHERE id = $1").bind(id),
+            Order::from_row,
+        )
+        .await?
+        .ok_or_else(|| PortalError::NotFound(format!("order {id}")))
     }
 
     /// Marks an order in processing (payment seen, not yet booked): still changes nothing.
@@ -1199,11 +1203,7 @@ impl Portal {
             .bind(limit),
             None => sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1").bind(limit),
         };
-        q.fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(AuditEntry::from_row)
-            .collect()
+        self.all(q, AuditEntry::from_row).await
     }
 
     // ---- servers: Get License, check-in, offline ---------------------------------------
