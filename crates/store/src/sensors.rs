@@ -3,7 +3,6 @@
 //! not let anyone pose as a sensor.
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::{Micros, Result};
 
@@ -41,26 +40,43 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-const COLUMNS: &str = "id, name, created_us, revoked_us, last_seen_us, version, legs_received, \
-                       spool_bytes, spool_batches, spool_full";
+pub(crate) const COLUMNS: &str = "id, name, created_us, revoked_us, last_seen_us, version, \
+                                  legs_received, spool_bytes, spool_batches, spool_full";
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Sensor> {
-    let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(Sensor {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created: row.try_get("created_us")?,
-        revoked: row.try_get("revoked_us")?,
-        last_seen: row.try_get("last_seen_us")?,
-        version: row.try_get("version")?,
-        legs_received: n(row.try_get("legs_received")?),
-        spool_bytes: n(row.try_get("spool_bytes")?),
-        spool_batches: n(row.try_get("spool_batches")?),
-        spool_full: row.try_get("spool_full")?,
-    })
+/// A `sensors` row as both backends select it (`COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SensorRow {
+    id: i64,
+    name: String,
+    created_us: i64,
+    revoked_us: Option<i64>,
+    last_seen_us: Option<i64>,
+    version: Option<String>,
+    legs_received: i64,
+    spool_bytes: i64,
+    spool_batches: i64,
+    spool_full: bool,
 }
 
-/// Registers a sensor; `None` (nothing changed) when the name is taken.
+impl From<SensorRow> for Sensor {
+    fn from(r: SensorRow) -> Sensor {
+        // Counters are never negative as written; a negative one reads as nothing counted.
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Sensor {
+            id: r.id,
+            name: r.name,
+            created: r.created_us,
+            revoked: r.revoked_us,
+            last_seen: r.last_seen_us,
+            version: r.version,
+            legs_received: n(r.legs_received),
+            spool_bytes: n(r.spool_bytes),
+            spool_batches: n(r.spool_batches),
+            spool_full: r.spool_full,
+        }
+    }
+}
+
 pub(crate) async fn create(
     pool: &sqlx::SqlitePool,
     name: &str,
@@ -84,18 +100,18 @@ pub(crate) async fn create(
 /// The sensor holding this token, unless it is revoked.
 pub(crate) async fn by_token(pool: &sqlx::SqlitePool, token_hash: &str) -> Result<Option<Sensor>> {
     let sql = format!("SELECT {COLUMNS} FROM sensors WHERE token_hash = ? AND revoked_us IS NULL");
-    let row = sqlx::query(&sql)
+    let row: Option<SensorRow> = sqlx::query_as(&sql)
         .bind(token_hash)
         .fetch_optional(pool)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    Ok(row.map(Sensor::from))
 }
 
 /// Every sensor with a token, revoked ones too, by name.
 pub(crate) async fn list(pool: &sqlx::SqlitePool) -> Result<Vec<Sensor>> {
     let sql = format!("SELECT {COLUMNS} FROM sensors WHERE token_hash IS NOT NULL ORDER BY name");
-    let rows = sqlx::query(&sql).fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
+    let rows: Vec<SensorRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Sensor::from).collect())
 }
 
 /// Revokes by id; `false` when there is no such sensor or it was revoked already.

@@ -1,8 +1,6 @@
 //! Users of the GUI and the API. The store only keeps them; hashing and checking passwords
 //! is the server's job, so this module never sees a clear-text password.
 
-use sqlx::Row;
-
 use crate::{Micros, Result, StoreError};
 
 /// What a user may do. Admins change settings (the license, users); viewers only look.
@@ -39,44 +37,44 @@ pub struct User {
     pub created: Micros,
 }
 
+pub(crate) const COLUMNS: &str = "id, name, role, password_hash, created_us";
+
+/// A `users` row as both backends select it (`COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: i64,
+    name: String,
+    role: String,
+    password_hash: String,
+    created_us: i64,
+}
+
+impl UserRow {
+    pub(crate) fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: self.id,
+            name: self.name,
+            role: Role::parse(&self.role).ok_or(StoreError::CorruptUser { user_id: self.id })?,
+            password_hash: self.password_hash,
+            created: self.created_us,
+        })
+    }
+}
+
 pub(crate) async fn user_by_name(pool: &sqlx::SqlitePool, name: &str) -> Result<Option<User>> {
-    let row =
-        sqlx::query("SELECT id, name, role, password_hash, created_us FROM users WHERE name = ?")
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE name = ?"))
             .bind(name)
             .fetch_optional(pool)
             .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let id: i64 = row.try_get("id")?;
-    let role: String = row.try_get("role")?;
-    Ok(Some(User {
-        id,
-        name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or(StoreError::CorruptUser { user_id: id })?,
-        password_hash: row.try_get("password_hash")?,
-        created: row.try_get("created_us")?,
-    }))
+    row.map(UserRow::into_user).transpose()
 }
 
 pub(crate) async fn list_users(pool: &sqlx::SqlitePool) -> Result<Vec<User>> {
-    let rows =
-        sqlx::query("SELECT id, name, role, password_hash, created_us FROM users ORDER BY name")
-            .fetch_all(pool)
-            .await?;
-    rows.iter()
-        .map(|row| {
-            let id: i64 = row.try_get("id")?;
-            let role: String = row.try_get("role")?;
-            Ok(User {
-                id,
-                name: row.try_get("name")?,
-                role: Role::parse(&role).ok_or(StoreError::CorruptUser { user_id: id })?,
-                password_hash: row.try_get("password_hash")?,
-                created: row.try_get("created_us")?,
-            })
-        })
-        .collect()
+    let rows: Vec<UserRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users ORDER BY name"))
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(UserRow::into_user).collect()
 }
 
 pub(crate) async fn create_user(

@@ -1,28 +1,9 @@
 //! Remote sensors on PostgreSQL (see `crate::sensors`).
 
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 
+use crate::sensors::{COLUMNS, SensorRow};
 use crate::{Micros, Result, Sensor, SensorReport};
-
-const COLUMNS: &str = "id, name, created_us, revoked_us, last_seen_us, version, legs_received, \
-                       spool_bytes, spool_batches, spool_full";
-
-fn from_row(row: &PgRow) -> Result<Sensor> {
-    let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(Sensor {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created: row.try_get("created_us")?,
-        revoked: row.try_get("revoked_us")?,
-        last_seen: row.try_get("last_seen_us")?,
-        version: row.try_get("version")?,
-        legs_received: n(row.try_get("legs_received")?),
-        spool_bytes: n(row.try_get("spool_bytes")?),
-        spool_batches: n(row.try_get("spool_batches")?),
-        spool_full: row.try_get("spool_full")?,
-    })
-}
 
 /// Registers a sensor; `None` (nothing changed) when the name is taken. Sensor ids are also
 /// written by imports (legs of a sensor id not registered yet), so the id is the next one
@@ -54,19 +35,19 @@ pub(crate) async fn create_sensor(
 
 pub(crate) async fn sensor_by_token(pool: &PgPool, token_hash: &str) -> Result<Option<Sensor>> {
     let sql = format!("SELECT {COLUMNS} FROM sensors WHERE token_hash = $1 AND revoked_us IS NULL");
-    let row = sqlx::query(&sql)
+    let row: Option<SensorRow> = sqlx::query_as(&sql)
         .bind(token_hash)
         .fetch_optional(pool)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    Ok(row.map(Sensor::from))
 }
 
 pub(crate) async fn list_sensors(pool: &PgPool) -> Result<Vec<Sensor>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM sensors WHERE token_hash IS NOT NULL ORDER BY name COLLATE \"C\""
     );
-    let rows = sqlx::query(&sql).fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
+    let rows: Vec<SensorRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Sensor::from).collect())
 }
 
 pub(crate) async fn revoke_sensor(pool: &PgPool, id: i64, now: Micros) -> Result<bool> {

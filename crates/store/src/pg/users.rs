@@ -1,40 +1,27 @@
 //! Users on PostgreSQL (see `crate::users`).
 
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 
-use crate::{Micros, Result, Role, StoreError, User};
-
-const COLUMNS: &str = "id, name, role, password_hash, created_us";
-
-fn user_of(row: &PgRow) -> Result<User> {
-    let id: i64 = row.try_get("id")?;
-    let role: String = row.try_get("role")?;
-    Ok(User {
-        id,
-        name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or(StoreError::CorruptUser { user_id: id })?,
-        password_hash: row.try_get("password_hash")?,
-        created: row.try_get("created_us")?,
-    })
-}
+use crate::users::{COLUMNS, UserRow};
+use crate::{Micros, Result, Role, User};
 
 pub(crate) async fn user_by_name(pool: &PgPool, name: &str) -> Result<Option<User>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(user_of).transpose()
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    row.map(UserRow::into_user).transpose()
 }
 
 pub(crate) async fn list_users(pool: &PgPool) -> Result<Vec<User>> {
     // COLLATE "C": by name bytewise, as SQLite orders them.
-    let rows = sqlx::query(&format!(
+    let rows: Vec<UserRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM users ORDER BY name COLLATE \"C\""
     ))
     .fetch_all(pool)
     .await?;
-    rows.iter().map(user_of).collect()
+    rows.into_iter().map(UserRow::into_user).collect()
 }
 
 pub(crate) async fn create_user(
