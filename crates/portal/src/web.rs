@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use license::rand_core::RngCore;
 
 use crate::AppState;
-use crate::db::{AuditEntry, BindingState, Order, Role, Tier, User};
+use crate::db::{AuditEntry, BindingState, LicenseRow, Order, Role, Tier, User};
 use crate::error::PortalError;
 use crate::service::{Issued, LicenseView, OrderRequest, Target, rfc3339};
 
@@ -162,6 +162,32 @@ impl Auth {
             Err(WebError::NotFound)
         }
     }
+}
+
+/// A support login's form: the name its changes are audited under, once the CSRF token matched.
+fn support_post(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<String, WebError> {
+    let a = auth(app, headers)?;
+    let who = a.support()?;
+    a.check_csrf(form)?;
+    Ok(who)
+}
+
+/// A customer's form on license `id`: the name their changes are audited under and the
+/// license (404 before the CSRF check when it is not theirs).
+async fn customer_post(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    form: &HashMap<String, String>,
+) -> Result<(String, LicenseRow), WebError> {
+    let a = auth(app, headers)?;
+    let row = app.portal.license_of(a.customer()?, id).await?;
+    a.check_csrf(form)?;
+    Ok((format!("customer:{}", a.user.username), row))
 }
 
 fn auth(app: &AppState, headers: &HeaderMap) -> Result<Auth, WebError> {
@@ -506,15 +532,18 @@ async fn customer_upgrade(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let row = app.portal.license_of(a.customer()?, &id).await?;
-    a.check_csrf(&form)?;
+    let (who, row) = customer_post(&app, &headers, &id, &form).await?;
     let tier_id = form.get("tier").cloned().unwrap_or_default();
-    let who = format!("customer:{}", a.user.username);
-    let order = app
-        .portal
-        .place_order(&who, &row.id, OrderRequest::Upgrade { tier_id })
-        .await?;
+    customer_order(&app, &who, &row, OrderRequest::Upgrade { tier_id }).await
+}
+
+async fn customer_order(
+    app: &AppState,
+    who: &str,
+    row: &LicenseRow,
+    request: OrderRequest,
+) -> WebResult {
+    let order = app.portal.place_order(who, &row.id, request).await?;
     Ok(back(
         &format!("/services/{}", row.id),
         &format!("Order {} placed: pending until paid.", order.id),
@@ -527,19 +556,9 @@ async fn customer_renew(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let row = app.portal.license_of(a.customer()?, &id).await?;
-    a.check_csrf(&form)?;
+    let (who, row) = customer_post(&app, &headers, &id, &form).await?;
     let months = number(&form, "months")?;
-    let who = format!("customer:{}", a.user.username);
-    let order = app
-        .portal
-        .place_order(&who, &row.id, OrderRequest::Renewal { months })
-        .await?;
-    Ok(back(
-        &format!("/services/{}", row.id),
-        &format!("Order {} placed: pending until paid.", order.id),
-    ))
+    customer_order(&app, &who, &row, OrderRequest::Renewal { months }).await
 }
 
 fn attachment(issued: &Issued, name: &str) -> Response {
@@ -565,14 +584,11 @@ async fn customer_key(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let row = app.portal.license_of(a.customer()?, &id).await?;
-    a.check_csrf(&form)?;
+    let (who, row) = customer_post(&app, &headers, &id, &form).await?;
     let target = Target::from_fields(
         form.get("hwid").map(String::as_str),
         form.get("domain").map(String::as_str),
     )?;
-    let who = format!("customer:{}", a.user.username);
     let issued = app.portal.issue_for(&who, row, &target).await?;
     Ok(attachment(&issued, "license.key"))
 }
@@ -684,9 +700,7 @@ async fn support_add_customer(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let who = a.support()?;
-    a.check_csrf(&form)?;
+    let who = support_post(&app, &headers, &form)?;
     let c = app
         .portal
         .add_customer(&who, field(&form, "name").unwrap_or_default())
@@ -705,9 +719,7 @@ async fn support_add_license(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let who = a.support()?;
-    a.check_csrf(&form)?;
+    let who = support_post(&app, &headers, &form)?;
     let trial = field(&form, "trial").is_some();
     let formal_end = match field(&form, "formal_end") {
         Some(_) => Some(date(&form, "formal_end")?),
@@ -806,9 +818,7 @@ async fn support_action(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let who = a.support()?;
-    a.check_csrf(&form)?;
+    let who = support_post(&app, &headers, &form)?;
     let p = &app.portal;
     let mut target_license = id.clone();
     let notice = match action.as_str() {
@@ -887,9 +897,7 @@ async fn support_order_action(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
-    let a = auth(&app, &headers)?;
-    let who = a.support()?;
-    a.check_csrf(&form)?;
+    let who = support_post(&app, &headers, &form)?;
     let o = match action.as_str() {
         "paid" => app.portal.order_paid(&who, &id).await?,
         "processing" => app.portal.order_processing(&who, &id).await?,
