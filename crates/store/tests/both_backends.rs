@@ -40,23 +40,27 @@ on_both_backends!(
     schema_is_current_and_reopens,
 );
 
+/// Legs of sensor 1 numbered by `ids`, one a second from `D0`, each a minute long.
+fn second_apart(ids: std::ops::Range<i64>) -> Vec<Leg> {
+    ids.map(|i| {
+        leg(
+            1,
+            &format!("c{i}"),
+            "100",
+            "200",
+            D0 + i * S,
+            D0 + i * S + MIN,
+        )
+    })
+    .collect()
+}
+
 async fn all_legs(db: &TestDb) -> Vec<Leg> {
     db.store.legs(&LegQuery::default()).await.unwrap()
 }
 
 async fn same_batch_twice_is_stored_once(mut db: TestDb) {
-    let legs: Vec<Leg> = (0..50)
-        .map(|i| {
-            leg(
-                1,
-                &format!("c{i}"),
-                "100",
-                "200",
-                D0 + i * S,
-                D0 + i * S + MIN,
-            )
-        })
-        .collect();
+    let legs = second_apart(0..50);
     let first = db.store.insert_legs(&legs).await.unwrap();
     assert_eq!((first.inserted, first.duplicates), (50, 0));
     let again = db.store.insert_legs(&legs).await.unwrap();
@@ -64,18 +68,7 @@ async fn same_batch_twice_is_stored_once(mut db: TestDb) {
     assert_eq!(db.store.count_legs().await.unwrap(), 50);
     assert_eq!(all_legs(&db).await, legs);
     // A batch half known, half new keeps the new half.
-    let more: Vec<Leg> = (25..75)
-        .map(|i| {
-            leg(
-                1,
-                &format!("c{i}"),
-                "100",
-                "200",
-                D0 + i * S,
-                D0 + i * S + MIN,
-            )
-        })
-        .collect();
+    let more = second_apart(25..75);
     let r = db.store.insert_legs(&more).await.unwrap();
     assert_eq!((r.inserted, r.duplicates), (25, 25));
     assert_eq!(db.store.count_legs().await.unwrap(), 75);
