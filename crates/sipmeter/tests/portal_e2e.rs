@@ -11,7 +11,7 @@
 #[path = "../../server/tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -562,6 +562,22 @@ async fn a_migration_window_allows_two_systems_until_its_date_and_not_after() {
     b.stop().await.unwrap();
 }
 
+/// Writes `sipmeter.toml` in `dir` for hardware id `hwid` and the portal at `portal_url`,
+/// followed by `extra` lines: (the data directory it names, the config file's path).
+fn cli_config(dir: &Path, hwid: &str, portal_url: &str, extra: &str) -> (PathBuf, String) {
+    let data = dir.join("data");
+    let cfg = dir.join("sipmeter.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nhwid_override = {hwid:?}\nportal_url = {portal_url:?}\n{extra}",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    (data, cfg.to_str().unwrap().to_string())
+}
+
 fn sipmeter(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_sipmeter"))
         .args(args)
@@ -578,18 +594,8 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
         .license(30, Some("2099-12-31"), false, BindingState::Hwid(None))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let cfg = dir.path().join("sipmeter.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-2222\"\nportal_url = {:?}\n",
-            data.display().to_string(),
-            v.url
-        ),
-    )
-    .unwrap();
-    let cfg = cfg.to_str().unwrap();
+    let (data, cfg) = cli_config(dir.path(), "ABCD-0000-1111-2222", &v.url, "");
+    let cfg = cfg.as_str();
 
     // An unknown token: the portal's code and URL, nothing installed.
     let out = sipmeter(&[
@@ -750,18 +756,13 @@ async fn serve_checks_in_by_itself_and_a_restart_is_a_reboot() {
         .license(5, Some("2099-12-31"), false, BindingState::Hwid(None))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let cfg = dir.path().join("sipmeter.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-3333\"\nportal_url = {:?}\nportal_checkin_s = 1\n",
-            data.display().to_string(),
-            v.url
-        ),
-    )
-    .unwrap();
-    let cfg = cfg.to_str().unwrap();
+    let (data, cfg) = cli_config(
+        dir.path(),
+        "ABCD-0000-1111-3333",
+        &v.url,
+        "portal_checkin_s = 1\n",
+    );
+    let cfg = cfg.as_str();
     let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
     assert!(
         out.status.success(),
@@ -843,22 +844,12 @@ async fn an_https_portal_is_trusted_through_the_configured_ca_only() {
     )
     .unwrap();
 
-    let data = dir.path().join("data");
     let config = |ca: &Path| {
-        let cfg = dir.path().join("sipmeter.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-4444\"\nportal_url = {https:?}\nportal_ca_file = {:?}\n",
-                data.display().to_string(),
-                ca.display().to_string()
-            ),
-        )
-        .unwrap();
-        cfg.to_str().unwrap().to_string()
+        let extra = format!("portal_ca_file = {:?}\n", ca.display().to_string());
+        cli_config(dir.path(), "ABCD-0000-1111-4444", &https, &extra)
     };
     // A CA that did not sign the portal's certificate: refused, named, nothing installed.
-    let cfg = config(&other_ca);
+    let (data, cfg) = config(&other_ca);
     let out = sipmeter(&["--config-file", &cfg, "--set-license-key", &token]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -868,7 +859,7 @@ async fn an_https_portal_is_trusted_through_the_configured_ca_only() {
     );
     assert!(!data.join("license.key").exists());
     // The portal's CA: fetched over TLS and installed.
-    let cfg = config(&ca_pem);
+    let (_, cfg) = config(&ca_pem);
     let out = sipmeter(&["--config-file", &cfg, "--set-license-key", &token]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
