@@ -107,17 +107,21 @@ fn operator_workflow_is_audited_and_offline_answers_verify() {
     )
     .unwrap();
     let resp = dir.join("resp.key");
-    sipmeter(
-        dir,
-        &[
-            "offline",
-            "--request",
-            req.to_str().unwrap(),
-            "--out",
-            resp.to_str().unwrap(),
-        ],
-    );
-    let t = verify(dir, &std::fs::read_to_string(&resp).unwrap());
+    // The portal's answer to the request file, verified.
+    let offline = || {
+        sipmeter(
+            dir,
+            &[
+                "offline",
+                "--request",
+                req.to_str().unwrap(),
+                "--out",
+                resp.to_str().unwrap(),
+            ],
+        );
+        verify(dir, &std::fs::read_to_string(&resp).unwrap())
+    };
+    let t = offline();
     assert_eq!(
         (t.license_id.as_str(), t.channels, t.formal_end),
         (id.as_str(), 50, formal_end)
@@ -175,17 +179,7 @@ fn operator_workflow_is_audited_and_offline_answers_verify() {
     sipmeter(dir, &["license", "cancel", "--license", &id]);
     sipmeter(dir, &["rotate-key"]);
 
-    sipmeter(
-        dir,
-        &[
-            "offline",
-            "--request",
-            req.to_str().unwrap(),
-            "--out",
-            resp.to_str().unwrap(),
-        ],
-    );
-    let t = verify(dir, &std::fs::read_to_string(&resp).unwrap());
+    let t = offline();
     // renewed from the previous formal end, upgraded, cancelled, grants carried
     let renewed = license::renewed_formal_end(formal_end, 12);
     assert_eq!(t.formal_end, renewed);
