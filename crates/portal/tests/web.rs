@@ -72,6 +72,29 @@ impl Browser {
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
+
+    /// Uploads an offline request file for `token` on `hwid` through the form on the page at
+    /// `from` (the license page the request is posted to).
+    async fn upload_offline(&self, from: &str, token: &str, hwid: &str) -> (u16, String) {
+        let (_, page) = self.get(from).await;
+        let request = format!(
+            r#"{{"sipmeter_license_request":1,"token":"{token}","hwid":"{hwid}","install_id":"x","created_at":"2026-11-28T00:00:00Z"}}"#
+        );
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf(&page))
+            .part(
+                "request",
+                reqwest::multipart::Part::text(request).file_name("req.json"),
+            );
+        let r = self
+            .http
+            .post(format!("{}{from}/offline", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
 }
 
 /// A console form: its action path, its fields, and the audit action it must leave.
@@ -128,24 +151,7 @@ async fn customers_see_only_their_own_licenses() {
         assert_eq!(alice.post(&own, &path, &fields).await.0, 404, "{path}");
     }
     // an offline request file with Beta's token, uploaded on Alice's own page
-    let (_, page) = alice.get(&own).await;
-    let request = format!(
-        r#"{{"sipmeter_license_request":1,"token":"{tb}","hwid":"{HWID_A}","install_id":"x","created_at":"2026-11-28T00:00:00Z"}}"#
-    );
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf(&page))
-        .part(
-            "request",
-            reqwest::multipart::Part::text(request).file_name("req.json"),
-        );
-    let r = alice
-        .http
-        .post(format!("{}/services/{la}/offline", w.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(alice.upload_offline(&own, &tb, HWID_A).await.0, 404);
     assert!(
         w.portal
             .orders(Some(&lb), None)
@@ -208,25 +214,8 @@ async fn customer_upgrade_orders_and_key_download() {
     let t = w.verify(&file, HWID_B, None).unwrap().terms;
     assert_eq!(t.license_id, la);
     // offline: upload a request file, get the response file
-    let (_, page) = alice.get(&own).await;
-    let request = format!(
-        r#"{{"sipmeter_license_request":1,"token":"{ta}","hwid":"{HWID_B}","install_id":"x","created_at":"2026-11-28T00:00:00Z"}}"#
-    );
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf(&page))
-        .part(
-            "request",
-            reqwest::multipart::Part::text(request).file_name("req.json"),
-        );
-    let r = alice
-        .http
-        .post(format!("{}{own}/offline", w.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let text = r.text().await.unwrap();
+    let (status, text) = alice.upload_offline(&own, &ta, HWID_B).await;
+    assert_eq!(status, 200);
     assert_eq!(w.verify(&text, HWID_B, None).unwrap().terms.license_id, la);
 }
 
