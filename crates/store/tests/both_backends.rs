@@ -5,6 +5,8 @@
 
 #[path = "common/backends.rs"]
 mod backends;
+#[path = "common/cdr.rs"]
+mod cdr;
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
@@ -12,6 +14,7 @@ use std::net::SocketAddr;
 
 use backends::{Kind, TestDb};
 use calls::{EndReason, Leg, LegMessage, Micros};
+use cdr::{brute, sort_key};
 use common::{D0, S, leg};
 use sip::Transport;
 use store::{
@@ -255,17 +258,6 @@ fn sample() -> Vec<Leg> {
         .collect()
 }
 
-fn sort_key(l: &StoredLeg, sort: CdrSort) -> (i64, String) {
-    let l2 = &l.leg;
-    match sort {
-        CdrSort::Start => (l2.start, String::new()),
-        CdrSort::Duration => (l2.end - l2.start, String::new()),
-        CdrSort::Caller => (0, l2.caller.clone()),
-        CdrSort::Called => (0, l2.called.clone()),
-        CdrSort::Code => (l2.last_response.map_or(0, i64::from), String::new()),
-    }
-}
-
 async fn keyset_paging_visits_every_leg_once_in_every_sort(mut db: TestDb) {
     let legs = sample();
     db.store.insert_legs(&legs).await.unwrap();
@@ -332,25 +324,6 @@ fn cursor_token(l: &StoredLeg, sort: CdrSort) -> String {
         CdrSort::Caller | CdrSort::Called => format!("{}.{s}", l.id),
         _ => format!("{}.{i}", l.id),
     }
-}
-
-fn brute(legs: &[Leg], f: &CdrFilter) -> HashSet<String> {
-    let num = |v: &str, p: &Option<String>| match p.as_deref().filter(|p| !p.is_empty()) {
-        None => true,
-        Some(p) => match f.number_match {
-            Match::Prefix => v.starts_with(p),
-            Match::Contains => v.contains(p),
-        },
-    };
-    legs.iter()
-        .filter(|l| f.start_from.is_none_or(|t| l.start >= t))
-        .filter(|l| f.start_before.is_none_or(|t| l.start < t))
-        .filter(|l| num(&l.caller, &f.caller) && num(&l.called, &f.called))
-        .filter(|l| f.sensor_id.is_none_or(|s| l.sensor_id == s))
-        .filter(|l| f.code.is_none_or(|c| l.last_response == Some(c)))
-        .filter(|l| f.answered.is_none_or(|a| l.answer.is_some() == a))
-        .map(|l| l.call_id.clone())
-        .collect()
 }
 
 async fn filters_match_brute_force_and_count(mut db: TestDb) {

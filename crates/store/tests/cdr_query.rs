@@ -2,11 +2,14 @@
 //! the same legs, keyset paging in every sort order visits each leg exactly once (forwards and
 //! backwards), and related legs (same dedup key, transfer links) are found with their reason.
 
+#[path = "common/cdr.rs"]
+mod cdr;
 mod common;
 
 use std::collections::HashSet;
 
 use calls::Leg;
+use cdr::{brute, sort_key};
 use channels::explain::Link;
 use common::{D0, S, leg};
 use store::{CdrFilter, CdrQuery, CdrSort, Match, MatchCount, PageAt, Relation, Store, StoredLeg};
@@ -88,17 +91,6 @@ async fn all_pages(store: &Store, mut q: CdrQuery) -> Vec<StoredLeg> {
     out
 }
 
-fn sort_key(l: &StoredLeg, sort: CdrSort) -> (i64, String) {
-    let g = &l.leg;
-    match sort {
-        CdrSort::Start => (g.start, String::new()),
-        CdrSort::Duration => (g.end - g.start, String::new()),
-        CdrSort::Caller => (0, g.caller.clone()),
-        CdrSort::Called => (0, g.called.clone()),
-        CdrSort::Code => (g.last_response.map_or(0, i64::from), String::new()),
-    }
-}
-
 #[tokio::test]
 async fn keyset_paging_visits_every_leg_once_in_every_sort() {
     let legs = sample();
@@ -143,25 +135,6 @@ async fn default_order_is_newest_first() {
     assert_eq!(page.legs.len(), 50);
     assert_eq!(page.legs[0].leg.start, D0 + 59 * 60 * S);
     assert!(page.prev.is_none() && page.next.is_some());
-}
-
-fn brute(legs: &[Leg], f: &CdrFilter) -> HashSet<String> {
-    let m = |v: &str, p: &Option<String>| match p {
-        None => true,
-        Some(p) => match f.number_match {
-            Match::Prefix => v.starts_with(p.as_str()),
-            Match::Contains => v.contains(p.as_str()),
-        },
-    };
-    legs.iter()
-        .filter(|l| f.start_from.is_none_or(|t| l.start >= t))
-        .filter(|l| f.start_before.is_none_or(|t| l.start < t))
-        .filter(|l| m(&l.caller, &f.caller) && m(&l.called, &f.called))
-        .filter(|l| f.sensor_id.is_none_or(|s| l.sensor_id == s))
-        .filter(|l| f.code.is_none_or(|c| l.last_response == Some(c)))
-        .filter(|l| f.answered.is_none_or(|a| l.answer.is_some() == a))
-        .map(|l| l.call_id.clone())
-        .collect()
 }
 
 #[tokio::test]
