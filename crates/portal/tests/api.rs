@@ -7,15 +7,19 @@ mod common;
 use common::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn keys_are_served_and_rotation_keeps_old_files_valid() {
-    let w = World::sqlite("2026-11-28").await;
-    let r: serde_json::Value = reqwest::get(format!("{}/api/v1/keys", w.base))
+async fn get_keys(w: &World) -> serde_json::Value {
+    reqwest::get(format!("{}/api/v1/keys", w.base))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_are_served_and_rotation_keeps_old_files_valid() {
+    let w = World::sqlite("2026-11-28").await;
+    let r = get_keys(&w).await;
     let keys = r["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let first = keys[0]["key_id"].as_str().unwrap().to_string();
@@ -37,12 +41,7 @@ async fn keys_are_served_and_rotation_keeps_old_files_valid() {
     let old_text = old_file["license"].as_str().unwrap().to_string();
 
     let second = w.portal.rotate_key("test").await.unwrap();
-    let r: serde_json::Value = reqwest::get(format!("{}/api/v1/keys", w.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = get_keys(&w).await;
     let keys = r["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0]["key_id"], second.as_str());
