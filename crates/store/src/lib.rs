@@ -113,6 +113,30 @@ pub struct LegQuery {
     pub offset: u64,
 }
 
+impl LegQuery {
+    /// Binds the set filters in the order both backends append their conditions: start from,
+    /// start before, sensor.
+    pub(crate) fn bind_filters<'q, DB>(
+        &self,
+        mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        if let Some(t) = self.start_from {
+            query = query.bind(t);
+        }
+        if let Some(t) = self.start_before {
+            query = query.bind(t);
+        }
+        if let Some(s) = self.sensor_id {
+            query = query.bind(i64::from(s));
+        }
+        query
+    }
+}
+
 /// A leg read back together with its database id, which [`Leg`] itself does not carry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredLeg {

@@ -151,16 +151,7 @@ impl SqliteStore {
             sql.push_str(" AND sensor_id = ?");
         }
         sql.push_str(" ORDER BY start_us, id LIMIT ? OFFSET ?");
-        let mut query = sqlx::query(&sql);
-        if let Some(t) = q.start_from {
-            query = query.bind(t);
-        }
-        if let Some(t) = q.start_before {
-            query = query.bind(t);
-        }
-        if let Some(s) = q.sensor_id {
-            query = query.bind(i64::from(s));
-        }
+        let query = q.bind_filters(sqlx::query(&sql));
         // SQLite spells "no limit" as a negative LIMIT.
         let limit = q.limit.map_or(-1, i64::from);
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);

@@ -95,16 +95,7 @@ impl PgStore {
             next(),
             next()
         ));
-        let mut query = sqlx::query(&sql);
-        if let Some(t) = q.start_from {
-            query = query.bind(t);
-        }
-        if let Some(t) = q.start_before {
-            query = query.bind(t);
-        }
-        if let Some(s) = q.sensor_id {
-            query = query.bind(i64::from(s));
-        }
+        let query = q.bind_filters(sqlx::query(&sql));
         // PostgreSQL spells "no limit" as LIMIT NULL.
         let limit = q.limit.map(i64::from);
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
