@@ -11,7 +11,7 @@ use server::{FakeClock, Running};
 
 mod common;
 use common::get_text as get;
-use common::{ADMIN_PW, DAY, World, client, logged_in, repo_file, url, us};
+use common::{ADMIN_PW, DAY, World, client, get_csv, logged_in, repo_file, url, us};
 
 /// Installs a license for the world's hardware id whose formal end is `end_in_days` from `now`
 /// (negative: in the past).
@@ -265,18 +265,7 @@ async fn browse_filter_sort_page_detail_and_csv() {
     assert_eq!(code, StatusCode::NOT_FOUND);
 
     // CSV: the CLI's columns, one row per filtered leg.
-    let r = c
-        .get(url(s.addr, "/api/v1/cdrs.csv?caller=44207111000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    let r = get_csv(&c, s.addr, "/api/v1/cdrs.csv?caller=44207111000").await;
     let body = r.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], server::cdrs::CSV_COLUMNS.join(","));

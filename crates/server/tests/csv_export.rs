@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use server::FakeClock;
 
 mod common;
-use common::{World, logged_in, url, us};
+use common::{World, get_csv, logged_in, url, us};
 
 /// More legs than a dozen store pages.
 const LEGS: usize = 12_345;
@@ -49,18 +49,7 @@ fn exported_ids(body: &str) -> Vec<String> {
 }
 
 async fn export(c: &reqwest::Client, addr: std::net::SocketAddr, query: &str) -> Vec<String> {
-    let r = c
-        .get(url(addr, &format!("/api/v1/cdrs.csv{query}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    let r = get_csv(c, addr, &format!("/api/v1/cdrs.csv{query}")).await;
     // Streamed: the length is not known up front.
     assert!(r.headers().get("content-length").is_none());
     exported_ids(&r.text().await.unwrap())

@@ -12,8 +12,8 @@ use server::routes::{Access, ROUTES};
 
 mod common;
 use common::{
-    ADMIN_PW, DAY, World, an_instant_with_five_calls, client, csrf_of, days_before, get_text,
-    logged_in, logged_in_viewer, login_as, metric, pcap_until, repo_file, url, us,
+    ADMIN_PW, DAY, World, an_instant_with_five_calls, client, csrf_of, days_before, get_csv,
+    get_text, logged_in, logged_in_viewer, login_as, metric, pcap_until, repo_file, url, us,
 };
 
 /// How long the sensor may take to read the captures of a test.
@@ -381,21 +381,12 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
     let (code, html) = get_text(&c, s.addr, "/reports").await;
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("<td class=\"day\">2026-11-28</td>"), "{html}");
-    let r = c
-        .get(url(
-            s.addr,
-            "/reports/daily.csv?from=2026-11-27&to=2026-11-28",
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    let r = get_csv(
+        &c,
+        s.addr,
+        "/reports/daily.csv?from=2026-11-27&to=2026-11-28",
+    )
+    .await;
     let csv = r.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");

@@ -347,6 +347,15 @@ pub async fn get_text(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (Sta
     (r.status(), r.text().await.unwrap())
 }
 
+/// GETs a CSV download as `c`, checking it answers 200 with a `text/csv` type.
+pub async fn get_csv(c: &reqwest::Client, addr: SocketAddr, path: &str) -> reqwest::Response {
+    let r = c.get(url(addr, path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ctype = r.headers()["content-type"].to_str().unwrap();
+    assert!(ctype.starts_with("text/csv"), "{ctype}");
+    r
+}
+
 /// The value of a metric line `name value`, read without a login (`/metrics` is public).
 pub async fn metric(addr: SocketAddr, name: &str) -> f64 {
     let text = client()
