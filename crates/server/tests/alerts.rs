@@ -14,40 +14,14 @@ use store::{AlertKind, AlertOutcome, AlertRuleSpec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod common;
+#[path = "common/hook.rs"]
+mod hook;
 use common::{
     DAY, World, csrf_of, days_before, get_text, logged_in, logged_in_viewer, repo_file, url, us,
 };
+use hook::Hook;
 
 const MINUTE: Micros = 60_000_000;
-
-/// A webhook receiver: every JSON document POSTed to `/hook`.
-#[derive(Clone, Default)]
-struct Hook(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl Hook {
-    async fn start() -> (Hook, String) {
-        let hook = Hook::default();
-        let got = hook.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
-                let got = got.clone();
-                async move {
-                    got.0.lock().unwrap().push(v);
-                    "ok"
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        (hook, format!("http://{addr}/hook"))
-    }
-
-    fn docs(&self) -> Vec<serde_json::Value> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 /// One message an SMTP client handed over.
 #[derive(Debug, Clone)]
@@ -200,7 +174,7 @@ async fn channels_above_the_share_go_to_the_webhook_and_by_email_once_then_again
     // basic_concurrent.pcap: 10 calls on 2026-11-28 16:29, at most 5 at once; 5 > 80 % of 6.
     let now = us("2026-11-28T16:31:00Z");
     install_license(&w, 6, now);
-    let (hook, hook_url) = Hook::start().await;
+    let (hook, hook_url) = Hook::start(None).await;
     let (sink, smtp) = SmtpSink::start().await;
     let clock = FakeClock::new(now);
     let s = start(&w, &clock, Some(smtp)).await;
@@ -284,7 +258,7 @@ async fn license_changes_alert_and_a_locked_license_sends_nothing_and_logs_why()
     let w = World::new();
     let now = us("2026-11-28T12:00:00Z");
     install_license(&w, 50, now);
-    let (hook, hook_url) = Hook::start().await;
+    let (hook, hook_url) = Hook::start(None).await;
     let (sink, smtp) = SmtpSink::start().await;
     let clock = FakeClock::new(now);
     let s = start(&w, &clock, Some(smtp)).await;
@@ -352,7 +326,7 @@ async fn lockdown_alerts_admins_daily() {
     // 5 channels on each of the 5 days before today against a 4-channel key: lockdown.
     w.seed_busy_days(&days_before(today, 5), 5).await;
     install_license(&w, 4, now);
-    let (hook, hook_url) = Hook::start().await;
+    let (hook, hook_url) = Hook::start(None).await;
     let clock = FakeClock::new(now);
     let s = start(&w, &clock, None).await;
     let mut spec = rule("lockdown", AlertKind::License);
@@ -387,7 +361,7 @@ async fn failed_call_ratio_fires_above_the_threshold_with_enough_calls() {
     // failures.pcap: 486, 404, 503 and a cancelled call at 16:29: 3 of 4 failed (75 %).
     let now = us("2026-11-28T16:35:00Z");
     install_license(&w, 50, now);
-    let (hook, hook_url) = Hook::start().await;
+    let (hook, hook_url) = Hook::start(None).await;
     let clock = FakeClock::new(now);
     let s = start(&w, &clock, None).await;
     let mut spec = rule("failures", AlertKind::FailedRatio);

@@ -15,7 +15,10 @@ use store::{AlertKind, AlertOutcome, AlertRuleSpec};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 mod common;
+#[path = "common/hook.rs"]
+mod hook;
 use common::{DAY, World, us};
+use hook::Hook;
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`; the CA file.
 fn private_ca(dir: &Path, name: &str) -> (PathBuf, TlsFiles) {
@@ -37,38 +40,6 @@ fn private_ca(dir: &Path, name: &str) -> (PathBuf, TlsFiles) {
     let ca_file = dir.join(format!("{name}-ca.pem"));
     std::fs::write(&ca_file, ca.pem()).unwrap();
     (ca_file, files)
-}
-
-/// An https webhook receiver: every JSON document POSTed to `/hook`.
-#[derive(Clone, Default)]
-struct Hook(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl Hook {
-    async fn start(tls: &TlsFiles) -> (Hook, String) {
-        let hook = Hook::default();
-        let got = hook.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
-                let got = got.clone();
-                async move {
-                    got.0.lock().unwrap().push(v);
-                    "ok"
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let (stop, signal) = tokio::sync::oneshot::channel::<()>();
-        server::tls::serve(l, Some(tls), app, signal).unwrap();
-        // The receiver lives as long as the test process.
-        std::mem::forget(stop);
-        (hook, format!("https://{addr}/hook"))
-    }
-
-    fn docs(&self) -> Vec<serde_json::Value> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 /// An SMTP sink that offers STARTTLS and refuses mail until the session is encrypted; it
@@ -224,8 +195,8 @@ async fn https_webhooks_and_starttls_mail_trust_the_configured_ca_only() {
     w.install_key(&w.license(50, now));
     let (ca_file, tls) = private_ca(w.dir.path(), "ours");
     let (_, foreign_tls) = private_ca(w.dir.path(), "foreign");
-    let (hook, hook_url) = Hook::start(&tls).await;
-    let (foreign, foreign_url) = Hook::start(&foreign_tls).await;
+    let (hook, hook_url) = Hook::start(Some(&tls)).await;
+    let (foreign, foreign_url) = Hook::start(Some(&foreign_tls)).await;
     let (sink, smtp) = TlsSmtpSink::start(&tls).await;
     let clock = FakeClock::new(now);
     let s = start(&w, &clock, smtp, Some(ca_file)).await;
@@ -272,7 +243,7 @@ async fn without_the_ca_nothing_is_delivered_and_mail_never_falls_back_to_plain_
     let now = us("2026-11-28T16:31:00Z");
     w.install_key(&w.license(50, now));
     let (_, tls) = private_ca(w.dir.path(), "ours");
-    let (hook, hook_url) = Hook::start(&tls).await;
+    let (hook, hook_url) = Hook::start(Some(&tls)).await;
     let (sink, smtp) = TlsSmtpSink::start(&tls).await;
     let clock = FakeClock::new(now);
     let s = start(&w, &clock, smtp, None).await;
