@@ -16,42 +16,23 @@ use calls::{Leg, Micros};
 use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
 use server::{LicenseSetup, Running, ServerConfig, SystemClock};
 
+// The tests' fixtures: the same answered leg the integration tests store.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::answered_leg;
+
 const DAY: Micros = 86_400_000_000;
 const PASSWORD: &str = "bench password";
 
 fn leg(i: u64, start: Micros) -> Leg {
     let caller = if i.is_multiple_of(7) { "4477" } else { "4410" };
-    Leg {
-        call_id: format!("bench-{i:08}@sipmeter.test"),
-        sensor_id: 1,
-        caller: format!("{caller}{i:08}"),
-        caller_domain: "example.test".into(),
-        caller_name: None,
-        called: format!("4420{i:08}"),
-        called_domain: "example.test".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
+    answered_leg(
+        format!("bench-{i:08}@sipmeter.test"),
+        format!("{caller}{i:08}"),
+        format!("4420{i:08}"),
         start,
-        answer: Some(start + 1_000_000),
-        end: start + 60_000_000,
-        last_response: Some(200),
-        last_response_text: Some("OK".into()),
-        end_reason: calls::EndReason::ByeConfirmed,
-        hangup_by: None,
-        transport: sip::Transport::Udp,
-        src_ip: "192.0.2.1".parse().unwrap(),
-        src_port: 5060,
-        dst_ip: "192.0.2.2".parse().unwrap(),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 0,
-        messages: vec![],
-    }
+        start + 60_000_000,
+    )
 }
 
 /// A status line of /proc/self/status in kB.

@@ -6,40 +6,26 @@ use reqwest::StatusCode;
 use server::FakeClock;
 
 mod common;
-use common::{World, client, csrf_of, get_text, logged_in, logged_in_viewer, url, us};
+use common::{
+    World, answered_leg, client, csrf_of, get_text, logged_in, logged_in_viewer, url, us,
+};
 
 fn leg(i: u32, claimed_sensor: u32) -> calls::Leg {
     let start = us("2026-11-28T10:00:00Z") + i64::from(i) * 1_000_000;
     calls::Leg {
-        call_id: format!("remote-{i}@example"),
         sensor_id: claimed_sensor,
-        caller: format!("+4930{i:06}"),
         caller_domain: "a.example".into(),
-        caller_name: None,
-        called: format!("+4940{i:06}"),
         called_domain: "b.example".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
         answer: Some(start + 2_000_000),
-        end: start + 60_000_000,
-        last_response: Some(200),
-        last_response_text: Some("OK".into()),
-        end_reason: calls::EndReason::ByeConfirmed,
         hangup_by: Some(calls::Side::Caller),
-        transport: sip::Transport::Udp,
-        src_ip: "192.0.2.1".parse().unwrap(),
-        src_port: 5060,
-        dst_ip: "192.0.2.2".parse().unwrap(),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
         sip_message_count: 6,
-        messages: Vec::new(),
+        ..answered_leg(
+            format!("remote-{i}@example"),
+            format!("+4930{i:06}"),
+            format!("+4940{i:06}"),
+            start,
+            start + 60_000_000,
+        )
     }
 }
 

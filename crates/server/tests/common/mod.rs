@@ -173,6 +173,48 @@ pub fn days_before(day: jiff::civil::Date, n: i64) -> Vec<jiff::civil::Date> {
         .collect()
 }
 
+/// A call answered 1 s after `start` and ended by a confirmed BYE at `end`, sensor 1, UDP
+/// between two documentation addresses: the plain leg tests and benchmarks vary from.
+pub fn answered_leg(
+    call_id: String,
+    caller: String,
+    called: String,
+    start: Micros,
+    end: Micros,
+) -> calls::Leg {
+    calls::Leg {
+        call_id,
+        sensor_id: 1,
+        caller,
+        caller_domain: "example.test".into(),
+        caller_name: None,
+        called,
+        called_domain: "example.test".into(),
+        called_name: None,
+        from_tag: None,
+        to_tag: None,
+        start,
+        answer: Some(start + 1_000_000),
+        end,
+        last_response: Some(200),
+        last_response_text: Some("OK".into()),
+        end_reason: calls::EndReason::ByeConfirmed,
+        hangup_by: None,
+        transport: sip::Transport::Udp,
+        src_ip: "192.0.2.1".parse().unwrap(),
+        src_port: 5060,
+        dst_ip: "192.0.2.2".parse().unwrap(),
+        dst_port: 5060,
+        partial: false,
+        referred_by: None,
+        refer_to: None,
+        replaces: None,
+        user_agent: None,
+        sip_message_count: 0,
+        messages: vec![],
+    }
+}
+
 /// `per_day` concurrent 30-minute calls (distinct numbers) at 10:00 UTC on each of `days`.
 pub fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
     let mut legs = Vec::new();
@@ -184,37 +226,13 @@ pub fn busy_days(days: &[jiff::civil::Date], per_day: u32) -> Vec<calls::Leg> {
             .timestamp()
             .as_microsecond();
         for i in 0..per_day {
-            legs.push(calls::Leg {
-                call_id: format!("busy-{d}-{i}"),
-                sensor_id: 1,
-                caller: format!("4420700{i:05}"),
-                caller_domain: "example.test".into(),
-                caller_name: None,
-                called: format!("4420300{i:05}"),
-                called_domain: "example.test".into(),
-                called_name: None,
-                from_tag: None,
-                to_tag: None,
-                start: start + i64::from(i),
-                answer: Some(start + 1_000_000),
-                end: start + 1_800_000_000,
-                last_response: Some(200),
-                last_response_text: Some("OK".into()),
-                end_reason: calls::EndReason::ByeConfirmed,
-                hangup_by: None,
-                transport: sip::Transport::Udp,
-                src_ip: "192.0.2.1".parse().unwrap(),
-                src_port: 5060,
-                dst_ip: "192.0.2.2".parse().unwrap(),
-                dst_port: 5060,
-                partial: false,
-                referred_by: None,
-                refer_to: None,
-                replaces: None,
-                user_agent: None,
-                sip_message_count: 0,
-                messages: vec![],
-            });
+            legs.push(answered_leg(
+                format!("busy-{d}-{i}"),
+                format!("4420700{i:05}"),
+                format!("4420300{i:05}"),
+                start + i64::from(i),
+                start + 1_800_000_000,
+            ));
         }
     }
     legs
