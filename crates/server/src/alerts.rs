@@ -183,6 +183,8 @@ enum Event {
     Fired,
     StillFiring,
     Changed,
+    /// The condition stopped holding (sensor rules say so: a sensor back to health is news).
+    Recovered,
 }
 
 impl Event {
@@ -191,6 +193,7 @@ impl Event {
             Event::Fired => "fired",
             Event::StillFiring => "still_firing",
             Event::Changed => "changed",
+            Event::Recovered => "recovered",
         }
     }
 }
@@ -318,6 +321,70 @@ async fn observe(
                 value: Some(situation),
             }
         }
+        AlertKind::Sensor => sensor_observation(app, rule, now).await?,
+    })
+}
+
+/// The remote sensors in trouble now: spool full, more than `min_calls` batches waiting
+/// (when above 0), or not heard from for `window_minutes`. A sensor never heard from is not
+/// silent but not yet deployed, and a revoked one is gone on purpose; neither alerts.
+/// `value` is the sorted list of names with their problem, so a change in who is in trouble
+/// is news and a recovery is seen.
+async fn sensor_observation(
+    app: &AppState,
+    rule: &AlertRule,
+    now: Micros,
+) -> Result<Observation, ServerError> {
+    let silent_after = window_of(rule);
+    let backlog = u64::from(rule.spec.min_calls);
+    let mut problems = Vec::new();
+    let mut details = Vec::new();
+    for s in app.store.list_sensors().await? {
+        let (None, Some(seen)) = (s.revoked, s.last_seen) else {
+            continue;
+        };
+        let mut why = Vec::new();
+        if s.spool_full {
+            why.push("spool full".to_string());
+        } else if backlog > 0 && s.spool_batches > backlog {
+            why.push(format!("{} batches waiting", s.spool_batches));
+        }
+        let silent_min = (now - seen) / MINUTE;
+        if now - seen >= silent_after {
+            why.push(format!("silent for {silent_min} min"));
+        }
+        if why.is_empty() {
+            continue;
+        }
+        problems.push(format!("{} ({})", s.name, why.join(", ")));
+        details.push(serde_json::json!({
+            "sensor": s.name,
+            "problems": why,
+            "spool_full": s.spool_full,
+            "spool_batches": s.spool_batches,
+            "spool_bytes": s.spool_bytes,
+            "last_seen": format_rfc3339(seen),
+        }));
+    }
+    problems.sort();
+    let firing = !problems.is_empty();
+    let message = if firing {
+        format!("Sensors: {}", problems.join("; "))
+    } else {
+        match rule.last_value.as_deref().filter(|v| !v.is_empty()) {
+            Some(was) => format!("Sensors: all recovered (was {was})"),
+            None => "Sensors: all healthy".into(),
+        }
+    };
+    Ok(Observation {
+        firing,
+        value: Some(problems.join("; ")),
+        message,
+        details: serde_json::json!({
+            "sensors": details,
+            "silent_after_minutes": rule.spec.window_minutes.max(1),
+            "backlog_batches": backlog,
+        }),
     })
 }
 
@@ -355,6 +422,13 @@ async fn evaluate_rule(
             (None, _) => None,
             _ if obs.firing => due_again(renotify).then_some(Event::StillFiring),
             _ => None,
+        },
+        AlertKind::Sensor => match (obs.firing, rule.firing) {
+            (true, false) => Some(Event::Fired),
+            (true, true) if rule.last_value != obs.value => Some(Event::Changed),
+            (true, true) => due_again(renotify).then_some(Event::StillFiring),
+            (false, true) => Some(Event::Recovered),
+            (false, false) => None,
         },
         _ => match (obs.firing, rule.firing) {
             (true, false) => Some(Event::Fired),
@@ -778,6 +852,7 @@ fn kind_text(k: AlertKind) -> &'static str {
         AlertKind::Channels => "Channels above a share of the limit",
         AlertKind::License => "License state changed",
         AlertKind::FailedRatio => "Failed-call ratio",
+        AlertKind::Sensor => "Remote sensor spool full or silent",
     }
 }
 
@@ -793,6 +868,11 @@ fn rule_row(r: &AlertRule, tz: &jiff::tz::TimeZone) -> RuleRow {
             "failed above {} % in the last {} min (at least {} calls)",
             s.threshold_percent, s.window_minutes, s.min_calls
         ),
+        AlertKind::Sensor if s.min_calls > 0 => format!(
+            "spool full, more than {} batches waiting, or silent for {} min",
+            s.min_calls, s.window_minutes
+        ),
+        AlertKind::Sensor => format!("spool full or silent for {} min", s.window_minutes),
     };
     let channels = [
         s.webhook_url.as_ref().map(|u| format!("webhook {u}")),

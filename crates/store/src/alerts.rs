@@ -14,6 +14,10 @@ pub enum AlertKind {
     /// Failed calls above `threshold_percent` of the calls that started in the last
     /// `window_minutes`, once there are at least `min_calls`.
     FailedRatio,
+    /// A remote sensor reported its spool full (or more than `min_calls` batches waiting,
+    /// when that is above 0), or has not been heard from for `window_minutes`: issue 7 wants
+    /// a full spool to be an alerted error, never a silent drop.
+    Sensor,
 }
 
 impl AlertKind {
@@ -22,6 +26,7 @@ impl AlertKind {
             AlertKind::Channels => "channels",
             AlertKind::License => "license",
             AlertKind::FailedRatio => "failed_ratio",
+            AlertKind::Sensor => "sensor",
         }
     }
 
@@ -30,6 +35,7 @@ impl AlertKind {
             "channels" => Some(AlertKind::Channels),
             "license" => Some(AlertKind::License),
             "failed_ratio" => Some(AlertKind::FailedRatio),
+            "sensor" => Some(AlertKind::Sensor),
             _ => None,
         }
     }
