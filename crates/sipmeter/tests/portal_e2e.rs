@@ -81,6 +81,13 @@ impl Vendor {
         (row.id, row.token)
     }
 
+    /// A license (not a trial) of `channels` until `formal_end`, bound to the first hardware
+    /// id that asks; its (license id, token).
+    async fn hwid_license(&self, channels: u32, formal_end: &str) -> (String, String) {
+        self.license(channels, Some(formal_end), false, BindingState::Hwid(None))
+            .await
+    }
+
     async fn paid(&self, license: &str, req: OrderRequest) {
         let o = self
             .portal
@@ -122,6 +129,19 @@ async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock
     Running::start_full(config, alerts, portal, Arc::new(clock.clone()))
         .await
         .unwrap()
+}
+
+/// A server of `hwid` (or `domain`) started with the portal of `v`, and its admin's client.
+async fn site(
+    v: &Vendor,
+    hwid: &str,
+    domain: Option<&str>,
+    clock: &FakeClock,
+) -> (World, Running, reqwest::Client) {
+    let (w, config) = server_world(hwid, domain);
+    let s = serve(config, &v.url, clock).await;
+    let c = logged_in(s.addr).await;
+    (w, s, c)
 }
 
 /// Posts a Settings › License form as the logged-in admin: (status, page).
@@ -269,12 +289,8 @@ async fn refresh_fetches_a_fresh_file_only_within_a_day_of_refresh_by() {
     let t0 = us("2026-05-04T08:00:00Z");
     let clock = FakeClock::new(t0);
     let v = vendor(&clock).await;
-    let (id, token) = v
-        .license(10, Some("2026-12-31"), false, BindingState::Hwid(None))
-        .await;
-    let (w, config) = server_world(common::HWID, None);
-    let s = serve(config, &v.url, &clock).await;
-    let c = logged_in(s.addr).await;
+    let (id, token) = v.hwid_license(10, "2026-12-31").await;
+    let (w, s, c) = site(&v, common::HWID, None, &clock).await;
     assert_eq!(get_license(&c, &s, &token).await.0, StatusCode::OK);
     let key = w.data().join("license.key");
     let first = std::fs::read_to_string(&key).unwrap();
@@ -322,12 +338,8 @@ async fn refresh_fetches_a_fresh_file_only_within_a_day_of_refresh_by() {
 async fn a_copied_key_is_for_another_hwid_until_get_license_moves_it() {
     let clock = FakeClock::new(us("2026-06-10T10:00:00Z"));
     let v = vendor(&clock).await;
-    let (id, token) = v
-        .license(20, Some("2027-06-30"), false, BindingState::Hwid(None))
-        .await;
-    let (a_world, a_config) = server_world("1111-2222-3333-4444", None);
-    let a = serve(a_config, &v.url, &clock).await;
-    let ca = logged_in(a.addr).await;
+    let (id, token) = v.hwid_license(20, "2027-06-30").await;
+    let (a_world, a, ca) = site(&v, "1111-2222-3333-4444", None, &clock).await;
     assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
 
     // The key and the pin copied to a machine with another hardware id.
@@ -376,9 +388,7 @@ async fn a_domain_bound_key_works_only_under_its_domain() {
             BindingState::Domain("pbx.example.com".into()),
         )
         .await;
-    let (good_world, good_config) = server_world(common::HWID, Some("pbx.example.com"));
-    let good = serve(good_config, &v.url, &clock).await;
-    let cg = logged_in(good.addr).await;
+    let (good_world, good, cg) = site(&v, common::HWID, Some("pbx.example.com"), &clock).await;
     let (code, page) = get_license(&cg, &good, &token).await;
     assert_eq!(code, StatusCode::OK, "{page}");
     assert!(
@@ -387,9 +397,7 @@ async fn a_domain_bound_key_works_only_under_its_domain() {
     );
 
     // Another domain: the portal refuses, and the copied file is not accepted either.
-    let (other_world, other_config) = server_world(common::HWID, Some("other.example.com"));
-    let other = serve(other_config, &v.url, &clock).await;
-    let co = logged_in(other.addr).await;
+    let (other_world, other, co) = site(&v, common::HWID, Some("other.example.com"), &clock).await;
     let (code, page) = get_license(&co, &other, &token).await;
     assert_eq!(code, StatusCode::BAD_GATEWAY, "{page}");
     assert!(
@@ -417,9 +425,7 @@ async fn a_domain_bound_key_works_only_under_its_domain() {
     );
 
     // No domain configured: asked by hardware id, refused.
-    let (_, hw_config) = server_world(common::HWID, None);
-    let hw = serve(hw_config, &v.url, &clock).await;
-    let ch = logged_in(hw.addr).await;
+    let (_, hw, ch) = site(&v, common::HWID, None, &clock).await;
     let (code, page) = get_license(&ch, &hw, &token).await;
     assert_eq!(code, StatusCode::BAD_GATEWAY, "{page}");
     assert!(page.contains("ask with the domain"), "{page}");
@@ -448,12 +454,8 @@ fn banner_count(page: &str) -> usize {
 async fn identical_clones_are_concurrent_use_a_reboot_is_not() {
     let clock = FakeClock::new(us("2026-07-01T10:00:00Z"));
     let v = vendor(&clock).await;
-    let (_, token) = v
-        .license(10, Some("2027-06-30"), false, BindingState::Hwid(None))
-        .await;
-    let (a_world, a_config) = server_world(common::HWID, None);
-    let a = serve(a_config, &v.url, &clock).await;
-    let ca = logged_in(a.addr).await;
+    let (_, token) = v.hwid_license(10, "2027-06-30").await;
+    let (a_world, a, ca) = site(&v, common::HWID, None, &clock).await;
     assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
     portal_client::tick(&a.state).await;
     let (_, va) = a.state.portal.verdict().unwrap();
@@ -488,9 +490,7 @@ async fn identical_clones_are_concurrent_use_a_reboot_is_not() {
     b.stop().await.unwrap();
 
     // A reboot: another license's server checks in, stops, starts again (new boot id).
-    let (_, token) = v
-        .license(10, Some("2027-06-30"), false, BindingState::Hwid(None))
-        .await;
+    let (_, token) = v.hwid_license(10, "2027-06-30").await;
     let (r_world, r_config) = server_world("9999-8888-7777-6666", None);
     let r = serve(r_config.clone(), &v.url, &clock).await;
     let cr = logged_in(r.addr).await;
@@ -518,16 +518,12 @@ async fn identical_clones_are_concurrent_use_a_reboot_is_not() {
 async fn a_migration_window_allows_two_systems_until_its_date_and_not_after() {
     let clock = FakeClock::new(us("2026-08-10T10:00:00Z"));
     let v = vendor(&clock).await;
-    let (id, token) = v
-        .license(10, Some("2027-06-30"), false, BindingState::Hwid(None))
-        .await;
+    let (id, token) = v.hwid_license(10, "2027-06-30").await;
     v.portal
         .allow_concurrent("support", &id, 2, "2026-08-12".parse().unwrap())
         .await
         .unwrap();
-    let (a_world, a_config) = server_world(common::HWID, None);
-    let a = serve(a_config, &v.url, &clock).await;
-    let ca = logged_in(a.addr).await;
+    let (a_world, a, ca) = site(&v, common::HWID, None, &clock).await;
     assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
     let (b_world, b_config) = server_world(common::HWID, None);
     clone_data(&a_world.data(), &b_world.data());
@@ -590,9 +586,7 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
     // The CLI runs on the real clock: the portal's fake clock stands a minute behind it.
     let clock = FakeClock::new(jiff::Timestamp::now().as_microsecond() - 60_000_000);
     let v = vendor(&clock).await;
-    let (id, token) = v
-        .license(30, Some("2099-12-31"), false, BindingState::Hwid(None))
-        .await;
+    let (id, token) = v.hwid_license(30, "2099-12-31").await;
     let dir = tempfile::tempdir().unwrap();
     let (data, cfg) = cli_config(dir.path(), "ABCD-0000-1111-2222", &v.url, "");
     let cfg = cfg.as_str();
@@ -752,9 +746,7 @@ async fn wait_for_checkins(v: &Vendor, license: &str, n: usize) -> Vec<portal::C
 async fn serve_checks_in_by_itself_and_a_restart_is_a_reboot() {
     let clock = FakeClock::new(jiff::Timestamp::now().as_microsecond() - 60_000_000);
     let v = vendor(&clock).await;
-    let (id, token) = v
-        .license(5, Some("2099-12-31"), false, BindingState::Hwid(None))
-        .await;
+    let (id, token) = v.hwid_license(5, "2099-12-31").await;
     let dir = tempfile::tempdir().unwrap();
     let (data, cfg) = cli_config(
         dir.path(),
@@ -808,9 +800,7 @@ async fn serve_checks_in_by_itself_and_a_restart_is_a_reboot() {
 async fn an_https_portal_is_trusted_through_the_configured_ca_only() {
     let clock = FakeClock::new(jiff::Timestamp::now().as_microsecond() - 60_000_000);
     let v = vendor(&clock).await;
-    let (id, token) = v
-        .license(8, Some("2099-12-31"), false, BindingState::Hwid(None))
-        .await;
+    let (id, token) = v.hwid_license(8, "2099-12-31").await;
     // The same portal behind TLS, with a certificate for 127.0.0.1 from a private CA.
     let dir = tempfile::tempdir().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
