@@ -13,7 +13,7 @@ use server::{Clock, FakeClock, Running};
 use store::{AlertKind, AlertRuleSpec};
 
 mod common;
-use common::{DAY, World, client, get_text, logged_in, url, us};
+use common::{DAY, World, client, csrf_of, get_text, logged_in, url, us};
 
 const MINUTE: Micros = 60_000_000;
 
@@ -188,5 +188,33 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("<option value=\"sensor\""), "{html}");
     assert!(html.contains("spool full or silent for 10 min"), "{html}");
+    let r = admin
+        .post(url(s.addr, "/alerts/rules"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("name", "backlog"),
+            ("kind", "sensor"),
+            ("enabled", "1"),
+            ("window", "15"),
+            ("min_calls", "100"),
+            ("webhook", "http://127.0.0.1:9/hook"),
+            ("renotify", "0"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "saved, back to the page");
+    let saved = s.state.store.alert_rules().await.unwrap();
+    let backlog = saved.iter().find(|r| r.spec.name == "backlog").unwrap();
+    assert_eq!(backlog.spec.kind, AlertKind::Sensor);
+    assert_eq!(
+        (backlog.spec.window_minutes, backlog.spec.min_calls),
+        (15, 100)
+    );
+    let (_, html) = get_text(&admin, s.addr, "/alerts").await;
+    assert!(
+        html.contains("spool full, more than 100 batches waiting, or silent for 15 min"),
+        "{html}"
+    );
     s.stop().await.unwrap();
 }
