@@ -3,7 +3,7 @@
 //! POSTed over HTTP, and a real webhook receiver. Evaluation is driven by
 //! `alerts::evaluate_once` on the fake clock (the background task waits an hour).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calls::Micros;
@@ -13,38 +13,12 @@ use server::{Clock, FakeClock, Running};
 use store::{AlertKind, AlertRuleSpec};
 
 mod common;
+#[path = "common/hook.rs"]
+mod hook;
 use common::{DAY, World, client, csrf_of, get_text, logged_in, url, us};
+use hook::Hook;
 
 const MINUTE: Micros = 60_000_000;
-
-/// Every JSON document POSTed to `/hook`.
-#[derive(Clone, Default)]
-struct Hook(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl Hook {
-    async fn start() -> (Hook, String) {
-        let hook = Hook::default();
-        let got = hook.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
-                let got = got.clone();
-                async move {
-                    got.0.lock().unwrap().push(v);
-                    "ok"
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        (hook, format!("http://{addr}/hook"))
-    }
-
-    fn docs(&self) -> Vec<serde_json::Value> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 fn heartbeat(spool_full: bool, spool_batches: u64) -> Vec<u8> {
     serde_json::to_vec(&sensor::uplink::Heartbeat {
@@ -85,7 +59,7 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
         .await
         .unwrap()
         .expect("a new sensor");
-    let (hook, hook_url) = Hook::start().await;
+    let (hook, hook_url) = Hook::start(None).await;
     let id = s
         .state
         .store
