@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sipmeter_gen::args::{self, Command as GenCommand};
-use sipmeter_gen::sim::Sim;
+#[path = "common/sensors.rs"]
+mod common;
+use common::{add_sensor, free_addr, generate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sipmeter");
 
@@ -23,12 +24,10 @@ type LegKey = (i64, String, i64, i64, Option<i64>);
 /// A capture of `calls` calls and the Call-IDs the generator says it holds.
 fn capture(dir: &Path, name: &str, calls: u32, seed: u64) -> (PathBuf, Vec<String>) {
     let pcap = dir.join(name);
-    let argv: Vec<String> = [
-        "--out",
-        pcap.to_str().unwrap(),
-        "--quiet",
+    let (calls, seed) = (calls.to_string(), seed.to_string());
+    let flags = [
         "--calls",
-        &calls.to_string(),
+        &calls,
         "--concurrency",
         "150",
         "--duration-s",
@@ -36,28 +35,9 @@ fn capture(dir: &Path, name: &str, calls: u32, seed: u64) -> (PathBuf, Vec<Strin
         "--tcp-ratio",
         "0.2",
         "--seed",
-        &seed.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let GenCommand::Run(cfg) = args::parse(argv).unwrap() else {
-        panic!("expected a run")
-    };
-    let out = std::io::BufWriter::new(std::fs::File::create(&pcap).unwrap());
-    let (_, mut out, truth) = Sim::new(cfg, out, Some(Vec::<u8>::new()))
-        .unwrap()
-        .run()
-        .unwrap();
-    out.flush().unwrap();
-    let ids = String::from_utf8(truth.unwrap())
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["call_id"].as_str().unwrap().to_string()
-        })
-        .collect();
+        &seed,
+    ];
+    let ids = generate(&pcap, &flags);
     (pcap, ids)
 }
 
@@ -84,14 +64,6 @@ fn legs_of(pcap: &Path, truth: &[String], sensor: i64) -> Vec<LegKey> {
             )
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_ok(addr: SocketAddr, path: &str) -> bool {
@@ -153,31 +125,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `sipmeter sensors add`: the new sensor's id and token.
-fn add_sensor(data: &Path, name: &str) -> (i64, String) {
-    let out = Command::new(BIN)
-        .args(["sensors", "--data-dir"])
-        .arg(data)
-        .args(["add", "--name", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let token = text.lines().last().unwrap().to_string();
-    let id = text
-        .split("with id ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    (id, token)
 }
 
 fn sensor_cmd(data: &Path, server: SocketAddr, token: &str, files: &[&Path]) -> Command {
@@ -284,7 +231,7 @@ fn wait_for_legs(data: &Path, n: i64) -> i64 {
 fn three_sensors_lose_nothing_when_the_server_is_killed_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let log = dir.path().join("server.log");
     let mut want = Vec::new();
     let mut sensors = Vec::new();
@@ -318,7 +265,7 @@ fn three_sensors_lose_nothing_when_the_server_is_killed_mid_stream() {
 fn a_sensor_killed_mid_capture_and_restarted_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let log = dir.path().join("server.log");
     let (id, token) = add_sensor(&data, "site");
     let mut want = Vec::new();
@@ -415,8 +362,8 @@ impl Link {
 fn a_network_cut_to_the_server_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
-    let server_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let link_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server_addr = free_addr();
+    let link_addr = free_addr();
     let log = dir.path().join("server.log");
     let mut want = Vec::new();
     let mut children = Vec::new();
@@ -460,7 +407,7 @@ fn a_network_cut_to_the_server_loses_nothing() {
 fn the_same_captures_seen_by_two_sensors_count_as_one_set_of_channels() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let (a, _) = capture(dir.path(), "a.pcap", 800, 41);
     let (b, _) = capture(dir.path(), "b.pcap", 800, 42);
     let server = Server::start(&data, addr, &dir.path().join("server.log"));
@@ -511,7 +458,7 @@ fn a_full_spool_stops_the_sensor_loudly_and_loses_nothing() {
     let (pcap, truth) = capture(dir.path(), "full.pcap", 1500, 51);
     let (id, token) = add_sensor(&data, "small-spool");
     let want = legs_of(&pcap, &truth, id);
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let sdata = dir.path().join("sensor");
     // No server yet, and room for a few batches only.
     let o = sensor_cmd(&sdata, addr, &token, &[&pcap])
@@ -608,7 +555,7 @@ fn live_calls_of_two_sensors_seeing_the_same_traffic_are_one_set_of_channels_now
         keys.insert(keyer.key(&l.caller, &l.called));
     }
     assert!(calls > 20, "the cut leaves calls up: {calls}");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = free_addr();
     let server = Server::start(&data, addr, &dir.path().join("server.log"));
     let mut children = Vec::new();
     for i in 0..2 {

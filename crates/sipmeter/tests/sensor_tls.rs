@@ -2,37 +2,21 @@
 //! plain HTTP only to loopback, tokens that work until revoked.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sipmeter_gen::args::{self, Command as GenCommand};
-use sipmeter_gen::sim::Sim;
+#[path = "common/sensors.rs"]
+mod common;
+use common::{add_sensor, free_addr, generate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sipmeter");
 
 fn capture(dir: &Path, calls: u32) -> PathBuf {
     let pcap = dir.join("c.pcap");
-    let argv = ["--out", pcap.to_str().unwrap(), "--quiet", "--calls"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([calls.to_string()])
-        .collect::<Vec<_>>();
-    let GenCommand::Run(cfg) = args::parse(argv).unwrap() else {
-        panic!("expected a run")
-    };
-    let out = std::io::BufWriter::new(std::fs::File::create(&pcap).unwrap());
-    let (_, mut out, _) = Sim::new(cfg, out, None::<Vec<u8>>).unwrap().run().unwrap();
-    out.flush().unwrap();
+    generate(&pcap, &["--calls", &calls.to_string()]);
     pcap
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 struct Server(Child);
@@ -61,28 +45,6 @@ fn serve(data: &Path, addr: SocketAddr, extra: &[&std::ffi::OsStr]) -> Server {
         std::thread::sleep(Duration::from_millis(20));
     }
     Server(child)
-}
-
-fn add_sensor(data: &Path, name: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["sensors", "--data-dir"])
-        .arg(data)
-        .args(["add", "--name", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    assert_eq!(token.len(), 64, "the token is the last line: {token:?}");
-    token
 }
 
 fn sensor(
@@ -130,7 +92,7 @@ fn a_pinned_self_signed_server_is_trusted_and_any_other_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let pcap = capture(dir.path(), 300);
-    let token = add_sensor(&data, "pinned");
+    let (_, token) = add_sensor(&data, "pinned");
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
     let cert = write(&dir.path().join("cert.pem"), &ck.cert.pem());
     let key = write(&dir.path().join("key.pem"), &ck.key_pair.serialize_pem());
@@ -199,7 +161,7 @@ fn a_server_signed_by_the_given_ca_is_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let pcap = capture(dir.path(), 200);
-    let token = add_sensor(&data, "ca");
+    let (_, token) = add_sensor(&data, "ca");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -255,7 +217,7 @@ fn plain_http_is_refused_off_loopback_and_a_revoked_token_at_once() {
     let data = dir.path().join("server");
     let pcap = capture(dir.path(), 100);
     let sdata = dir.path().join("sensor");
-    let token = add_sensor(&data, "plain");
+    let (_, token) = add_sensor(&data, "plain");
     // Refused before any connection is tried (the .invalid name never resolves anyway).
     let o = sensor(&sdata, "http://central.invalid:8080", &token, &[], &pcap);
     assert!(!o.status.success());

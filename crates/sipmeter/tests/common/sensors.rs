@@ -1,0 +1,71 @@
+//! What the sensor tests (`sensor_faults.rs`, `sensor_tls.rs`) each needed: a free loopback
+//! port, a generated capture, and a sensor added through the CLI.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Command;
+
+use sipmeter_gen::args::{self, Command as GenCommand};
+use sipmeter_gen::sim::Sim;
+
+/// An address on 127.0.0.1 nothing listens on right now.
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Runs the generator into `pcap` with `flags` (after `--out … --quiet`); the Call-IDs its
+/// truth says the capture holds.
+pub fn generate(pcap: &Path, flags: &[&str]) -> Vec<String> {
+    let argv: Vec<String> = ["--out", pcap.to_str().unwrap(), "--quiet"]
+        .iter()
+        .chain(flags)
+        .map(|s| s.to_string())
+        .collect();
+    let GenCommand::Run(cfg) = args::parse(argv).unwrap() else {
+        panic!("expected a run")
+    };
+    let out = std::io::BufWriter::new(std::fs::File::create(pcap).unwrap());
+    let (_, mut out, truth) = Sim::new(cfg, out, Some(Vec::<u8>::new()))
+        .unwrap()
+        .run()
+        .unwrap();
+    out.flush().unwrap();
+    String::from_utf8(truth.unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["call_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// `sipmeter sensors add`: the new sensor's id and token (the last line of its output).
+pub fn add_sensor(data: &Path, name: &str) -> (i64, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sipmeter"))
+        .args(["sensors", "--data-dir"])
+        .arg(data)
+        .args(["add", "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text.lines().last().unwrap().to_string();
+    assert_eq!(token.len(), 64, "the token is the last line: {token:?}");
+    let id = text
+        .split("with id ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (id, token)
+}
