@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use server::FakeClock;
 
 mod common;
-use common::{World, get_csv, logged_in, url, us};
+use common::{World, get_csv, get_json, get_status, logged_in, us};
 
 /// More legs than a dozen store pages.
 const LEGS: usize = 12_345;
@@ -87,14 +87,7 @@ async fn export_streams_every_row_in_list_order_and_honours_filters() {
         } else {
             format!("/api/v1/cdrs?limit=1000&sort=caller&dir=asc&after={after}")
         };
-        let v: serde_json::Value = c
-            .get(url(s.addr, &q))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = get_json(&c, s.addr, &q).await;
         for l in v["legs"].as_array().unwrap() {
             listed.push(l["call_id"].as_str().unwrap().to_string());
         }
@@ -122,11 +115,9 @@ async fn export_streams_every_row_in_list_order_and_honours_filters() {
     assert_eq!(recent, newest_first[..1000].to_vec());
 
     // Bad filters are still refused before anything is streamed.
-    let r = c
-        .get(url(s.addr, "/api/v1/cdrs.csv?answered=maybe"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get_status(&c, s.addr, "/api/v1/cdrs.csv?answered=maybe").await,
+        StatusCode::BAD_REQUEST
+    );
     s.stop().await.unwrap();
 }

@@ -13,7 +13,8 @@ use server::routes::{Access, ROUTES};
 mod common;
 use common::{
     ADMIN_PW, DAY, World, an_instant_with_five_calls, client, csrf_of, days_before, get_csv,
-    get_text, logged_in, logged_in_viewer, login_as, metric, pcap_until, repo_file, url, us,
+    get_json, get_status, get_text, logged_in, logged_in_viewer, login_as, metric, pcap_until,
+    repo_file, url, us,
 };
 
 /// How long the sensor may take to read the captures of a test.
@@ -313,14 +314,7 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
         (5, 10),
         "live legs at the end of the half capture"
     );
-    let now: serde_json::Value = c
-        .get(url(s.addr, "/api/v1/channels/now"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: serde_json::Value = get_json(&c, s.addr, "/api/v1/channels/now").await;
     assert_eq!(now["active_channels"], 5);
     assert_eq!(now["limit"], 10);
 
@@ -339,24 +333,16 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
         "calls today: no empty-state hint"
     );
 
-    let stats: server::report::ReportOut = c
-        .get(url(s.addr, "/api/v1/channels/stats?days=14"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: server::report::ReportOut =
+        get_json(&c, s.addr, "/api/v1/channels/stats?days=14").await;
     assert_eq!(stats.peak, 5);
     assert_eq!(stats.days.len(), 14);
     assert_eq!(stats.days.last().unwrap().day, "2026-11-28");
     assert_eq!(stats.hours.len(), 14 * 24);
-    let r = c
-        .get(url(s.addr, "/api/v1/channels/stats?days=0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get_status(&c, s.addr, "/api/v1/channels/stats?days=0").await,
+        StatusCode::BAD_REQUEST
+    );
 
     let (code, html) = get_text(&c, s.addr, "/tools/concurrent-calls").await;
     assert_eq!(code, StatusCode::OK);
@@ -400,12 +386,10 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
         "every stored leg is a call of the day"
     );
     assert_eq!(today[7], "5", "the day's channel peak");
-    let r = c
-        .get(url(s.addr, "/reports?from=2026-11-29&to=2026-11-28"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get_status(&c, s.addr, "/reports?from=2026-11-29&to=2026-11-28").await,
+        StatusCode::BAD_REQUEST
+    );
     s.stop().await.unwrap();
 
     // A restart does not read the same captures again.
@@ -437,14 +421,8 @@ async fn stats_end_today_and_times_read_in_the_license_zone() {
     .unwrap();
     wait_for_captures(s.addr, 1.0).await;
 
-    let stats: server::report::ReportOut = c
-        .get(url(s.addr, "/api/v1/channels/stats?days=14"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: server::report::ReportOut =
+        get_json(&c, s.addr, "/api/v1/channels/stats?days=14").await;
     assert_eq!(stats.days.len(), 14);
     assert_eq!(stats.from, "2026-11-20");
     assert_eq!(
@@ -570,14 +548,7 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
                 .contains("15 consecutive days")
         );
     }
-    let lic: serde_json::Value = c
-        .get(url(s.addr, "/api/v1/license"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lic: serde_json::Value = get_json(&c, s.addr, "/api/v1/license").await;
     assert_eq!(lic["state"], "locked");
     assert_eq!(
         metric(s.addr, "sipmeter_license_state{state=\"locked\"}").await,
@@ -638,12 +609,10 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
     let (code, html) = get_text(&c, s.addr, "/").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(footer_numbers(&html).1, 10);
-    let r = c
-        .get(url(s.addr, "/api/v1/channels/now"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        get_status(&c, s.addr, "/api/v1/channels/now").await,
+        StatusCode::OK
+    );
     assert!(
         w.data().join("license.key.old").exists(),
         "the previous key is kept"

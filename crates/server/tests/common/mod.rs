@@ -365,6 +365,26 @@ pub async fn get_text(c: &reqwest::Client, addr: SocketAddr, path: &str) -> (Sta
     (r.status(), r.text().await.unwrap())
 }
 
+/// GETs `path` as `c`: the status alone, for requests whose answer is refused or ignored.
+pub async fn get_status(c: &reqwest::Client, addr: SocketAddr, path: &str) -> StatusCode {
+    c.get(url(addr, path)).send().await.unwrap().status()
+}
+
+/// GETs `path` as `c` and reads the JSON answer as `T`.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    c: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+) -> T {
+    c.get(url(addr, path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// GETs a CSV download as `c`, checking it answers 200 with a `text/csv` type.
 pub async fn get_csv(c: &reqwest::Client, addr: SocketAddr, path: &str) -> reqwest::Response {
     let r = c.get(url(addr, path)).send().await.unwrap();
