@@ -28,14 +28,20 @@ fn hits(s: &Running) -> u64 {
     s.state.basic_auth.hits()
 }
 
-#[tokio::test]
-async fn basic_checks_are_cached_until_the_password_changes() {
+/// A server with a 50-channel license and no capture directory (a world it keeps alive).
+async fn licensed_server() -> (World, Running) {
     let w = World::new();
     let now = us("2026-11-28T18:00:00Z");
     w.install_key(&w.license(50, now));
     let mut config = w.config();
     config.pcap_dir = None;
     let s = common::start(config, &FakeClock::new(now)).await;
+    (w, s)
+}
+
+#[tokio::test]
+async fn basic_checks_are_cached_until_the_password_changes() {
+    let (_w, s) = licensed_server().await;
     let hash = server::auth::hash_password("script pw 1").unwrap();
     assert!(
         s.state
@@ -82,12 +88,7 @@ async fn basic_checks_are_cached_until_the_password_changes() {
 
 #[tokio::test]
 async fn failures_are_not_cached_and_still_throttled() {
-    let w = World::new();
-    let now = us("2026-11-28T18:00:00Z");
-    w.install_key(&w.license(50, now));
-    let mut config = w.config();
-    config.pcap_dir = None;
-    let s = common::start(config, &FakeClock::new(now)).await;
+    let (_w, s) = licensed_server().await;
 
     // A success is cached...
     for _ in 0..2 {
