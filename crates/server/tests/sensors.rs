@@ -29,6 +29,19 @@ fn leg(i: u32, claimed_sensor: u32) -> calls::Leg {
     }
 }
 
+/// POSTs the Settings › Sensors form as `c`.
+async fn post_form(
+    c: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    c.post(url(addr, "/settings/sensors"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     let w = World::new();
@@ -39,19 +52,9 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     assert_eq!(code, StatusCode::OK);
     let csrf = csrf_of(&html);
     // No CSRF token, no sensor.
-    let r = admin
-        .post(url(s.addr, "/settings/sensors"))
-        .form(&[("name", "nocsrf")])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&admin, s.addr, &[("name", "nocsrf")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = admin
-        .post(url(s.addr, "/settings/sensors"))
-        .form(&[("name", "site-a"), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&admin, s.addr, &[("name", "site-a"), ("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     let key = "<code id=\"sensor-token\">";
@@ -62,12 +65,7 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     assert!(!again.contains(&token), "the token is shown only once");
     assert!(again.contains("site-a") && again.contains("never seen"));
     // The same name twice is refused.
-    let r = admin
-        .post(url(s.addr, "/settings/sensors"))
-        .form(&[("name", "site-a"), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&admin, s.addr, &[("name", "site-a"), ("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
     let c = client();
