@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calls::{Leg, Micros};
-use license::{Binding, Hwid, HwidSource, Keyring, LicenseTerms, ResolvedHwid, SigningKey};
-use server::{LicenseSetup, Running, ServerConfig, SystemClock};
+use server::{Running, ServerConfig, SystemClock};
 
 // The tests' fixtures: the same answered leg the integration tests store.
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::answered_leg;
+use common::{World, answered_leg};
 
 const DAY: Micros = 86_400_000_000;
 const PASSWORD: &str = "bench password";
@@ -71,9 +70,8 @@ async fn main() {
         .nth(1)
         .map(|s| s.parse().expect("LEGS must be a number"))
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    let w = World::new();
+    let data = w.data();
     let now = jiff::Timestamp::now().as_microsecond();
 
     let filled = Instant::now();
@@ -94,54 +92,14 @@ async fn main() {
         filled.elapsed().as_secs_f64()
     );
 
-    let signing = SigningKey::generate(&mut license::OsRng);
-    let hwid: Hwid = "1111-2222-3333-4444".parse().unwrap();
-    let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
-    let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
-    let terms = LicenseTerms {
-        license_id: "L-BENCH".into(),
-        customer: "Bench".into(),
-        channels: 10_000,
-        issued_at: license::timestamp(now - 40 * DAY).unwrap(),
-        formal_end,
-        grace_end: license::grace_end_for(formal_end, false),
-        cancelled: false,
-        trial: false,
-        emergency: false,
-        binding: Binding::Hwid(hwid),
-        grants: vec![],
-        refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
-    };
-    std::fs::write(
-        data.join("license.key"),
-        license::issue(&terms, &signing).unwrap(),
-    )
-    .unwrap();
-    let mut keyring = Keyring::builtin();
-    keyring.add(signing.public());
+    w.install_key(&w.license(10_000, now));
     let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.clone(),
         pcap_dir: None,
         admin_password: Some(PASSWORD.into()),
-        license: LicenseSetup {
-            data_dir: data.clone(),
-            license_path: data.join("license.key"),
-            keyring,
-            hwid: ResolvedHwid {
-                hwid,
-                source: HwidSource::Override,
-            },
-            domain: None,
-            operator_limit: None,
-            operator_limit_override: None,
-            tz: jiff::tz::TimeZone::UTC,
-        },
         pipeline: sensor::PipelineConfig::default(),
-        channel_mode: channels::ActiveMode::Signalling,
         pcap_poll: Duration::from_secs(1),
         pcap_settle: Duration::from_secs(2),
-        tls: None,
+        ..w.config()
     };
     let s = Running::start(config, Arc::new(SystemClock))
         .await
