@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/sensors.rs"]
 mod common;
-use common::{add_sensor, free_addr, generate};
+use common::{add_sensor, free_addr, generate, sipmeter_ok};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sipmeter");
 
@@ -422,17 +422,9 @@ fn the_same_captures_seen_by_two_sensors_count_as_one_set_of_channels() {
     }
     server.terminate();
     let peak = |args: &[&std::ffi::OsStr]| -> u64 {
-        let out = Command::new(BIN)
-            .args(["channels", "--format", "json"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let flags = ["channels", "--format", "json"].map(std::ffi::OsStr::new);
+        let out = sipmeter_ok(&[&flags[..], args].concat());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         v["peak"].as_u64().unwrap()
     };
     let central = peak(&["--data-dir".as_ref(), data.as_os_str()]);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/sensors.rs"]
 mod common;
-use common::{add_sensor, free_addr, generate};
+use common::{add_sensor, free_addr, generate, sensors_cli};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sipmeter");
 
@@ -237,17 +237,7 @@ fn plain_http_is_refused_off_loopback_and_a_revoked_token_at_once() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stored(&data), 100);
 
-    let out = Command::new(BIN)
-        .args(["sensors", "--data-dir"])
-        .arg(&data)
-        .args(["revoke", "--name", "plain"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sensors_cli(&data, &["revoke", "--name", "plain"]);
     // The running server refuses it on the next request: no restart, no cache.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(

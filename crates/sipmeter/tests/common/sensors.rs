@@ -1,6 +1,7 @@
 //! What the sensor tests (`sensor_faults.rs`, `sensor_tls.rs`) each needed: a free loopback
 //! port, a generated capture, and a sensor added through the CLI.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -44,12 +45,10 @@ pub fn generate(pcap: &Path, flags: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// `sipmeter sensors add`: the new sensor's id and token (the last line of its output).
-pub fn add_sensor(data: &Path, name: &str) -> (i64, String) {
+/// Runs `sipmeter` with `args`, which must succeed (else its stderr is the failure); its stdout.
+pub fn sipmeter_ok<S: AsRef<OsStr>>(args: &[S]) -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_sipmeter"))
-        .args(["sensors", "--data-dir"])
-        .arg(data)
-        .args(["add", "--name", name])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -57,7 +56,24 @@ pub fn add_sensor(data: &Path, name: &str) -> (i64, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    out.stdout
+}
+
+/// `sipmeter sensors --data-dir DATA ARGS…`, which must succeed; its stdout.
+pub fn sensors_cli(data: &Path, args: &[&str]) -> Vec<u8> {
+    let mut all = vec![
+        OsStr::new("sensors"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ];
+    all.extend(args.iter().map(OsStr::new));
+    sipmeter_ok(&all)
+}
+
+/// `sipmeter sensors add`: the new sensor's id and token (the last line of its output).
+pub fn add_sensor(data: &Path, name: &str) -> (i64, String) {
+    let out = sensors_cli(data, &["add", "--name", name]);
+    let text = String::from_utf8(out).unwrap();
     let token = text.lines().last().unwrap().to_string();
     assert_eq!(token.len(), 64, "the token is the last line: {token:?}");
     let id = text
