@@ -170,9 +170,13 @@ impl Tracker {
         }
     }
 
-    /// End of input: every leg still open is closed. Legs whose end was already decided keep
-    /// their reason; the others end at their last packet with `end_of_input`.
+    /// End of input: every leg still open is closed. Legs whose deadline has already passed
+    /// close as their timer says (swept here, because the once-a-second sweep may not have
+    /// run since: otherwise the reason would depend on how often time was advanced); legs
+    /// whose end was already decided keep their reason; the others end at their last packet
+    /// with `end_of_input`.
     pub fn finish(&mut self) {
+        self.sweep();
         let mut keys: Vec<Vec<u8>> = self.open.keys().cloned().collect();
         // Deterministic order: by start time, then Call-ID.
         keys.sort_by(|a, b| {
