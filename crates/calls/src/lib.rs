@@ -9,4 +9,5 @@ pub use leg::{EndReason, Leg, LegMessage, Micros, Side};
 mod tracker;
 
 pub use tracker::{Origin, Tracker, TrackerConfig, TrackerStats};
+pub mod clock;
 pub mod time;

@@ -20,16 +20,7 @@ use license::{Hwid, HwidSource, Keyring, ResolvedHwid};
 use portal::{BindingState, OrderRequest, Portal};
 use reqwest::StatusCode;
 use server::portal_client::{self, PortalConfig};
-use server::{Clock, FakeClock, Running};
-
-/// The portal on the servers' fake clock.
-struct SharedClock(FakeClock);
-
-impl portal::clock::Clock for SharedClock {
-    fn now(&self) -> license::Micros {
-        self.0.now()
-    }
-}
+use server::{FakeClock, Running};
 
 struct Vendor {
     _dir: tempfile::TempDir,
@@ -40,7 +31,7 @@ struct Vendor {
 
 async fn vendor(clock: &FakeClock) -> Vendor {
     let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::open(dir.path(), None, Arc::new(SharedClock(clock.clone())))
+    let portal = Portal::open(dir.path(), None, Arc::new(clock.clone()))
         .await
         .unwrap();
     let addr = portal::spawn_local(portal.clone()).await.unwrap();
