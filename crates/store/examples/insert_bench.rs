@@ -209,7 +209,7 @@ async fn main() {
         let store = Store::open_sqlite(&dir).await.expect("open");
         if no_number_indexes {
             let db = rusqlite::Connection::open(dir.join(store::SQLITE_FILE_NAME)).expect("db");
-            db.execute_batch("DROP INDEX legs_caller_start; DROP INDEX legs_called_start")
+            db.execute_batch("DROP INDEX legs_caller_seg; DROP INDEX legs_called_seg")
                 .expect("drop indexes");
             println!("(caller/called indexes dropped)");
         }

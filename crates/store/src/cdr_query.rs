@@ -10,8 +10,11 @@
 //! # What is indexed
 //! - sort by start (the default, newest first): `legs_channels (start_us, ...)`; with a sensor
 //!   filter `legs_identity (sensor_id, start_us, call_id)`;
-//! - sort by caller / called: `legs_caller_start (caller, start_us)` / `legs_called_start`;
-//! - caller / called *prefix* filters: a range on those same indexes (`x >= p AND x < p+U+10FFFF`,
+//! - the numbers: `legs_caller_seg (id >> 16, caller, start_us)` / `legs_called_seg`, one run
+//!   of entries per *segment* of 65 536 consecutive legs, so that new legs land in the newest
+//!   segment's few leaves instead of all over the index (migration 0009 says why). A number
+//!   lookup seeks once per segment (`(id >> 16) IN (every segment)`, [`SEGMENTS`]).
+//! - caller / called *prefix* filters: a range on those indexes (`x >= p AND x < p+U+10FFFF`,
 //!   which unlike `LIKE` needs no collation setting to use the index). How a prefix page is
 //!   found depends on how many legs match, which is counted first in the number index (cheap:
 //!   the index alone, and at most [`NUMBER_INDEX_MAX`] entries):
@@ -22,6 +25,9 @@
 //!     range, a page is near (unless the matches all lie at the far end of the time range).
 //!     SQLite on its own took the number index here, read every match and sorted them: 3 s
 //!     for a 50 000-leg prefix at 10 M legs.
+//! - sort by caller / called: each segment's run is already in number order, so a page is the
+//!   first rows of every segment's run after the cursor, merged (a few statements of
+//!   [`MERGE_TERMS`] segments each), then the page's rows.
 //! - caller / called *substring* filters, final code, answered: evaluated on the rows the sort
 //!   order walks, so they cost a scan until a page is full (fine for common values, slow for a
 //!   rare code over a wide time range: narrow the time range).
@@ -49,6 +55,17 @@ pub const COUNT_CAP: u64 = 10_000;
 /// Up to this many legs matching a number prefix, a page is taken from the number index;
 /// beyond, from the start index (see the module doc).
 pub const NUMBER_INDEX_MAX: u64 = 5000;
+
+/// Every number-index segment from the lowest leg id's to the highest's, as an `IN` operand
+/// (see the module doc; the shift is the one of migration 0009's index expressions).
+const SEGMENTS: &str = "(id >> 16) IN (WITH RECURSIVE seg(n) AS ( \
+     SELECT (SELECT MIN(id) FROM legs) >> 16 \
+     UNION ALL SELECT n + 1 FROM seg WHERE n < (SELECT MAX(id) FROM legs) >> 16) \
+     SELECT n FROM seg)";
+
+/// Segments read by one statement of a merged number sort (`UNION ALL` of per-segment
+/// terms): few round trips, far below SQLite's limit of 500 terms.
+const MERGE_TERMS: usize = 64;
 
 /// Most legs one page may hold, whatever is asked: bounds the work of one request.
 pub const MAX_PAGE: u32 = 1000;
@@ -309,6 +326,8 @@ enum NumberPlan {
     Index(&'static str),
     /// Walk the start index; the prefix is only checked.
     Scan,
+    /// Sorted by this number column: each segment's run of its index, merged.
+    Merge(&'static str),
 }
 
 /// The prefix filters of `f`: (column, prefix), non-empty ones.
@@ -330,6 +349,18 @@ fn only_prefix_and_time(f: &CdrFilter) -> bool {
 
 fn where_clause(f: &CdrFilter, plan: NumberPlan, sql: &mut String, binds: &mut Vec<Bind>) {
     sql.push_str(" WHERE 1 = 1");
+    match plan {
+        NumberPlan::Index(_) => {
+            sql.push_str(" AND ");
+            sql.push_str(SEGMENTS);
+        }
+        NumberPlan::Merge(_) => {
+            // The first bind: the segment, set per term by `merged_page_ids`.
+            sql.push_str(" AND (id >> 16) = ?");
+            binds.push(Bind::Int(0));
+        }
+        NumberPlan::Planner | NumberPlan::Scan => {}
+    }
     if let Some(t) = f.start_from {
         sql.push_str(" AND start_us >= ?");
         binds.push(Bind::Int(t));
@@ -347,8 +378,8 @@ fn where_clause(f: &CdrFilter, plan: NumberPlan, sql: &mut String, binds: &mut V
                 // A unary `+` keeps SQLite from using the column's index for the term.
                 let hint = match plan {
                     NumberPlan::Planner => "",
-                    NumberPlan::Index(c) if c == col => "",
-                    NumberPlan::Index(_) | NumberPlan::Scan => "+",
+                    NumberPlan::Index(c) | NumberPlan::Merge(c) if c == col => "",
+                    NumberPlan::Index(_) | NumberPlan::Merge(_) | NumberPlan::Scan => "+",
                 };
                 sql.push_str(&format!(" AND {hint}{col} >= ? AND {hint}{col} < ?"));
                 binds.push(Bind::Text(v.to_string()));
@@ -378,7 +409,9 @@ fn where_clause(f: &CdrFilter, plan: NumberPlan, sql: &mut String, binds: &mut V
 /// `FROM legs`, pinned to the number index for an index plan.
 fn from_legs(plan: NumberPlan) -> String {
     match plan {
-        NumberPlan::Index(col) => format!(" FROM legs INDEXED BY legs_{col}_start"),
+        NumberPlan::Index(col) | NumberPlan::Merge(col) => {
+            format!(" FROM legs INDEXED BY legs_{col}_seg")
+        }
         NumberPlan::Planner | NumberPlan::Scan => " FROM legs".to_string(),
     }
 }
@@ -415,7 +448,8 @@ impl SqliteStore {
         cap: u64,
     ) -> Result<u64> {
         let mut sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM legs INDEXED BY legs_{col}_start WHERE {col} >= ? AND {col} < ?"
+            "SELECT COUNT(*) FROM (SELECT 1 FROM legs INDEXED BY legs_{col}_seg \
+             WHERE {SEGMENTS} AND {col} >= ? AND {col} < ?"
         );
         let mut binds = vec![
             Bind::Text(prefix.to_string()),
@@ -438,16 +472,11 @@ impl SqliteStore {
         Ok(n.max(0) as u64)
     }
 
-    /// The plan for a query's number prefixes, and the legs matching the most selective one
-    /// when that is known exactly (at most [`NUMBER_INDEX_MAX`]).
+    /// The plan for a query's number prefixes and number sorts, and the legs matching the most
+    /// selective prefix when that is known exactly (at most [`NUMBER_INDEX_MAX`]).
     async fn number_plan(&self, q: &CdrQuery) -> Result<(NumberPlan, Option<u64>)> {
-        let prefixes = prefixes(&q.filter);
-        if prefixes.is_empty() || q.sort.is_text() {
-            // Sorting by a number walks that number's index, which the prefix narrows.
-            return Ok((NumberPlan::Planner, None));
-        }
         let mut best: Option<(&'static str, u64)> = None;
-        for (col, prefix) in prefixes {
+        for (col, prefix) in prefixes(&q.filter) {
             let n = self
                 .count_in_number_index(&q.filter, col, prefix, NUMBER_INDEX_MAX)
                 .await?;
@@ -455,12 +484,63 @@ impl SqliteStore {
                 best = Some((col, n));
             }
         }
-        Ok(match best {
-            Some((col, n)) if n <= NUMBER_INDEX_MAX => (NumberPlan::Index(col), Some(n)),
+        let sorted_by_number = match q.sort {
+            CdrSort::Caller => Some("caller"),
+            CdrSort::Called => Some("called"),
+            CdrSort::Start | CdrSort::Duration | CdrSort::Code => None,
+        };
+        Ok(match (best, sorted_by_number) {
+            (Some((col, n)), _) if n <= NUMBER_INDEX_MAX => (NumberPlan::Index(col), Some(n)),
+            (_, Some(col)) => (NumberPlan::Merge(col), None),
             // Only the start order can stop early; other sorts read every match anyway.
-            _ if q.sort == CdrSort::Start => (NumberPlan::Scan, None),
+            (Some(_), None) if q.sort == CdrSort::Start => (NumberPlan::Scan, None),
             _ => (NumberPlan::Planner, None),
         })
+    }
+
+    /// The ids of a page sorted by a number (`plan` is `Merge`): the first `limit` rows of each
+    /// segment's run after the cursor, merged in Rust. `sql` is the filtered query of one
+    /// segment, ordered and limited; its first bind is the segment.
+    async fn merged_page_ids(
+        &self,
+        sql: &str,
+        binds: &mut [Bind],
+        desc: bool,
+        limit: i64,
+    ) -> Result<Vec<LegId>> {
+        let (low, high): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(id) FROM legs) >> 16, (SELECT MAX(id) FROM legs) >> 16",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let (Some(low), Some(high)) = (low, high) else {
+            return Ok(Vec::new());
+        };
+        let mut runs: Vec<(String, LegId)> = Vec::new();
+        let segments: Vec<i64> = (low..=high).collect();
+        for chunk in segments.chunks(MERGE_TERMS) {
+            let term = format!("SELECT * FROM ({sql} LIMIT {limit})");
+            let union = vec![term; chunk.len()].join(" UNION ALL ");
+            let mut query = sqlx::query(&union);
+            for &segment in chunk {
+                binds[0] = Bind::Int(segment);
+                for b in binds.iter() {
+                    query = match b {
+                        Bind::Int(v) => query.bind(*v),
+                        Bind::Text(s) => query.bind(s.clone()),
+                    };
+                }
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                runs.push((row.try_get(1)?, row.try_get(0)?));
+            }
+        }
+        runs.sort_unstable();
+        if desc {
+            runs.reverse();
+        }
+        runs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(runs.into_iter().map(|(_, id)| id).collect())
     }
 
     pub(crate) async fn cdr_page(&self, q: &CdrQuery) -> Result<CdrPage> {
@@ -502,7 +582,16 @@ impl SqliteStore {
         let dir = if desc { "DESC" } else { "ASC" };
         let order = format!(" ORDER BY {expr} {dir}, id {dir}");
         let columns = LEG_COLUMNS.join(", ");
-        let sql = if let NumberPlan::Index(_) = plan {
+        let sql = if let NumberPlan::Merge(_) = plan {
+            let page = i64::from(limit) + 1;
+            let segment_sql = format!("SELECT id, {expr}{}{sql}{order}", from_legs(plan));
+            let ids = self
+                .merged_page_ids(&segment_sql, &mut binds, desc, page)
+                .await?;
+            binds = ids.into_iter().map(Bind::Int).collect();
+            let marks = vec!["?"; binds.len()].join(", ");
+            format!("SELECT id, {columns} FROM legs WHERE id IN ({marks}){order} LIMIT ?")
+        } else if let NumberPlan::Index(_) = plan {
             // The page's ids from the index entries (which hold start and id), then only
             // those rows: SQLite would otherwise read every matching row before sorting.
             format!(
@@ -565,6 +654,11 @@ impl SqliteStore {
             };
             return Ok(capped(n));
         }
+        // A merge plan is per segment; counting needs no order, so the planner chooses.
+        let plan = match plan {
+            NumberPlan::Merge(_) => NumberPlan::Planner,
+            p => p,
+        };
         let mut inner = format!("SELECT 1{}", from_legs(plan));
         let mut binds = Vec::new();
         where_clause(f, plan, &mut inner, &mut binds);

@@ -48,10 +48,19 @@ fn sample() -> Vec<Leg> {
         .collect()
 }
 
+/// A store holding `legs`, their ids spread over many number-index segments (a segment is
+/// 65 536 consecutive ids), as in a database of millions of legs: every query below then
+/// has to combine segments, which a few hundred legs in one segment would never show.
 async fn open_with(legs: &[Leg]) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open_sqlite(dir.path()).await.unwrap();
     store.insert_legs(legs).await.unwrap();
+    let db = rusqlite::Connection::open(dir.path().join(store::SQLITE_FILE_NAME)).unwrap();
+    // No moved id meets an unmoved one: the samples hold far fewer than 10 M legs.
+    let moved = db
+        .execute("UPDATE legs SET id = id * 3001 + 10000000", [])
+        .unwrap();
+    assert_eq!(moved, legs.len());
     (dir, store)
 }
 

@@ -384,10 +384,10 @@ async fn an_existing_database_is_backfilled_by_the_migration() {
          DROP TRIGGER legs_deleted_mark_outcomes_stale; \
          DROP TRIGGER legs_updated_mark_outcomes_stale; \
          DROP TABLE leg_outcome_stale; DROP TABLE leg_outcome_buckets; \
-         DROP INDEX legs_caller_start; DROP INDEX legs_called_start; \
+         DROP INDEX legs_caller_seg; DROP INDEX legs_called_seg; \
          CREATE INDEX legs_end_us ON legs (end_us); CREATE INDEX legs_caller ON legs (caller); \
          CREATE INDEX legs_called ON legs (called); \
-         DELETE FROM _sqlx_migrations WHERE version = 6;",
+         DELETE FROM _sqlx_migrations WHERE version IN (6, 9);",
     )
     .unwrap();
     let store = Store::open_sqlite(dir.path()).await.unwrap();
