@@ -94,6 +94,8 @@ struct Shared {
     spool_full: AtomicBool,
     reading_done: AtomicBool,
     stop: AtomicBool,
+    /// SIGTERM or SIGINT came: finish reading now, spool what was read, deliver for a while.
+    interrupted: AtomicBool,
     /// Why the sensor must stop (a revoked token, an undeliverable backlog).
     fatal: Mutex<Option<String>>,
     legs_acked: AtomicU64,
@@ -116,6 +118,51 @@ impl Shared {
     fn fatal(&self) -> Option<String> {
         self.fatal.lock().ok().and_then(|f| f.clone())
     }
+}
+
+/// How long a sensor asked to stop (SIGTERM, SIGINT) keeps delivering its spool.
+const DELIVERY_GRACE: Duration = Duration::from_secs(10);
+
+/// The first SIGTERM or SIGINT ends reading at once: the legs read so far (and, live, the
+/// calls still up, as end-of-input legs) are spooled and delivered for up to
+/// [`DELIVERY_GRACE`]. A second signal stops delivering too; the spool keeps the rest.
+fn stop_on_signals(shared: Arc<Shared>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("cannot start the signal handler")?;
+    // Registered here, before reading starts, so no early signal falls to the default action.
+    let (mut term, mut int) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                eprintln!("sipmeter sensor: stopping: spooling what was read, then delivering it");
+                shared.interrupted.store(true, Ordering::SeqCst);
+                shared.changed.notify_all();
+                // Deliver while the server answers, but do not keep a stopping service
+                // waiting on an unreachable one: the spool keeps the rest for the next start.
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = tokio::time::sleep(DELIVERY_GRACE) => {}
+                }
+                shared.stop.store(true, Ordering::SeqCst);
+                shared.changed.notify_all();
+            })
+        })?;
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -171,6 +218,7 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
         spool_full: AtomicBool::new(false),
         reading_done: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
         fatal: Mutex::new(None),
         legs_acked: AtomicU64::new(0),
         batches_acked: AtomicU64::new(0),
@@ -195,6 +243,7 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
             .spawn(move || heartbeat_loop(&s, &u, &hb))?
     };
 
+    stop_on_signals(shared.clone())?;
     let reader = Reader {
         shared: &shared,
         pipeline: settings.pipeline.clone(),
@@ -230,6 +279,13 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
     let _ = heartbeat.join();
     let backlog = lock(&shared.spool).backlog();
     let (files, legs) = read.unwrap_or_default();
+    if shared.fatal().is_none() && backlog.batches > 0 {
+        eprintln!(
+            "sipmeter sensor: stopped with {} batches ({} bytes) not yet acknowledged; they stay in the spool and are sent on the next start",
+            backlog.batches, backlog.bytes
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if let Some(why) = shared.fatal() {
         eprintln!(
             "sipmeter sensor: {why}\nsipmeter sensor: {} batches ({} bytes) stay in the spool and are sent on the next start",
@@ -259,7 +315,7 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
 }
 
 struct Reader<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     pipeline: sensor::PipelineConfig,
     batch_legs: usize,
     /// How long a full spool may block reading before the sensor gives up.
@@ -356,6 +412,9 @@ impl Reader<'_> {
             if progress.is_done(&key) {
                 continue;
             }
+            if self.shared.interrupted.load(Ordering::SeqCst) {
+                break;
+            }
             legs += self.read_file(f)?;
             progress.mark_done(key)?;
             n += 1;
@@ -381,14 +440,19 @@ impl Reader<'_> {
         let slice_end = Arc::new(AtomicBool::new(false));
         let ticker = {
             let slice_end = slice_end.clone();
+            let shared = self.shared.clone();
             let period = Duration::from_secs(u64::from(slice_s));
             std::thread::spawn(move || {
+                let mut since = Instant::now();
                 loop {
-                    std::thread::sleep(period);
+                    std::thread::sleep(Duration::from_millis(50));
                     if Arc::strong_count(&slice_end) == 1 {
                         return;
                     }
-                    slice_end.store(true, Ordering::SeqCst);
+                    if since.elapsed() >= period || shared.interrupted.load(Ordering::SeqCst) {
+                        slice_end.store(true, Ordering::SeqCst);
+                        since = Instant::now();
+                    }
                 }
             })
         };
@@ -397,6 +461,12 @@ impl Reader<'_> {
             let mut closed: Vec<Leg> = Vec::new();
             if let Err(e) = pipeline.run_live(&mut source, &slice_end, &mut |l| closed.extend(l)) {
                 break Err(anyhow::Error::from(e));
+            }
+            let interrupted = self.shared.interrupted.load(Ordering::SeqCst);
+            if interrupted {
+                // Calls still up end here, as at the end of a capture file (end of input):
+                // a partial leg kept beats a call lost with the process.
+                closed.extend(pipeline.finish());
             }
             slice_end.store(false, Ordering::SeqCst);
             legs += closed.len() as u64;
@@ -411,7 +481,7 @@ impl Reader<'_> {
                 Some(now),
                 pipeline.tracker().live_legs().map(live_leg).collect(),
             );
-            if self.shared.stop.load(Ordering::SeqCst) {
+            if interrupted || self.shared.stop.load(Ordering::SeqCst) {
                 break Ok((1, legs));
             }
         };
@@ -440,7 +510,10 @@ impl Reader<'_> {
                 progress.mark_done(key)?;
                 n += 1;
             }
-            if once || self.shared.stop.load(Ordering::SeqCst) {
+            if once
+                || self.shared.stop.load(Ordering::SeqCst)
+                || self.shared.interrupted.load(Ordering::SeqCst)
+            {
                 return Ok((n, legs));
             }
             std::thread::sleep(Duration::from_secs(1));

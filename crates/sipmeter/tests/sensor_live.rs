@@ -56,8 +56,14 @@ fn answered_legs(data: &Path) -> i64 {
     .unwrap_or(0)
 }
 
-#[test]
-fn sipp_calls_on_loopback_reach_the_server_through_a_live_sensor() {
+/// A server with one sensor token: (temp dir, server data dir, server address, token, server).
+fn server_with_token() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    SocketAddr,
+    String,
+    Kill,
+) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let out = Command::new(BIN)
@@ -74,7 +80,7 @@ fn sipp_calls_on_loopback_reach_the_server_through_a_live_sensor() {
         .unwrap()
         .to_string();
     let addr = free_addr();
-    let _server = Kill(
+    let server = Kill(
         Command::new(BIN)
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(&data)
@@ -88,6 +94,53 @@ fn sipp_calls_on_loopback_reach_the_server_through_a_live_sensor() {
         assert!(Instant::now() < deadline, "the server did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (dir, data, addr, token, server)
+}
+
+/// SIPp UAS on `uas_port` and a UAC placing `calls` calls of `duration_ms` from `uac_port`.
+fn sipp_calls(
+    dir: &Path,
+    uas_port: u16,
+    uac_port: u16,
+    calls: i64,
+    duration_ms: u32,
+) -> (Kill, Kill) {
+    let sipp = |args: &[String]| {
+        Command::new("sipp")
+            .args(["-nostdin", "-i", "127.0.0.1", "-timeout", "60s"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp")
+    };
+    let uas = Kill(sipp(&[
+        "-sn".into(),
+        "uas".into(),
+        "-p".into(),
+        uas_port.to_string(),
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = Kill(sipp(&[
+        "-sn".into(),
+        "uac".into(),
+        format!("127.0.0.1:{uas_port}"),
+        "-p".into(),
+        uac_port.to_string(),
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        "10".into(),
+        "-d".into(),
+        duration_ms.to_string(),
+    ]));
+    (uas, uac)
+}
+
+#[test]
+fn sipp_calls_on_loopback_reach_the_server_through_a_live_sensor() {
+    let (dir, data, addr, token, _server) = server_with_token();
     let _sensor = Kill(
         Command::new(BIN)
             .args(["sensor", "--data-dir"])
@@ -100,36 +153,7 @@ fn sipp_calls_on_loopback_reach_the_server_through_a_live_sensor() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let sipp = |args: &[String]| {
-        Command::new("sipp")
-            .args(["-nostdin", "-i", "127.0.0.1", "-timeout", "60s"])
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp")
-    };
-    let _uas = Kill(sipp(&[
-        "-sn".into(),
-        "uas".into(),
-        "-p".into(),
-        UAS_PORT.to_string(),
-    ]));
-    std::thread::sleep(Duration::from_millis(300));
-    let uac = Kill(sipp(&[
-        "-sn".into(),
-        "uac".into(),
-        format!("127.0.0.1:{UAS_PORT}"),
-        "-p".into(),
-        UAC_PORT.to_string(),
-        "-m".into(),
-        CALLS.to_string(),
-        "-r".into(),
-        "10".into(),
-        "-d".into(),
-        "3000".into(),
-    ]));
+    let (_uas, uac) = sipp_calls(dir.path(), UAS_PORT, UAC_PORT, CALLS, 3000);
     // While the calls are up, the heartbeat carries them.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -156,4 +180,51 @@ fn sipp_calls_on_loopback_reach_the_server_through_a_live_sensor() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(answered_legs(&data), CALLS, "each call once");
     drop(uac);
+}
+
+/// SIGTERM (a service manager stopping the sensor) before a heartbeat slice ends: the legs of
+/// the finished calls are spooled and delivered before the sensor exits, not lost with it.
+#[test]
+fn a_live_sensor_stopped_by_sigterm_delivers_the_calls_it_saw() {
+    let (dir, data, addr, token, _server) = server_with_token();
+    let mut sensor = Kill(
+        Command::new(BIN)
+            .args(["sensor", "--data-dir"])
+            .arg(dir.path().join("sensor"))
+            .args(["--server", &format!("http://{addr}"), "--token", &token])
+            // No slice ends during the test: only the stop can deliver the legs.
+            .args(["--interface", "lo", "--heartbeat-s", "3600"])
+            .args(["--sip-ports", "25480"])
+            .stderr(std::fs::File::create(dir.path().join("sensor.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_uas, mut uac) = sipp_calls(dir.path(), 25_480, 25_490, 5, 500);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uac.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "SIPp did not finish its calls");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(answered_legs(&data), 0, "nothing delivered before the stop");
+    let term = Command::new("kill")
+        .args(["-TERM", &sensor.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = sensor.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sensor did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(dir.path().join("sensor.log")).unwrap_or_default();
+    assert!(status.success(), "sensor exit {status}: {log}");
+    assert_eq!(answered_legs(&data), 5, "every call once: {log}");
 }
