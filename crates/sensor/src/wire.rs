@@ -4,6 +4,11 @@
 //! and the server would unescape; a length-prefixed form costs one copy each way. Decoding
 //! takes bytes from the network, so every read is bounds-checked and a bad batch is an error
 //! naming what was wrong, never a panic.
+//!
+//! Version 2 carries each leg's messages already compressed in the store's blob form
+//! (`msgblob`), so the server stores them as they come: compressing every sensor's messages on
+//! the central server cost it more than inserting the legs. Version 1 batches (raw messages,
+//! still in the spool of a sensor updated mid-outage) are decoded too.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -11,7 +16,9 @@ use calls::{EndReason, Leg, LegMessage, Side};
 use sip::Transport;
 
 /// First bytes of an uncompressed batch; the digit is the format version.
-const MAGIC: &[u8; 4] = b"SMB1";
+const MAGIC: &[u8; 4] = b"SMB2";
+/// Version 1: raw messages in the batch.
+const MAGIC_V1: &[u8; 4] = b"SMB1";
 /// zstd level of a batch: level 1 compresses SIP text ~5x at several hundred MB/s.
 const LEVEL: i32 = 1;
 /// Largest batch the server accepts after decompression (a bound on memory per request).
@@ -34,20 +41,41 @@ pub enum WireError {
     Trailing(usize),
 }
 
-/// Legs → compressed batch.
-pub fn encode(legs: &[Leg]) -> Vec<u8> {
+/// A decoded batch.
+#[derive(Debug, Default, PartialEq)]
+pub struct Batch {
+    /// The legs; their `messages` are empty in a version 2 batch.
+    pub legs: Vec<Leg>,
+    /// Version 2: each leg's messages in stored form (`None`: none kept), one per leg.
+    /// Version 1: empty, the messages are in the legs.
+    pub messages: Vec<Option<msgblob::Encoded>>,
+}
+
+/// Legs → compressed batch (version 2). Fails only if zstd cannot start or a message is
+/// larger than 4 GiB.
+pub fn encode(legs: &[Leg]) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(&uncompressed(legs)?, LEVEL)
+}
+
+fn uncompressed(legs: &[Leg]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = msgblob::Encoder::new()?;
     let mut w = Vec::with_capacity(legs.len() * 512 + 8);
     w.extend_from_slice(MAGIC);
     put_u32(&mut w, legs.len() as u32);
     for leg in legs {
         put_leg(&mut w, leg);
+        if leg.messages.is_empty() {
+            put_u32(&mut w, 0);
+        } else {
+            put_u32(&mut w, leg.messages.len() as u32);
+            put_bytes(&mut w, &encoder.encode(&leg.messages)?);
+        }
     }
-    // Compressing into a Vec cannot fail for want of space; an error here is a bug in zstd.
-    zstd::bulk::compress(&w, LEVEL).unwrap_or_default()
+    Ok(w)
 }
 
-/// Compressed batch → legs.
-pub fn decode(data: &[u8]) -> Result<Vec<Leg>, WireError> {
+/// Compressed batch → legs and their messages.
+pub fn decode(data: &[u8]) -> Result<Batch, WireError> {
     let size = zstd::zstd_safe::get_frame_content_size(data)
         .ok()
         .flatten()
@@ -57,22 +85,33 @@ pub fn decode(data: &[u8]) -> Result<Vec<Leg>, WireError> {
     }
     let raw = zstd::bulk::decompress(data, size as usize).map_err(|_| WireError::Compression)?;
     let mut r = Reader { b: &raw };
-    if r.take(4, "marker")? != MAGIC {
-        return Err(WireError::Magic);
-    }
+    let v1 = match r.take(4, "marker")? {
+        m if m == MAGIC => false,
+        m if m == MAGIC_V1 => true,
+        _ => return Err(WireError::Magic),
+    };
     let n = r.u32("leg count")? as usize;
     // Each leg takes well over 32 bytes, so a count that cannot fit is refused up front.
     if n > raw.len() / 32 {
         return Err(WireError::Invalid("leg count"));
     }
-    let mut legs = Vec::with_capacity(n);
+    let mut batch = Batch {
+        legs: Vec::with_capacity(n),
+        messages: Vec::with_capacity(if v1 { 0 } else { n }),
+    };
     for _ in 0..n {
-        legs.push(r.leg()?);
+        let mut leg = r.leg()?;
+        if v1 {
+            leg.messages = r.raw_messages()?;
+        } else {
+            batch.messages.push(r.encoded_messages()?);
+        }
+        batch.legs.push(leg);
     }
     if !r.b.is_empty() {
         return Err(WireError::Trailing(r.b.len()));
     }
-    Ok(legs)
+    Ok(batch)
 }
 
 fn put_u32(w: &mut Vec<u8>, v: u32) {
@@ -181,16 +220,6 @@ fn put_leg(w: &mut Vec<u8>, l: &Leg) {
     put_opt_str(w, &l.replaces);
     put_opt_str(w, &l.user_agent);
     put_u32(w, l.sip_message_count);
-    put_u32(w, l.messages.len() as u32);
-    for m in &l.messages {
-        put_i64(w, m.ts);
-        put_ip(w, m.src.ip());
-        w.extend_from_slice(&m.src.port().to_le_bytes());
-        put_ip(w, m.dst.ip());
-        w.extend_from_slice(&m.dst.port().to_le_bytes());
-        w.push(transport_code(m.transport));
-        put_bytes(w, &m.raw);
-    }
 }
 
 struct Reader<'a> {
@@ -323,27 +352,6 @@ impl<'a> Reader<'a> {
         let replaces = self.opt_string("replaces")?;
         let user_agent = self.opt_string("user agent")?;
         let sip_message_count = self.u32("message count")?;
-        let n = self.u32("kept message count")? as usize;
-        if n > self.b.len() / 16 {
-            return Err(WireError::Invalid("kept message count"));
-        }
-        let mut messages = Vec::with_capacity(n);
-        for _ in 0..n {
-            let ts = self.i64("message time")?;
-            let sip = self.ip("message source")?;
-            let spt = self.u16("message source port")?;
-            let dip = self.ip("message destination")?;
-            let dpt = self.u16("message destination port")?;
-            let transport = self.transport("message transport")?;
-            let raw = self.bytes("message")?.to_vec();
-            messages.push(LegMessage {
-                ts,
-                src: SocketAddr::new(sip, spt),
-                dst: SocketAddr::new(dip, dpt),
-                transport,
-                raw,
-            });
-        }
         Ok(Leg {
             call_id,
             sensor_id,
@@ -373,8 +381,48 @@ impl<'a> Reader<'a> {
             replaces,
             user_agent,
             sip_message_count,
-            messages,
+            messages: Vec::new(),
         })
+    }
+
+    /// Version 2: a leg's kept messages as the count and the stored-form blob.
+    fn encoded_messages(&mut self) -> Result<Option<msgblob::Encoded>, WireError> {
+        let count = self.u32("kept message count")?;
+        if count == 0 {
+            return Ok(None);
+        }
+        let blob = self.bytes("message blob")?;
+        msgblob::check(blob).map_err(|_| WireError::Invalid("message blob"))?;
+        Ok(Some(msgblob::Encoded {
+            count,
+            blob: blob.to_vec(),
+        }))
+    }
+
+    /// Version 1: a leg's kept messages, raw.
+    fn raw_messages(&mut self) -> Result<Vec<LegMessage>, WireError> {
+        let n = self.u32("kept message count")? as usize;
+        if n > self.b.len() / 16 {
+            return Err(WireError::Invalid("kept message count"));
+        }
+        let mut messages = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ts = self.i64("message time")?;
+            let sip = self.ip("message source")?;
+            let spt = self.u16("message source port")?;
+            let dip = self.ip("message destination")?;
+            let dpt = self.u16("message destination port")?;
+            let transport = self.transport("message transport")?;
+            let raw = self.bytes("message")?.to_vec();
+            messages.push(LegMessage {
+                ts,
+                src: SocketAddr::new(sip, spt),
+                dst: SocketAddr::new(dip, dpt),
+                transport,
+                raw,
+            });
+        }
+        Ok(messages)
     }
 }
 
@@ -425,8 +473,54 @@ mod tests {
     #[test]
     fn a_batch_round_trips_every_field() {
         let legs: Vec<Leg> = (0..50).map(leg).collect();
-        assert_eq!(decode(&encode(&legs)).unwrap(), legs);
-        assert_eq!(decode(&encode(&[])).unwrap(), Vec::<Leg>::new());
+        let batch = decode(&encode(&legs).unwrap()).unwrap();
+        assert_eq!(batch.messages.len(), legs.len());
+        for ((got, encoded), sent) in batch.legs.iter().zip(&batch.messages).zip(&legs) {
+            let encoded = encoded.as_ref().expect("messages kept");
+            assert_eq!(encoded.count, 1);
+            assert_eq!(msgblob::decode(&encoded.blob).unwrap(), sent.messages);
+            assert_eq!(
+                got,
+                &Leg {
+                    messages: Vec::new(),
+                    ..sent.clone()
+                }
+            );
+        }
+        let mut bare = leg(1);
+        bare.messages.clear();
+        let batch = decode(&encode(std::slice::from_ref(&bare)).unwrap()).unwrap();
+        assert_eq!(batch.legs, vec![bare]);
+        assert_eq!(batch.messages, vec![None]);
+        assert_eq!(decode(&encode(&[]).unwrap()).unwrap(), Batch::default());
+    }
+
+    /// A batch as a version 1 sensor spooled it: raw messages after each leg.
+    fn version_1(legs: &[Leg]) -> Vec<u8> {
+        let mut w = MAGIC_V1.to_vec();
+        put_u32(&mut w, legs.len() as u32);
+        for l in legs {
+            put_leg(&mut w, l);
+            put_u32(&mut w, l.messages.len() as u32);
+            for m in &l.messages {
+                put_i64(&mut w, m.ts);
+                put_ip(&mut w, m.src.ip());
+                w.extend_from_slice(&m.src.port().to_le_bytes());
+                put_ip(&mut w, m.dst.ip());
+                w.extend_from_slice(&m.dst.port().to_le_bytes());
+                w.push(transport_code(m.transport));
+                put_bytes(&mut w, &m.raw);
+            }
+        }
+        zstd::bulk::compress(&w, 1).unwrap()
+    }
+
+    #[test]
+    fn version_1_batches_left_in_a_spool_still_decode() {
+        let legs: Vec<Leg> = (0..5).map(leg).collect();
+        let batch = decode(&version_1(&legs)).unwrap();
+        assert_eq!(batch.legs, legs);
+        assert!(batch.messages.is_empty());
     }
 
     #[test]
@@ -438,11 +532,7 @@ mod tests {
         raw.extend_from_slice(&[0xff; 40]);
         assert!(decode(&zstd::bulk::compress(&raw, 1).unwrap()).is_err());
         // Every truncation of a valid uncompressed batch is refused.
-        let mut full = MAGIC.to_vec();
-        put_u32(&mut full, 3);
-        for l in &legs {
-            put_leg(&mut full, l);
-        }
+        let full = uncompressed(&legs).unwrap();
         for cut in 0..full.len() {
             let z = zstd::bulk::compress(&full[..cut], 1).unwrap();
             assert!(decode(&z).is_err(), "cut at {cut}");
@@ -451,5 +541,15 @@ mod tests {
         long.push(0);
         let z = zstd::bulk::compress(&long, 1).unwrap();
         assert_eq!(decode(&z), Err(WireError::Trailing(1)));
+        // A message blob that is not in the stored form.
+        let mut bare = leg(0);
+        bare.messages.clear();
+        let mut w = MAGIC.to_vec();
+        put_u32(&mut w, 1);
+        put_leg(&mut w, &bare);
+        put_u32(&mut w, 2);
+        put_bytes(&mut w, b"\x07junk");
+        let z = zstd::bulk::compress(&w, 1).unwrap();
+        assert_eq!(decode(&z), Err(WireError::Invalid("message blob")));
     }
 }

@@ -224,8 +224,8 @@ pub async fn legs(
         Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "batch too large"),
     };
     let decoded = tokio::task::spawn_blocking(move || sensor::wire::decode(&bytes)).await;
-    let mut legs = match decoded {
-        Ok(Ok(l)) => l,
+    let sensor::wire::Batch { mut legs, messages } = match decoded {
+        Ok(Ok(b)) => b,
         Ok(Err(e)) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -240,7 +240,15 @@ pub async fn legs(
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
     };
     let (ack, done) = oneshot::channel();
-    if tx.send(IngestMsg::Remote { legs, ack }).await.is_err() {
+    if tx
+        .send(IngestMsg::Remote {
+            legs,
+            messages,
+            ack,
+        })
+        .await
+        .is_err()
+    {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
     }
     let report = match done.await {

@@ -53,6 +53,9 @@ pub enum IngestMsg {
     /// A remote sensor's batch; `ack` is answered once it is committed.
     Remote {
         legs: Vec<Leg>,
+        /// One per leg, in stored form (a version 2 batch); empty when the messages are in
+        /// the legs.
+        messages: Vec<Option<msgblob::Encoded>>,
         ack: tokio::sync::oneshot::Sender<Result<store::InsertReport, String>>,
     },
 }
@@ -148,8 +151,12 @@ pub async fn writer(
                         eprintln!("sipmeter serve: cannot store {} legs: {}", legs.len(), chain(&e));
                     }
                 },
-                Some(IngestMsg::Remote { legs, ack }) => {
-                    let r = store.insert_legs(&legs).await;
+                Some(IngestMsg::Remote { legs, messages, ack }) => {
+                    let r = if messages.is_empty() {
+                        store.insert_legs(&legs).await
+                    } else {
+                        store.insert_encoded(&legs, &messages).await
+                    };
                     if let Ok(r) = &r {
                         app.metrics.legs_ingested.fetch_add(r.inserted, Ordering::Relaxed);
                         app.metrics.legs_stored.fetch_add(r.inserted, Ordering::Relaxed);

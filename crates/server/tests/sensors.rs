@@ -101,7 +101,7 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
 
     // A batch whose legs claim sensor 1 is stored under the token's sensor; resent, it is
     // all duplicates.
-    let batch = sensor::wire::encode(&(0..50).map(|i| leg(i, 1)).collect::<Vec<_>>());
+    let batch = sensor::wire::encode(&(0..50).map(|i| leg(i, 1)).collect::<Vec<_>>()).unwrap();
     for (inserted, duplicates) in [(50, 0), (0, 50)] {
         let r = post("/api/v1/ingest/legs", batch.clone(), token.clone())
             .await

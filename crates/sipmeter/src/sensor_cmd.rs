@@ -326,7 +326,7 @@ impl Reader<'_> {
     /// Spools one encoded batch, waiting while the spool is full (the sender frees space as
     /// the server acknowledges); an error when it stays full for `max_wait`.
     fn spool(&self, legs: &[Leg]) -> Result<()> {
-        let batch = sensor::wire::encode(legs);
+        let batch = sensor::wire::encode(legs).context("cannot encode a batch of legs")?;
         let mut spool = lock(&self.shared.spool);
         let since = Instant::now();
         let mut reported = false;

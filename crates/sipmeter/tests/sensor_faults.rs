@@ -454,7 +454,7 @@ fn a_full_spool_stops_the_sensor_loudly_and_loses_nothing() {
     let sdata = dir.path().join("sensor");
     // No server yet, and room for a few batches only.
     let o = sensor_cmd(&sdata, addr, &token, &[&pcap])
-        .args(["--spool-max", "64K", "--max-retry-time", "2"])
+        .args(["--spool-max", "256K", "--max-retry-time", "2"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -68,6 +68,8 @@ pub enum StoreError {
     Encode(#[source] std::io::Error),
     #[error("stored SIP messages of leg {leg_id} are corrupt: {reason}")]
     CorruptMessages { leg_id: LegId, reason: &'static str },
+    #[error("a batch of {legs} legs came with {messages} message blobs")]
+    MessagesMismatch { legs: usize, messages: usize },
     #[error("channel statistics: {0}")]
     Channels(String),
     #[error("cannot scan the legs for channel statistics: {0}")]
@@ -94,6 +96,14 @@ pub struct InsertReport {
     pub duplicates: u64,
     /// Legs whose messages were stored (new legs with at least one message).
     pub legs_with_messages: u64,
+}
+
+/// Where the messages of a batch's legs are: in the legs (to be compressed by the store), or
+/// already compressed beside them, one per leg.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Messages<'a> {
+    InLegs,
+    Encoded(&'a [Option<msgblob::Encoded>]),
 }
 
 /// Filter for [`Store::legs`]. Filters on `start_us` only, because that column is indexed and
@@ -229,9 +239,30 @@ impl Store {
     /// the database does not know yet is registered on the fly rather than refused, because
     /// refusing would lose the legs of a sensor set up before its registration arrived.
     pub async fn insert_legs(&mut self, legs: &[Leg]) -> Result<InsertReport> {
+        self.insert(legs, Messages::InLegs).await
+    }
+
+    /// [`Store::insert_legs`] for legs whose messages are already in stored form, as a remote
+    /// sensor sends them: `messages[i]` belongs to `legs[i]` (the legs' own `messages` are not
+    /// looked at) and is stored as it is, so the server spends no time compressing.
+    pub async fn insert_encoded(
+        &mut self,
+        legs: &[Leg],
+        messages: &[Option<msgblob::Encoded>],
+    ) -> Result<InsertReport> {
+        if messages.len() != legs.len() {
+            return Err(StoreError::MessagesMismatch {
+                legs: legs.len(),
+                messages: messages.len(),
+            });
+        }
+        self.insert(legs, Messages::Encoded(messages)).await
+    }
+
+    async fn insert(&mut self, legs: &[Leg], messages: Messages<'_>) -> Result<InsertReport> {
         match &mut self.backend {
-            Backend::Sqlite(s) => s.insert_legs(legs).await,
-            Backend::Postgres(p) => p.insert_legs(legs).await,
+            Backend::Sqlite(s) => s.insert_legs(legs, messages).await,
+            Backend::Postgres(p) => p.insert_legs(legs, messages).await,
         }
     }
 

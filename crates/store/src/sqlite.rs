@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use crate::codec::{self, Encoder};
-use crate::{InsertReport, LegId, LegQuery, Result, StoreError, StoredLeg};
+use crate::{InsertReport, LegId, LegQuery, Messages, Result, StoreError, StoredLeg};
 
 /// Columns of `legs` as read back, in the order of `INSERT_LEG_SQL` (`id` is assigned by the
 /// database).
@@ -125,7 +125,11 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    pub(crate) async fn insert_legs(&mut self, legs: &[Leg]) -> Result<InsertReport> {
+    pub(crate) async fn insert_legs(
+        &mut self,
+        legs: &[Leg],
+        messages: Messages<'_>,
+    ) -> Result<InsertReport> {
         if legs.is_empty() {
             return Ok(InsertReport::default());
         }
@@ -133,7 +137,7 @@ impl SqliteStore {
             .writer
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        run_blocking(|| write_batch(conn, legs))
+        run_blocking(|| write_batch(conn, legs, messages))
     }
 
     pub(crate) async fn legs(&self, q: &LegQuery) -> Result<Vec<StoredLeg>> {
@@ -239,7 +243,11 @@ const INSERT_MESSAGES_SQL: &str =
 /// One batch in one transaction: sensors, legs, their messages, the stale channel ranges and
 /// the outcome buckets of the new legs. A leg already stored is skipped by the unique identity
 /// key, and only legs that were really inserted get messages and outcome counts.
-fn write_batch(conn: &mut rusqlite::Connection, legs: &[Leg]) -> Result<InsertReport> {
+fn write_batch(
+    conn: &mut rusqlite::Connection,
+    legs: &[Leg],
+    messages: Messages<'_>,
+) -> Result<InsertReport> {
     let write_err = StoreError::Write;
     // IMMEDIATE takes the write lock now (waiting up to the busy timeout), rather than at the
     // first INSERT where a busy lock could no longer be waited for.
@@ -252,7 +260,22 @@ fn write_batch(conn: &mut rusqlite::Connection, legs: &[Leg]) -> Result<InsertRe
     let mut report = InsertReport::default();
     let mut outcomes = crate::summary::OutcomeBatch::default();
     let mut insert = LegWriter::new(&tx).map_err(write_err)?;
-    if legs.iter().all(|l| l.messages.is_empty()) {
+    if let Messages::Encoded(encoded) = messages {
+        let mut blobs = tx.prepare_cached(INSERT_MESSAGES_SQL).map_err(write_err)?;
+        for (leg, encoded) in legs.iter().zip(encoded) {
+            let Some(id) = insert.insert(leg).map_err(write_err)? else {
+                continue;
+            };
+            report.inserted += 1;
+            outcomes.add(leg);
+            if let Some(e) = encoded {
+                blobs
+                    .execute((id, i64::from(e.count), e.blob.as_slice()))
+                    .map_err(write_err)?;
+                report.legs_with_messages += 1;
+            }
+        }
+    } else if legs.iter().all(|l| l.messages.is_empty()) {
         for leg in legs {
             if insert.insert(leg).map_err(write_err)?.is_some() {
                 report.inserted += 1;

@@ -30,6 +30,7 @@ on_both_backends!(
     duplicate_inside_a_batch_keeps_the_first_and_the_rest,
     awkward_text_round_trips,
     messages_round_trip_byte_exact,
+    encoded_messages_are_stored_as_they_came,
     legs_of_many_days_land_in_day_partitions,
     concurrent_writers_create_the_same_day_once,
     keyset_paging_visits_every_leg_once_in_every_sort,
@@ -171,6 +172,57 @@ async fn messages_round_trip_byte_exact(mut db: TestDb) {
     db.execute(&format!("DELETE FROM legs WHERE id = {}", stored[0].id))
         .await;
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM leg_messages").await, 0);
+}
+
+/// A remote sensor's batch: messages already compressed beside the legs, stored as they are,
+/// once, and read back like any others; a batch whose blobs do not match its legs is refused.
+async fn encoded_messages_are_stored_as_they_came(mut db: TestDb) {
+    let messages = vec![
+        message(D0, b"INVITE sip:200@x SIP/2.0\r\n\r\n"),
+        message(D0 + 5, b"SIP/2.0 200 OK\r\n\r\n"),
+    ];
+    let blob = msgblob::Encoder::new().unwrap().encode(&messages).unwrap();
+    let legs = vec![
+        leg(1, "e1", "100", "200", D0, D0 + MIN),
+        leg(1, "e2", "100", "200", D0 + S, D0 + MIN),
+    ];
+    let encoded = vec![
+        Some(msgblob::Encoded {
+            count: 2,
+            blob: blob.clone(),
+        }),
+        None,
+    ];
+    let r = db.store.insert_encoded(&legs, &encoded).await.unwrap();
+    assert_eq!((r.inserted, r.legs_with_messages), (2, 1));
+    let stored = db.store.legs_with_ids(&LegQuery::default()).await.unwrap();
+    assert_eq!(db.store.leg_messages(stored[0].id).await.unwrap(), messages);
+    assert!(
+        db.store
+            .leg_messages(stored[1].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stored_blob = db
+        .query_i64(&format!(
+            "SELECT CAST(length(data) AS BIGINT) FROM leg_messages WHERE leg_id = {}",
+            stored[0].id
+        ))
+        .await;
+    assert_eq!(stored_blob, blob.len() as i64, "stored byte for byte");
+    let again = db.store.insert_encoded(&legs, &encoded).await.unwrap();
+    assert_eq!((again.inserted, again.legs_with_messages), (0, 0));
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM leg_messages").await, 1);
+    let err = db
+        .store
+        .insert_encoded(&legs, &encoded[..1])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("2 legs came with 1 message blobs"),
+        "{err}"
+    );
 }
 
 async fn legs_of_many_days_land_in_day_partitions(mut db: TestDb) {

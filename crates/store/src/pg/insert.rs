@@ -13,7 +13,6 @@
 //! holding that lock for a batch would stall every reader.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 
 use calls::{Leg, Micros};
 use sqlx::postgres::PgConnection;
@@ -21,7 +20,7 @@ use sqlx::{Acquire, Row};
 
 use super::PgStore;
 use crate::codec::Encoder;
-use crate::{InsertReport, Result, StoreError};
+use crate::{InsertReport, Messages, Result, StoreError};
 
 const DAY: Micros = 86_400_000_000;
 
@@ -87,13 +86,17 @@ fn move_sql(with_ids: bool) -> String {
 }
 
 impl PgStore {
-    pub(crate) async fn insert_legs(&mut self, legs: &[Leg]) -> Result<InsertReport> {
+    pub(crate) async fn insert_legs(
+        &mut self,
+        legs: &[Leg],
+        messages: Messages<'_>,
+    ) -> Result<InsertReport> {
         if legs.is_empty() {
             return Ok(InsertReport::default());
         }
         self.ensure_partitions(legs).await?;
         let mut conn = self.pool.acquire().await?;
-        let report = write_batch(&mut conn, legs).await;
+        let report = write_batch(&mut conn, legs, messages).await;
         if report.is_err() {
             // A failed COPY or statement may leave the connection mid-protocol; do not give
             // it back to the pool.
@@ -156,7 +159,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-async fn write_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<InsertReport> {
+async fn write_batch(
+    conn: &mut PgConnection,
+    legs: &[Leg],
+    messages: Messages<'_>,
+) -> Result<InsertReport> {
     sqlx::query(CREATE_STAGE).execute(&mut *conn).await?;
     let mut tx = conn.begin().await?;
     register_sensors(&mut tx, legs).await?;
@@ -181,7 +188,10 @@ async fn write_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<InsertRepo
     copy.send(buf.as_slice()).await?;
     copy.finish().await?;
 
-    let with_messages = legs.iter().any(|l| !l.messages.is_empty());
+    let with_messages = match messages {
+        Messages::InLegs => legs.iter().any(|l| !l.messages.is_empty()),
+        Messages::Encoded(e) => e.iter().any(Option::is_some),
+    };
     let rows = sqlx::query(&move_sql(with_messages))
         .fetch_all(&mut *tx)
         .await?;
@@ -192,7 +202,7 @@ async fn write_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<InsertRepo
             .iter()
             .map(|r| Ok((r.try_get::<i32, _>(0)? as usize, r.try_get::<i64, _>(1)?)))
             .collect::<Result<_>>()?;
-        report.legs_with_messages = write_messages(&mut tx, legs, &new).await?;
+        report.legs_with_messages = write_messages(&mut tx, legs, messages, &new).await?;
     } else if let Some(r) = rows.first() {
         report.inserted = r.try_get::<i64, _>(1)? as u64;
     }
@@ -357,37 +367,54 @@ async fn mark_dirty(conn: &mut PgConnection, legs: &[Leg]) -> Result<()> {
     Ok(())
 }
 
-/// Compresses the messages of the new legs and COPYs them in; the number of legs written.
+/// COPYs in the messages of the new legs (compressing them first unless they came
+/// compressed); the number of legs written.
 async fn write_messages(
     conn: &mut PgConnection,
     legs: &[Leg],
+    messages: Messages<'_>,
     new: &[(usize, i64)],
 ) -> Result<u64> {
-    let mut encoder = Encoder::new().map_err(StoreError::Encode)?;
+    let mut encoder = None;
     let mut copy = conn
-        .copy_in_raw("COPY leg_messages (leg_id, message_count, data) FROM STDIN (FORMAT text)")
+        .copy_in_raw("COPY leg_messages (leg_id, message_count, data) FROM STDIN (FORMAT binary)")
         .await?;
-    let mut buf = String::with_capacity(64 * 1024);
+    let mut buf = Vec::with_capacity(256 * 1024);
+    buf.extend_from_slice(COPY_BINARY_HEADER);
     let mut written = 0;
     for &(seq, id) in new {
-        let Some(leg) = legs.get(seq).filter(|l| !l.messages.is_empty()) else {
-            continue;
+        let made;
+        let (count, blob) = match messages {
+            Messages::Encoded(e) => match e.get(seq).and_then(Option::as_ref) {
+                Some(e) => (i64::from(e.count), e.blob.as_slice()),
+                None => continue,
+            },
+            Messages::InLegs => {
+                let Some(leg) = legs.get(seq).filter(|l| !l.messages.is_empty()) else {
+                    continue;
+                };
+                let encoder = match &mut encoder {
+                    Some(e) => e,
+                    None => encoder.insert(Encoder::new().map_err(StoreError::Encode)?),
+                };
+                made = encoder.encode(&leg.messages).map_err(StoreError::Encode)?;
+                (leg.messages.len() as i64, made.as_slice())
+            }
         };
-        let blob = encoder.encode(&leg.messages).map_err(StoreError::Encode)?;
-        let _ = write!(buf, "{id}\t{}\t\\\\x", leg.messages.len());
-        for b in &blob {
-            let _ = write!(buf, "{b:02x}");
-        }
-        buf.push('\n');
+        buf.extend_from_slice(&3i16.to_be_bytes());
+        int8(&mut buf, id);
+        int8(&mut buf, count);
+        // A blob over 2 GiB cannot be made from one leg's messages (the codec caps them).
+        buf.extend_from_slice(&i32::try_from(blob.len()).unwrap_or(i32::MAX).to_be_bytes());
+        buf.extend_from_slice(blob);
         written += 1;
         if buf.len() >= 256 * 1024 {
-            copy.send(buf.as_bytes()).await?;
+            copy.send(buf.as_slice()).await?;
             buf.clear();
         }
     }
-    if !buf.is_empty() {
-        copy.send(buf.as_bytes()).await?;
-    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf.as_slice()).await?;
     copy.finish().await?;
     Ok(written)
 }
