@@ -15,6 +15,12 @@
 # 3.2 / 8.6, API caller prefix 3.0 / 13.2, Reports 14 days 37.2 / 127.7, daily.csv 33.1 / 70.1,
 # Concurrent Calls Stats 0.7 / 1.5, Dashboard 0.5 / 0.8. Load: 1241 s (9.3 k legs/s, batches of
 # 50 000 in random start order within each day).
+# Since the number indexes are keyed by segment (migration 0009), at 4.0 M legs
+# (BENCH_LEGS_PER_DAY=250000, idle machine, 2026-11-28): load 87 s (46 k legs/s), CDR first page
+# 3.1 / 7.2, caller prefix 5.1 / 8.8, caller number 3.0 / 8.4, called prefix 5.5 / 8.1,
+# answered=no 8.9 / 11.7, deep keyset page 3.6 / 6.5, sort by caller 14.4 / 28.8 (a merge of
+# 62 segments' runs; grows with the segment count), API 100 rows 4.4 / 10.6, API caller prefix
+# 5.3 / 7.1, Reports 60.5 / 184.0, daily.csv 58.0 / 111.6, Stats 1.2 / 1.5, Dashboard 0.8 / 0.9.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
