@@ -121,8 +121,12 @@ pub fn live_snapshot<'a>(
 
 /// The database writer: the only holder of the write handle. Runs until the sensor side
 /// hangs up, then brings the channel figures up to date one last time.
+///
+/// `second`, a PostgreSQL handle: a remote batch that comes while it is idle is written on it
+/// by a task of its own, beside whatever the main handle does.
 pub async fn writer(
     mut store: store::Store,
+    mut second: Option<store::Store>,
     mut rx: mpsc::Receiver<IngestMsg>,
     app: AppState,
     data_dir: PathBuf,
@@ -136,8 +140,16 @@ pub async fn writer(
     let mut remote_tick = tokio::time::interval(REMOTE_STATS_TICK);
     remote_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut remote_dirty = false;
+    // The second handle comes back here with what its batch did.
+    let (returned_tx, mut returned) = mpsc::channel::<(store::Store, Option<u64>)>(1);
+    let mut second_busy = false;
     loop {
         tokio::select! {
+            Some((handle, inserted)) = returned.recv() => {
+                second = Some(handle);
+                second_busy = false;
+                remote_dirty |= inserted.is_some_and(|n| n > 0);
+            }
             msg = rx.recv() => match msg {
                 None => break,
                 Some(IngestMsg::Legs(legs)) => match store.insert_legs(&legs).await {
@@ -152,18 +164,20 @@ pub async fn writer(
                     }
                 },
                 Some(IngestMsg::Remote { legs, messages, ack }) => {
-                    let r = if messages.is_empty() {
-                        store.insert_legs(&legs).await
+                    if let Some(mut handle) = second.take() {
+                        second_busy = true;
+                        let (app, returned_tx) = (app.clone(), returned_tx.clone());
+                        tokio::spawn(async move {
+                            let r = insert_remote(&mut handle, &legs, &messages, &app).await;
+                            let inserted = r.as_ref().ok().map(|r| r.inserted);
+                            let _ = ack.send(r);
+                            let _ = returned_tx.send((handle, inserted)).await;
+                        });
                     } else {
-                        store.insert_encoded(&legs, &messages).await
-                    };
-                    if let Ok(r) = &r {
-                        app.metrics.legs_ingested.fetch_add(r.inserted, Ordering::Relaxed);
-                        app.metrics.legs_stored.fetch_add(r.inserted, Ordering::Relaxed);
-                        app.metrics.legs_duplicate.fetch_add(r.duplicates, Ordering::Relaxed);
-                        remote_dirty |= r.inserted > 0;
+                        let r = insert_remote(&mut store, &legs, &messages, &app).await;
+                        remote_dirty |= r.as_ref().is_ok_and(|r| r.inserted > 0);
+                        let _ = ack.send(r);
                     }
-                    let _ = ack.send(r.map_err(|e| chain(&e)));
                 }
                 Some(IngestMsg::FileDone { key, live, live_legs, failed }) => {
                     app.remote.set_embedded(live_legs);
@@ -209,6 +223,12 @@ pub async fn writer(
             },
         }
     }
+    if second_busy && let Some((handle, _)) = returned.recv().await {
+        second = Some(handle);
+    }
+    if let Some(handle) = second {
+        handle.close().await;
+    }
     if let Err(e) = store.update_channel_stats(mode).await {
         eprintln!(
             "sipmeter serve: cannot update the channel figures: {}",
@@ -216,6 +236,33 @@ pub async fn writer(
         );
     }
     store.close().await;
+}
+
+/// Writes a remote sensor's batch and counts it in the metrics; the error as one line, for
+/// the sensor's answer.
+async fn insert_remote(
+    store: &mut store::Store,
+    legs: &[Leg],
+    messages: &[Option<msgblob::Encoded>],
+    app: &AppState,
+) -> Result<store::InsertReport, String> {
+    let r = if messages.is_empty() {
+        store.insert_legs(legs).await
+    } else {
+        store.insert_encoded(legs, messages).await
+    };
+    if let Ok(r) = &r {
+        app.metrics
+            .legs_ingested
+            .fetch_add(r.inserted, Ordering::Relaxed);
+        app.metrics
+            .legs_stored
+            .fetch_add(r.inserted, Ordering::Relaxed);
+        app.metrics
+            .legs_duplicate
+            .fetch_add(r.duplicates, Ordering::Relaxed);
+    }
+    r.map_err(|e| chain(&e))
 }
 
 /// The error and its causes on one line.

@@ -181,6 +181,12 @@ impl Running {
         // Two handles, so that a page never waits behind the writer's batch transactions:
         // SQLite's WAL readers and PostgreSQL's snapshots see the last committed state.
         let writer_store = store::Store::open(database.clone()).await?;
+        // PostgreSQL runs writers in parallel (SQLite has one): a second handle lets two
+        // sensors' batches be written at once.
+        let second_writer = match &database {
+            store::Database::Postgres(_) => Some(store::Store::open(database.clone()).await?),
+            store::Database::Sqlite(_) => None,
+        };
         let reader = store::Store::open(database).await?;
         let (admin_created, generated) =
             ensure_admin(&reader, config.admin_password.as_deref(), clock.now()).await?;
@@ -207,6 +213,7 @@ impl Running {
         state.remote.set_ingest(tx.clone());
         let writer = tokio::spawn(sensor::writer(
             writer_store,
+            second_writer,
             rx,
             state.clone(),
             config.data_dir.clone(),

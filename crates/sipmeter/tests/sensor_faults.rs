@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/sensors.rs"]
 mod common;
-use common::{add_sensor, free_addr, generate, sipmeter_ok};
+use common::{add_sensor, add_sensor_with, free_addr, generate, sipmeter_ok};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sipmeter");
 
@@ -86,6 +86,10 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, addr: SocketAddr, log: &Path) -> Server {
+        Server::start_with(data, addr, log, &[])
+    }
+
+    fn start_with(data: &Path, addr: SocketAddr, log: &Path, args: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,6 +98,7 @@ impl Server {
         let child = Command::new(BIN)
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data)
+            .args(args)
             .env("SIPMETER_ADMIN_PASSWORD", "admin-password")
             .stdout(Stdio::null())
             .stderr(log)
@@ -595,4 +600,109 @@ fn live_calls_of_two_sensors_seeing_the_same_traffic_are_one_set_of_channels_now
         std::thread::sleep(Duration::from_millis(200));
     }
     server.terminate();
+}
+
+/// A fresh PostgreSQL database on the local test server (`SIPMETER_TEST_PG`, default
+/// `postgres://postgres@127.0.0.1:5432/test`): its URL, dropped by `psql` when the guard goes.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create(name: &str) -> PgDatabase {
+        let admin = std::env::var("SIPMETER_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("{name}_{}", std::process::id());
+        let psql = |sql: &str| {
+            let ok = Command::new("psql")
+                .args([admin.as_str(), "-qc", sql])
+                .status()
+                .expect("psql");
+            assert!(ok.success(), "{sql}");
+        };
+        psql(&format!("DROP DATABASE IF EXISTS {name}"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        PgDatabase { admin, name, url }
+    }
+
+    fn legs(&self) -> Vec<LegKey> {
+        let out = Command::new("psql")
+            .args([self.url.as_str(), "-Atc"])
+            .arg(
+                "SELECT sensor_id, call_id, start_us, end_us, COALESCE(last_response, -1) \
+                 FROM legs",
+            )
+            .output()
+            .expect("psql");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                let code: i64 = f[4].parse().unwrap();
+                (
+                    f[0].parse().unwrap(),
+                    f[1].to_string(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    (code >= 0).then_some(code),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([self.admin.as_str(), "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .status();
+    }
+}
+
+/// Into PostgreSQL, where the server writes two sensors' batches at once on two handles:
+/// three sensors' legs are all there, once each, with a server SIGKILL mid-stream.
+#[test]
+fn three_sensors_into_postgresql_lose_nothing_and_store_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let pg = PgDatabase::create("sipmeter_faults");
+    let db = ["--database", pg.url.as_str()];
+    let addr = free_addr();
+    let log = dir.path().join("server.log");
+    let mut want = Vec::new();
+    let mut sensors = Vec::new();
+    for i in 0..3u64 {
+        let (pcap, truth) = capture(dir.path(), &format!("p{i}.pcap"), 2000, 20 + i);
+        let (id, token) = add_sensor_with(&data, &db, &format!("pg-{i}"));
+        want.extend(legs_of(&pcap, &truth, id));
+        sensors.push((pcap, token, dir.path().join(format!("sensor{i}"))));
+    }
+    let server = Server::start_with(&data, addr, &log, &db);
+    let children: Vec<Child> = sensors
+        .iter()
+        .map(|(pcap, token, sdata)| sensor_cmd(sdata, addr, token, &[pcap]).spawn().unwrap())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg.legs().is_empty() {
+        assert!(Instant::now() < deadline, "no legs arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let server = Server::start_with(&data, addr, &log, &db);
+    for c in children {
+        wait_ok(c, Duration::from_secs(120));
+    }
+    server.terminate();
+    assert_same_legs(want, pg.legs());
 }

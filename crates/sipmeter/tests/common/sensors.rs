@@ -72,7 +72,12 @@ pub fn sensors_cli(data: &Path, args: &[&str]) -> Vec<u8> {
 
 /// `sipmeter sensors add`: the new sensor's id and token (the last line of its output).
 pub fn add_sensor(data: &Path, name: &str) -> (i64, String) {
-    let out = sensors_cli(data, &["add", "--name", name]);
+    add_sensor_with(data, &[], name)
+}
+
+/// [`add_sensor`] with options of `sensors` (`--database URL`).
+pub fn add_sensor_with(data: &Path, options: &[&str], name: &str) -> (i64, String) {
+    let out = sensors_cli(data, &[options, &["add", "--name", name]].concat());
     let text = String::from_utf8(out).unwrap();
     let token = text.lines().last().unwrap().to_string();
     assert_eq!(token.len(), 64, "the token is the last line: {token:?}");
