@@ -3,43 +3,23 @@
 //! generator's truth for every call, to the microsecond.
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use serde_json::Value;
-use sipmeter_gen::args::{self, Command as GenCommand};
-use sipmeter_gen::sim::Sim;
+
+// Also the sensor tests' helpers; this test uses the generator and `sipmeter_ok`.
+#[allow(dead_code)]
+#[path = "common/sensors.rs"]
+mod common;
 
 fn generate(dir: &std::path::Path, extra: &[&str]) -> (std::path::PathBuf, Vec<Value>) {
     let pcap = dir.join("gen.pcap");
-    let mut argv: Vec<String> = vec!["--out".into(), pcap.display().to_string(), "--quiet".into()];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    let GenCommand::Run(cfg) = args::parse(argv).expect("valid generator arguments") else {
-        panic!("expected a run");
-    };
-    let out = std::io::BufWriter::new(std::fs::File::create(&pcap).unwrap());
-    let sim = Sim::new(cfg, out, Some(Vec::<u8>::new())).unwrap();
-    let (_, mut out, truth) = sim.run().unwrap();
-    std::io::Write::flush(&mut out).unwrap();
-    let truth = String::from_utf8(truth.unwrap()).unwrap();
-    let truth = truth
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let truth = common::generate_truth(&pcap, extra);
     (pcap, truth)
 }
 
 fn read(pcap: &std::path::Path) -> HashMap<String, Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sipmeter"))
-        .arg("read")
-        .arg(pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    let out = common::sipmeter_ok(&[std::ffi::OsStr::new("read"), pcap.as_os_str()]);
+    String::from_utf8(out)
         .unwrap()
         .lines()
         .map(|l| {

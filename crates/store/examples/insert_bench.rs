@@ -19,6 +19,9 @@ use calls::{EndReason, Leg, LegMessage, Side};
 use sip::Transport;
 use store::Store;
 
+mod common;
+use common::cpu_seconds;
+
 /// Legs per `insert_legs` call by default, about what a sensor or an import flushes at once.
 const DEFAULT_BATCH: usize = 10_000;
 
@@ -167,18 +170,6 @@ async fn run(store: &mut Store, legs: &[Leg], batch: usize, label: &str) -> u64 
         )),
     );
     inserted
-}
-
-/// User + system CPU time of this process (all threads, including sqlx's SQLite worker), read
-/// from /proc so the figure stays meaningful on a machine busy with other work, where wall
-/// time mostly measures the neighbours.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {

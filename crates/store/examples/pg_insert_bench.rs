@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use calls::{EndReason, Leg, LegMessage, Side};
-use common::{D0, DAY, Rng, plain_leg};
+use common::{D0, DAY, Rng, cpu_seconds, plain_leg};
 use sip::Transport;
 use sqlx::Connection;
 use store::Store;
@@ -79,21 +79,6 @@ fn legs(from: u64, n: u64, total: u64, messages: bool) -> Vec<Leg> {
         .collect()
 }
 
-/// CPU seconds this process used so far (user + system).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// CPU seconds used so far by the `postgres` processes of this machine, in total and by the
 /// backends serving database `db` alone: the database's share of the work, which the wall
 /// clock of a shared machine hides. The total includes the WAL writer and checkpointer but also
@@ -120,7 +105,11 @@ fn postgres_cpu_seconds(db: &str) -> (f64, f64) {
 
 async fn run(stores: &mut Vec<Store>, db: &str, what: &str, batches: &[Vec<Leg>]) -> (u64, u64) {
     let n: usize = batches.iter().map(Vec::len).sum();
-    let (t0, c0, p0) = (Instant::now(), cpu_seconds(), postgres_cpu_seconds(db));
+    let (t0, c0, p0) = (
+        Instant::now(),
+        cpu_seconds().unwrap_or(0.0),
+        postgres_cpu_seconds(db),
+    );
     let writers = stores.len();
     let mut tasks = Vec::new();
     for (w, mut store) in stores.drain(..).enumerate() {
@@ -151,7 +140,7 @@ async fn run(stores: &mut Vec<Store>, db: &str, what: &str, batches: &[Vec<Leg>]
          duplicates {duplicates}; postgres CPU {server_cpu:.2} s = {:.1} µs/leg, \
          of it our backends {backend_cpu:.2} s = {:.1} µs/leg",
         n as f64 / secs,
-        100.0 * (cpu_seconds() - c0) / secs,
+        100.0 * (cpu_seconds().unwrap_or(0.0) - c0) / secs,
         1e6 * server_cpu / n as f64,
         1e6 * backend_cpu / n as f64
     );

@@ -21,6 +21,14 @@ pub fn free_addr() -> SocketAddr {
 /// Runs the generator into `pcap` with `flags` (after `--out … --quiet`); the Call-IDs its
 /// truth says the capture holds.
 pub fn generate(pcap: &Path, flags: &[&str]) -> Vec<String> {
+    generate_truth(pcap, flags)
+        .iter()
+        .map(|v| v["call_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// [`generate`], with the generator's whole truth: one JSON object per call.
+pub fn generate_truth(pcap: &Path, flags: &[&str]) -> Vec<serde_json::Value> {
     let argv: Vec<String> = ["--out", pcap.to_str().unwrap(), "--quiet"]
         .iter()
         .chain(flags)
@@ -38,10 +46,7 @@ pub fn generate(pcap: &Path, flags: &[&str]) -> Vec<String> {
     String::from_utf8(truth.unwrap())
         .unwrap()
         .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["call_id"].as_str().unwrap().to_string()
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 

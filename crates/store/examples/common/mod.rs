@@ -77,3 +77,15 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// User + system CPU seconds of this process so far (all threads), read from /proc so a
+/// figure stays meaningful on a machine busy with other work, where wall time mostly measures
+/// the neighbours.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
