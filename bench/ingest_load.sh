@@ -12,6 +12,8 @@
 # DB=postgres stores into PostgreSQL (a fresh database on 127.0.0.1:5432, trust auth, user
 # PGUSER or root, dropped at the end) instead of SQLite. KEEP_MESSAGES=false ships
 # legs without their SIP messages (no ladder), to see the ingest path without message blobs.
+# SERVER_WRAP prefixes the server's command line, e.g. SERVER_WRAP="perf record -g -o srv.perf --"
+# to profile the server during phase 2.
 set -euo pipefail
 CALLS=${1:-100000}
 BATCH=${2:-10000}
@@ -69,7 +71,7 @@ done
 du -sh "$WORK"/sensor*/spool | sed 's/^/  spool /'
 
 echo "phase 2: three sensors drain into one server"
-"$BIN" serve --data-dir "$WORK/server" "${DBFLAG[@]}" --listen "127.0.0.1:$PORT" \
+${SERVER_WRAP:-} "$BIN" serve --data-dir "$WORK/server" "${DBFLAG[@]}" --listen "127.0.0.1:$PORT" \
     --admin-password bench-password 2> "$WORK/server.log" &
 SERVER_PID=$!
 until curl -sf "$URL/healthz" > /dev/null; do sleep 0.1; done

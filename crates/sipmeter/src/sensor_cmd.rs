@@ -376,7 +376,11 @@ impl Reader<'_> {
                 legs += batch.len() as u64;
                 pending.extend(batch);
                 if failed.is_none() && pending.len() >= self.batch_legs {
-                    let full = std::mem::take(&mut pending);
+                    // Whole batches only: the rest waits for more legs, so that a file makes
+                    // full batches and not a small one each time the pipeline hands over legs
+                    // (every batch is a commit on the server).
+                    let whole = pending.len() - pending.len() % self.batch_legs;
+                    let full: Vec<Leg> = pending.drain(..whole).collect();
                     for chunk in full.chunks(self.batch_legs) {
                         if let Err(e) = self.spool(chunk) {
                             failed = Some(e);

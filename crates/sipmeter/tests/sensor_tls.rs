@@ -233,9 +233,22 @@ fn plain_http_is_refused_off_loopback_and_a_revoked_token_at_once() {
         "{}",
         stderr(&o)
     );
-    let o = sensor(&sdata, &url, &token, &[], &pcap);
+    let o = sensor(
+        &sdata,
+        &url,
+        &token,
+        &["--batch-legs".as_ref(), "32".as_ref()],
+        &pcap,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stored(&data), 100);
+    // Full batches and one rest, however the reader handed the legs over (each batch is a
+    // commit on the server).
+    assert!(
+        stderr(&o).contains("100 legs in 4 batches acknowledged"),
+        "{}",
+        stderr(&o)
+    );
 
     sensors_cli(&data, &["revoke", "--name", "plain"]);
     // The running server refuses it on the next request: no restart, no cache.

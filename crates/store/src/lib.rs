@@ -9,6 +9,7 @@
 mod alerts;
 mod cdr_query;
 mod channel_stats;
+mod checkpoint;
 mod codec;
 mod pg;
 mod sensors;
@@ -64,6 +65,12 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("cannot write legs to the database")]
     Write(#[source] rusqlite::Error),
+    #[error("cannot start the thread that checkpoints {path}")]
+    Checkpointer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot compress the SIP messages of a leg")]
     Encode(#[source] std::io::Error),
     #[error("stored SIP messages of leg {leg_id} are corrupt: {reason}")]

@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite};
 
+use crate::checkpoint::Checkpointer;
 use crate::codec::{self, Encoder};
 use crate::{InsertReport, LegId, LegQuery, Messages, Result, StoreError, StoredLeg};
 
@@ -68,11 +69,6 @@ const MAX_CONNECTIONS: u32 = 4;
 /// number index pages of a large legs table stay hot during imports.
 const CACHE_KIB: i64 = 65536;
 
-/// WAL pages after which a commit of the writer copies the WAL into the database file. A
-/// batch of 10 000 legs dirties ~1000 pages, so SQLite's default (1000) checkpointed after
-/// every batch and copied the same hot index pages again each time.
-const WAL_CHECKPOINT_PAGES: i64 = 16384;
-
 pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// The database file, for bulk readers that open their own connection.
@@ -80,6 +76,7 @@ pub(crate) struct SqliteStore {
     /// The connection leg batches are written on (see [`write_batch`]). In a mutex only so
     /// that the store is `Sync`; `insert_legs` has `&mut self` and never waits for it.
     writer: Mutex<rusqlite::Connection>,
+    checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -101,7 +98,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("cache_size", format!("-{CACHE_KIB}"))
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // The checkpoint thread copies the log into the file; no connection does it in
+            // the middle of its own commit.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
@@ -112,16 +112,21 @@ impl SqliteStore {
             })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let writer = open_writer(&path).map_err(StoreError::Write)?;
+        let checkpointer =
+            Checkpointer::start(open_plain(&path).map_err(StoreError::Write)?, &path)?;
         Ok(SqliteStore {
             pool,
             path,
             writer: Mutex::new(writer),
+            checkpointer,
         })
     }
 
     pub(crate) async fn close(self) {
-        // The writer first: the pool's last connection then checkpoints the WAL on close.
+        // The writer and the checkpoint thread first: the pool's last connection then
+        // checkpoints the whole log on close and removes it.
         drop(self.writer);
+        drop(self.checkpointer);
         self.pool.close().await;
     }
 
@@ -137,7 +142,9 @@ impl SqliteStore {
             .writer
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        run_blocking(|| write_batch(conn, legs, messages))
+        let report = run_blocking(|| write_batch(conn, legs, messages))?;
+        self.checkpointer.nudge();
+        Ok(report)
     }
 
     pub(crate) async fn legs(&self, q: &LegQuery) -> Result<Vec<StoredLeg>> {
@@ -193,13 +200,14 @@ impl SqliteStore {
 /// leg), so leg batches are written with a plain SQLite connection and one prepared
 /// single-row INSERT, stepped directly (about a quarter of that).
 fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    // No SQLite mutexes: the connection is only ever used by one thread at a time (it sits
-    // behind `&mut self`), and locking every page access cost ~6 % of an insert.
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    let conn = open_plain(path)?;
+    // Checkpoints are the checkpoint thread's (see `checkpoint`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        crate::checkpoint::WAL_SIZE_LIMIT,
+    )?;
     // The file is in WAL mode already (set by the pool). NORMAL in WAL mode syncs at
     // checkpoints, not at every commit: a power loss can lose the last committed batches
     // (which a sensor re-sends, as it only drops a batch once the server has it), never
@@ -210,6 +218,16 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     // A statement journal in memory, not in a temp file (a syscall per page).
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
+/// A plain SQLite connection to an existing database, for one thread at a time. No SQLite
+/// mutexes: locking every page access cost ~6 % of an insert.
+fn open_plain(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 

@@ -1,6 +1,7 @@
 //! Behaviour of the store against real SQLite files in temporary directories.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use calls::{EndReason, Leg, LegMessage, Side};
 use sip::Transport;
@@ -598,5 +599,37 @@ async fn users_are_unique_by_name_and_keep_role_and_hash() {
             ("bob".to_string(), store::Role::Viewer)
         ]
     );
+    store.close().await;
+}
+
+/// No connection checkpoints inside its own commit any more (the leg writer lost a quarter of
+/// its time to that): a thread copies the log into the database file while the store is open,
+/// and closing leaves no log behind.
+#[tokio::test]
+async fn log_reaches_the_database_file_while_open_and_is_gone_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir).await;
+    let file = dir.path().join("data").join(store::SQLITE_FILE_NAME);
+    let wal = file.with_extension("db-wal");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let legs: Vec<Leg> = (0..20_000).map(full_leg).collect();
+    for batch in legs.chunks(5_000) {
+        assert_eq!(store.insert_legs(batch).await.unwrap().inserted, 5_000);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut size = before;
+    while size < before + (1 << 20) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        size = std::fs::metadata(&file).unwrap().len();
+    }
+    assert!(
+        size >= before + (1 << 20),
+        "database file {before} -> {size} bytes: the log was not checkpointed while open"
+    );
+    assert!(wal.exists(), "the log exists while the store is open");
+    store.close().await;
+    assert!(!wal.exists(), "closing the store leaves its log behind");
+    let store = open(&dir).await;
+    assert_eq!(store.count_legs().await.unwrap(), 20_000);
     store.close().await;
 }
