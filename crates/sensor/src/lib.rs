@@ -8,6 +8,7 @@
 pub mod live;
 pub mod spool;
 pub mod uplink;
+pub mod watch;
 pub mod wire;
 
 use std::path::Path;

@@ -17,12 +17,12 @@
 //!   the writer after the legs are stored; a file that grew or was replaced is read again, which
 //!   is harmless because inserts are idempotent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use calls::{Leg, Micros};
 use channels::{ActiveMode, Keyer};
@@ -68,6 +68,19 @@ pub struct DoneKey {
 }
 
 impl DoneKey {
+    /// A capture's key: its name relative to the watched directory, so the record stays
+    /// valid when the directory is mounted elsewhere.
+    fn of(dir: &Path, path: &Path, size: u64) -> DoneKey {
+        DoneKey {
+            name: path
+                .strip_prefix(dir)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned(),
+            size,
+        }
+    }
+
     fn line(&self) -> String {
         format!("{}\t{}\n", self.size, self.name)
     }
@@ -287,13 +300,6 @@ pub struct WatchConfig {
     pub settle: Duration,
 }
 
-/// What a file looked like when last seen.
-struct Seen {
-    size: u64,
-    modified: Option<SystemTime>,
-    since: Instant,
-}
-
 /// The watcher loop, on its own thread (reading captures is CPU work). Stops when `stop` is
 /// set or the writer is gone.
 pub fn watch(
@@ -302,10 +308,13 @@ pub fn watch(
     tx: mpsc::Sender<IngestMsg>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut seen: HashMap<PathBuf, Seen> = HashMap::new();
+    let mut captures = ::sensor::watch::SettledCaptures::new(&cfg.dir, cfg.settle);
     let mut reported_error = false;
     while !stop.load(Ordering::Relaxed) {
-        let files = match capture::list_captures(&cfg.dir) {
+        let settled = captures.poll(Instant::now(), |path, size| {
+            done.contains(&DoneKey::of(&cfg.dir, path, size))
+        });
+        let settled = match settled {
             Ok(f) => {
                 reported_error = false;
                 f
@@ -318,46 +327,11 @@ pub fn watch(
                 Vec::new()
             }
         };
-        for path in files {
+        for (path, size) in settled {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let key = DoneKey {
-                name: path
-                    .strip_prefix(&cfg.dir)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned(),
-                size: meta.len(),
-            };
-            if done.contains(&key) {
-                continue;
-            }
-            let modified = meta.modified().ok();
-            let now = Instant::now();
-            let stable = match seen.get(&path) {
-                Some(s) if s.size == key.size && s.modified == modified => {
-                    now.duration_since(s.since) >= cfg.settle
-                }
-                _ => {
-                    seen.insert(
-                        path.clone(),
-                        Seen {
-                            size: key.size,
-                            modified,
-                            since: now,
-                        },
-                    );
-                    false
-                }
-            };
-            if !stable {
-                continue;
-            }
-            seen.remove(&path);
+            let key = DoneKey::of(&cfg.dir, &path, size);
             if !read_one(&cfg, &path, key.clone(), &tx) {
                 return;
             }

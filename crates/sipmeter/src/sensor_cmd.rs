@@ -123,6 +123,11 @@ impl Shared {
 /// How long a sensor asked to stop (SIGTERM, SIGINT) keeps delivering its spool.
 const DELIVERY_GRACE: Duration = Duration::from_secs(10);
 
+/// How often `--pcap-dir` is listed, and how long a capture's size and time must stay the
+/// same before it is read (the capture tool has finished it).
+const POLL: Duration = Duration::from_secs(1);
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// The first SIGTERM or SIGINT ends reading at once: the legs read so far (and, live, the
 /// calls still up, as end-of-input legs) are spooled and delivered for up to
 /// [`DELIVERY_GRACE`]. A second signal stops delivering too; the spool keeps the rest.
@@ -494,22 +499,18 @@ impl Reader<'_> {
         result
     }
 
-    /// Reads captures as they settle in `dir` (size unchanged for two polls).
+    /// Reads captures as they settle in `dir` (size and time unchanged for `SETTLE`); with
+    /// `once`, the captures there now, then returns.
     fn watch(&self, dir: &Path, once: bool, progress: &mut Progress) -> Result<(u64, u64)> {
         let (mut n, mut legs) = (0u64, 0u64);
-        let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
+        let settle = if once { Duration::ZERO } else { SETTLE };
+        let mut captures = sensor::watch::SettledCaptures::new(dir, settle);
         loop {
-            let files =
-                capture::list_captures(dir).with_context(|| format!("{}", dir.display()))?;
-            for f in files {
+            let settled = captures
+                .poll(Instant::now(), |f, _| progress.is_done(&Progress::key(f)))
+                .with_context(|| format!("{}", dir.display()))?;
+            for (f, _) in settled {
                 let key = Progress::key(&f);
-                if progress.is_done(&key) {
-                    continue;
-                }
-                let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-                if !once && sizes.insert(f.clone(), size) != Some(size) {
-                    continue;
-                }
                 legs += self.read_file(&f)?;
                 progress.mark_done(key)?;
                 n += 1;
@@ -520,7 +521,7 @@ impl Reader<'_> {
             {
                 return Ok((n, legs));
             }
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(POLL);
         }
     }
 }
