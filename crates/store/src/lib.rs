@@ -29,6 +29,7 @@ pub use cdr_query::{
 };
 pub use channel_stats::ChannelUpdate;
 pub use channels::{ActiveMode, MinuteRow, Window};
+use sensors::Which;
 pub use sensors::{Sensor, SensorReport, token_hash};
 pub use summary::{DayOutcomes, OutcomeGroup};
 pub use users::{Role, User};
@@ -579,16 +580,16 @@ impl Store {
     /// Revokes a sensor's token by id; `false` if unknown or already revoked.
     pub async fn revoke_sensor(&self, id: i64, now: Micros) -> Result<bool> {
         match &self.backend {
-            Backend::Sqlite(s) => sensors::revoke(&s.pool, id, now).await,
-            Backend::Postgres(p) => pg::revoke_sensor(&p.pool, id, now).await,
+            Backend::Sqlite(s) => sensors::revoke(&s.pool, Which::Id(id), now).await,
+            Backend::Postgres(p) => pg::revoke_sensor(&p.pool, Which::Id(id), now).await,
         }
     }
 
     /// Revokes a sensor's token by name; `false` if unknown or already revoked.
     pub async fn revoke_sensor_by_name(&self, name: &str, now: Micros) -> Result<bool> {
         match &self.backend {
-            Backend::Sqlite(s) => sensors::revoke_by_name(&s.pool, name, now).await,
-            Backend::Postgres(p) => pg::revoke_sensor_by_name(&p.pool, name, now).await,
+            Backend::Sqlite(s) => sensors::revoke(&s.pool, Which::Name(name), now).await,
+            Backend::Postgres(p) => pg::revoke_sensor(&p.pool, Which::Name(name), now).await,
         }
     }
 

@@ -114,33 +114,38 @@ pub(crate) async fn list(pool: &sqlx::SqlitePool) -> Result<Vec<Sensor>> {
     Ok(rows.into_iter().map(Sensor::from).collect())
 }
 
-/// Revokes by id; `false` when there is no such sensor or it was revoked already.
-pub(crate) async fn revoke(pool: &sqlx::SqlitePool, id: i64, now: Micros) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE sensors SET revoked_us = ? WHERE id = ? AND token_hash IS NOT NULL \
-         AND revoked_us IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// A sensor named by the user: the GUI knows its id, the command line its name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Which<'a> {
+    Id(i64),
+    Name(&'a str),
 }
 
-/// Revokes by name; `false` when there is no such sensor or it was revoked already.
-pub(crate) async fn revoke_by_name(
-    pool: &sqlx::SqlitePool,
-    name: &str,
-    now: Micros,
-) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE sensors SET revoked_us = ? WHERE name = ? AND token_hash IS NOT NULL \
-         AND revoked_us IS NULL",
-    )
-    .bind(now)
-    .bind(name)
-    .execute(pool)
-    .await?;
+impl Which<'_> {
+    /// `UPDATE sensors SET revoked_us = <first placeholder> WHERE <column> = <second>` for the
+    /// revoking statement; `placeholders` are the dialect's two (`?`/`$n`).
+    pub(crate) fn revoke_sql(self, placeholders: [&str; 2]) -> String {
+        let column = match self {
+            Which::Id(_) => "id",
+            Which::Name(_) => "name",
+        };
+        let [now, key] = placeholders;
+        format!(
+            "UPDATE sensors SET revoked_us = {now} WHERE {column} = {key} \
+             AND token_hash IS NOT NULL AND revoked_us IS NULL"
+        )
+    }
+}
+
+/// Revokes a sensor's token; `false` when there is no such sensor or it was revoked already.
+pub(crate) async fn revoke(pool: &sqlx::SqlitePool, which: Which<'_>, now: Micros) -> Result<bool> {
+    let sql = which.revoke_sql(["?", "?"]);
+    let q = sqlx::query(&sql).bind(now);
+    let q = match which {
+        Which::Id(id) => q.bind(id),
+        Which::Name(name) => q.bind(name),
+    };
+    let r = q.execute(pool).await?;
     Ok(r.rows_affected() == 1)
 }
 

@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgPool;
 
-use crate::sensors::{COLUMNS, SensorRow};
+use crate::sensors::{COLUMNS, SensorRow, Which};
 use crate::{Micros, Result, Sensor, SensorReport};
 
 /// Registers a sensor; `None` (nothing changed) when the name is taken. Sensor ids are also
@@ -50,27 +50,14 @@ pub(crate) async fn list_sensors(pool: &PgPool) -> Result<Vec<Sensor>> {
     Ok(rows.into_iter().map(Sensor::from).collect())
 }
 
-pub(crate) async fn revoke_sensor(pool: &PgPool, id: i64, now: Micros) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE sensors SET revoked_us = $1 WHERE id = $2 AND token_hash IS NOT NULL \
-         AND revoked_us IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-pub(crate) async fn revoke_sensor_by_name(pool: &PgPool, name: &str, now: Micros) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE sensors SET revoked_us = $1 WHERE name = $2 AND token_hash IS NOT NULL \
-         AND revoked_us IS NULL",
-    )
-    .bind(now)
-    .bind(name)
-    .execute(pool)
-    .await?;
+pub(crate) async fn revoke_sensor(pool: &PgPool, which: Which<'_>, now: Micros) -> Result<bool> {
+    let sql = which.revoke_sql(["$1", "$2"]);
+    let q = sqlx::query(&sql).bind(now);
+    let q = match which {
+        Which::Id(id) => q.bind(id),
+        Which::Name(name) => q.bind(name),
+    };
+    let r = q.execute(pool).await?;
     Ok(r.rows_affected() == 1)
 }
 
