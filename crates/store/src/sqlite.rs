@@ -142,7 +142,13 @@ impl SqliteStore {
             .writer
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        let report = run_blocking(|| write_batch(conn, legs, messages))?;
+        let report = run_blocking(|| {
+            if self.checkpointer.log_too_long() {
+                crate::checkpoint::catch_up(conn).map_err(StoreError::Write)?;
+                self.checkpointer.caught_up();
+            }
+            write_batch(conn, legs, messages)
+        })?;
         self.checkpointer.nudge();
         Ok(report)
     }

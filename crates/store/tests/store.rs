@@ -633,3 +633,27 @@ async fn log_reaches_the_database_file_while_open_and_is_gone_after_close() {
     assert_eq!(store.count_legs().await.unwrap(), 20_000);
     store.close().await;
 }
+
+/// Under a steady stream of batches the checkpoint thread alone never copies the whole log, and
+/// SQLite only starts the log afresh when all of it was copied: the log must still stay
+/// bounded (a bulk load once left gigabytes of it).
+#[tokio::test]
+async fn log_stays_bounded_under_a_steady_stream_of_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir).await;
+    let wal = dir
+        .path()
+        .join("data")
+        .join(store::SQLITE_FILE_NAME)
+        .with_extension("db-wal");
+    // Built first, so that the batches follow each other without a pause.
+    let legs: Vec<Leg> = (0..400_000).map(full_leg).collect();
+    let mut largest = 0;
+    for batch in legs.chunks(10_000) {
+        store.insert_legs(batch).await.unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    eprintln!("largest log: {largest} bytes");
+    assert!(largest < 150 << 20, "the log grew to {largest} bytes");
+    store.close().await;
+}
