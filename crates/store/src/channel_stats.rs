@@ -226,16 +226,13 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Read with rusqlite on a blocking thread: a fortnight is ~20 000 rows, and sqlx's
+    /// per-row hand-over between threads made that ~100 ms of every Reports page.
     pub(crate) async fn channel_minutes(&self, from: Micros, to: Micros) -> Result<Vec<MinuteRow>> {
-        let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT minute_us, peak, peak_at_us, integral, covered_us FROM channel_minutes \
-             WHERE minute_us >= ? AND minute_us < ? ORDER BY minute_us",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(minute_from_columns).collect())
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || read_minutes(&path, from, to))
+            .await
+            .map_err(|e| crate::StoreError::Channels(format!("minute read stopped: {e}")))?
     }
 
     /// The first and last instants covered by channel rows, if any.
@@ -264,6 +261,43 @@ impl SqliteStore {
     }
 }
 
+/// A read-only connection of a blocking reader, for row-heavy reads.
+fn open_reader(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// The blocking half of [`SqliteStore::channel_minutes`].
+fn read_minutes(path: &std::path::Path, from: Micros, to: Micros) -> Result<Vec<MinuteRow>> {
+    let read_err = |e: rusqlite::Error| {
+        crate::StoreError::Channels(format!("cannot read channel minutes: {e}"))
+    };
+    let conn = open_reader(path).map_err(read_err)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT minute_us, peak, peak_at_us, integral, covered_us FROM channel_minutes \
+             WHERE minute_us >= ?1 AND minute_us < ?2 ORDER BY minute_us",
+        )
+        .map_err(read_err)?;
+    let rows = stmt
+        .query_map((from, to), |r| {
+            Ok(minute_from_columns((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            )))
+        })
+        .map_err(read_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(read_err)
+}
+
 /// The blocking half of [`SqliteStore::compute_window`].
 fn scan_window(
     path: &std::path::Path,
@@ -271,15 +305,8 @@ fn scan_window(
     mode: ActiveMode,
     max_leg: Micros,
 ) -> Result<(u64, Vec<MinuteRow>)> {
-    use rusqlite::OpenFlags;
     let scan_err = |e: rusqlite::Error| crate::StoreError::Scan(e.to_string());
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(scan_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(scan_err)?;
+    let conn = open_reader(path).map_err(scan_err)?;
     let mut stmt = conn
         .prepare_cached(
             "SELECT caller, called, start_us, answer_us, end_us FROM legs \
