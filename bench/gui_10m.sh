@@ -21,6 +21,12 @@
 # answered=no 8.9 / 11.7, deep keyset page 3.6 / 6.5, sort by caller 14.4 / 28.8 (a merge of
 # 62 segments' runs; grows with the segment count), API 100 rows 4.4 / 10.6, API caller prefix
 # 5.3 / 7.1, Reports 60.5 / 184.0, daily.csv 58.0 / 111.6, Stats 1.2 / 1.5, Dashboard 0.8 / 0.9.
+# 2026-11-29, 11.5 M legs (14 days), checkpoints on their own thread: load 218 s (52.7 k legs/s),
+# CDR first page 3.0 / 8.6, caller prefix 4.6 / 6.9, caller number 3.5 / 6.9, called prefix
+# 4.5 / 6.3, answered=no 7.4 / 15.7, deep keyset page 3.1 / 4.8, sort by caller 38.3 / 54.1
+# (176 segments), API 100 rows 3.6 / 6.0, API caller prefix 4.8 / 5.5, Reports 18.4 / 20.1 and
+# daily.csv 17.4 / 25.9 (channel minutes no longer read through sqlx: 107.9 / 204.0 before),
+# Stats 1.8 / 2.1, Dashboard 1.5 / 1.9.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
