@@ -78,9 +78,7 @@ impl Checkpointer {
             let _ = n.try_send(());
         }
     }
-}
 
-impl Checkpointer {
     /// Whether the writer should [`catch_up`] before its next batch.
     pub(crate) fn log_too_long(&self) -> bool {
         self.log_frames.load(Ordering::Relaxed) > LOG_FRAMES_MAX
