@@ -304,6 +304,7 @@ pub struct RelatedLeg {
     pub relations: Vec<Relation>,
 }
 
+#[derive(Clone)]
 enum Bind {
     Int(i64),
     Text(String),
@@ -500,11 +501,12 @@ impl SqliteStore {
 
     /// The ids of a page sorted by a number (`plan` is `Merge`): the first `limit` rows of each
     /// segment's run after the cursor, merged in Rust. `sql` is the filtered query of one
-    /// segment, ordered and limited; its first bind is the segment.
+    /// segment, ordered and limited; `binds` are its binds, the first a placeholder for the
+    /// segment.
     async fn merged_page_ids(
         &self,
         sql: &str,
-        binds: &mut [Bind],
+        binds: &[Bind],
         desc: bool,
         limit: i64,
     ) -> Result<Vec<LegId>> {
@@ -521,17 +523,15 @@ impl SqliteStore {
         for chunk in segments.chunks(MERGE_TERMS) {
             let term = format!("SELECT * FROM ({sql} LIMIT {limit})");
             let union = vec![term; chunk.len()].join(" UNION ALL ");
-            let mut query = sqlx::query(&union);
+            let mut all = Vec::with_capacity(chunk.len() * binds.len());
             for &segment in chunk {
-                binds[0] = Bind::Int(segment);
-                for b in binds.iter() {
-                    query = match b {
-                        Bind::Int(v) => query.bind(*v),
-                        Bind::Text(s) => query.bind(s.clone()),
-                    };
-                }
+                all.push(Bind::Int(segment));
+                all.extend(binds[1..].iter().cloned());
             }
-            for row in query.fetch_all(&self.pool).await? {
+            for row in bind_all(sqlx::query(&union), &all)
+                .fetch_all(&self.pool)
+                .await?
+            {
                 runs.push((row.try_get(1)?, row.try_get(0)?));
             }
         }
@@ -571,12 +571,8 @@ impl SqliteStore {
                     String::new()
                 }),
             };
-            let v2 = match &v {
-                Bind::Int(i) => Bind::Int(*i),
-                Bind::Text(s) => Bind::Text(s.clone()),
-            };
+            binds.push(v.clone());
             binds.push(v);
-            binds.push(v2);
             binds.push(Bind::Int(c.id));
         }
         let dir = if desc { "DESC" } else { "ASC" };
@@ -586,7 +582,7 @@ impl SqliteStore {
             let page = i64::from(limit) + 1;
             let segment_sql = format!("SELECT id, {expr}{}{sql}{order}", from_legs(plan));
             let ids = self
-                .merged_page_ids(&segment_sql, &mut binds, desc, page)
+                .merged_page_ids(&segment_sql, &binds, desc, page)
                 .await?;
             binds = ids.into_iter().map(Bind::Int).collect();
             let marks = vec!["?"; binds.len()].join(", ");
