@@ -261,23 +261,12 @@ impl SqliteStore {
     }
 }
 
-/// A read-only connection of a blocking reader, for row-heavy reads.
-fn open_reader(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    Ok(conn)
-}
-
 /// The blocking half of [`SqliteStore::channel_minutes`].
 fn read_minutes(path: &std::path::Path, from: Micros, to: Micros) -> Result<Vec<MinuteRow>> {
     let read_err = |e: rusqlite::Error| {
         crate::StoreError::Channels(format!("cannot read channel minutes: {e}"))
     };
-    let conn = open_reader(path).map_err(read_err)?;
+    let conn = crate::sqlite::open_reader(path).map_err(read_err)?;
     let mut stmt = conn
         .prepare(
             "SELECT minute_us, peak, peak_at_us, integral, covered_us FROM channel_minutes \
@@ -306,7 +295,7 @@ fn scan_window(
     max_leg: Micros,
 ) -> Result<(u64, Vec<MinuteRow>)> {
     let scan_err = |e: rusqlite::Error| crate::StoreError::Scan(e.to_string());
-    let conn = open_reader(path).map_err(scan_err)?;
+    let conn = crate::sqlite::open_reader(path).map_err(scan_err)?;
     let mut stmt = conn
         .prepare_cached(
             "SELECT caller, called, start_us, answer_us, end_us FROM legs \

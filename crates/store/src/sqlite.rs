@@ -230,9 +230,20 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 /// A plain SQLite connection to an existing database, for one thread at a time. No SQLite
 /// mutexes: locking every page access cost ~6 % of an insert.
 fn open_plain(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    open_unshared(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+}
+
+/// [`open_plain`], read-only: for row-heavy reads on a blocking thread, where sqlx's per-row
+/// hand-over between threads would cost several times the read.
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    open_unshared(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+fn open_unshared(path: &Path, mode: rusqlite::OpenFlags) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        mode | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
