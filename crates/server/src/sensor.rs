@@ -155,22 +155,18 @@ pub async fn writer(
     let mut remote_dirty = false;
     // The second handle comes back here with what its batch did.
     let (returned_tx, mut returned) = mpsc::channel::<(store::Store, Option<u64>)>(1);
-    let mut second_busy = false;
+    // A second handle that is not here is out writing a batch.
+    let has_second = second.is_some();
     loop {
         tokio::select! {
             Some((handle, inserted)) = returned.recv() => {
                 second = Some(handle);
-                second_busy = false;
                 remote_dirty |= inserted.is_some_and(|n| n > 0);
             }
             msg = rx.recv() => match msg {
                 None => break,
                 Some(IngestMsg::Legs(legs)) => match store.insert_legs(&legs).await {
-                    Ok(r) => {
-                        app.metrics.legs_ingested.fetch_add(r.inserted, Ordering::Relaxed);
-                        app.metrics.legs_stored.fetch_add(r.inserted, Ordering::Relaxed);
-                        app.metrics.legs_duplicate.fetch_add(r.duplicates, Ordering::Relaxed);
-                    }
+                    Ok(r) => count_stored(&app, &r),
                     Err(e) => {
                         file_failed = true;
                         eprintln!("sipmeter serve: cannot store {} legs: {}", legs.len(), chain(&e));
@@ -178,7 +174,6 @@ pub async fn writer(
                 },
                 Some(IngestMsg::Remote { legs, messages, ack }) => {
                     if let Some(mut handle) = second.take() {
-                        second_busy = true;
                         let (app, returned_tx) = (app.clone(), returned_tx.clone());
                         tokio::spawn(async move {
                             let r = insert_remote(&mut handle, &legs, &messages, &app).await;
@@ -236,7 +231,10 @@ pub async fn writer(
             },
         }
     }
-    if second_busy && let Some((handle, _)) = returned.recv().await {
+    if has_second
+        && second.is_none()
+        && let Some((handle, _)) = returned.recv().await
+    {
         second = Some(handle);
     }
     if let Some(handle) = second {
@@ -265,17 +263,17 @@ async fn insert_remote(
         store.insert_encoded(legs, messages).await
     };
     if let Ok(r) = &r {
-        app.metrics
-            .legs_ingested
-            .fetch_add(r.inserted, Ordering::Relaxed);
-        app.metrics
-            .legs_stored
-            .fetch_add(r.inserted, Ordering::Relaxed);
-        app.metrics
-            .legs_duplicate
-            .fetch_add(r.duplicates, Ordering::Relaxed);
+        count_stored(app, r);
     }
     r.map_err(|e| chain(&e))
+}
+
+/// A stored batch in the metrics.
+fn count_stored(app: &AppState, r: &store::InsertReport) {
+    let m = &app.metrics;
+    m.legs_ingested.fetch_add(r.inserted, Ordering::Relaxed);
+    m.legs_stored.fetch_add(r.inserted, Ordering::Relaxed);
+    m.legs_duplicate.fetch_add(r.duplicates, Ordering::Relaxed);
 }
 
 /// The error and its causes on one line.
