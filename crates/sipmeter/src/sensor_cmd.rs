@@ -506,15 +506,15 @@ impl Reader<'_> {
         let settle = if once { Duration::ZERO } else { SETTLE };
         let mut captures = sensor::watch::SettledCaptures::new(dir, settle);
         loop {
-            let settled = captures
+            let settled: Vec<PathBuf> = captures
                 .poll(Instant::now(), |f, _| progress.is_done(&Progress::key(f)))
-                .with_context(|| format!("{}", dir.display()))?;
-            for (f, _) in settled {
-                let key = Progress::key(&f);
-                legs += self.read_file(&f)?;
-                progress.mark_done(key)?;
-                n += 1;
-            }
+                .with_context(|| format!("{}", dir.display()))?
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect();
+            let (files, read) = self.read_all(&settled, progress)?;
+            n += files;
+            legs += read;
             if once
                 || self.shared.stop.load(Ordering::SeqCst)
                 || self.shared.interrupted.load(Ordering::SeqCst)
