@@ -232,24 +232,44 @@ fn wait_for_legs(data: &Path, n: i64) -> i64 {
     }
 }
 
+/// Three sensors registered on the server in `data` (`options`: `--database URL`), each with
+/// a capture of 2000 calls of its own (seeds from `seed`): the legs they must deliver, and
+/// their commands, to be started once the server at `addr` is up.
+fn three_sensors(
+    dir: &Path,
+    data: &Path,
+    options: &[&str],
+    name: &str,
+    seed: u64,
+    addr: SocketAddr,
+) -> (Vec<LegKey>, Vec<Command>) {
+    let mut want = Vec::new();
+    let mut commands = Vec::new();
+    for i in 0..3u64 {
+        let (pcap, truth) = capture(dir, &format!("{name}{i}.pcap"), 2000, seed + i);
+        let (id, token) = add_sensor_with(data, options, &format!("{name}-{i}"));
+        want.extend(legs_of(&pcap, &truth, id));
+        commands.push(sensor_cmd(
+            &dir.join(format!("sensor{i}")),
+            addr,
+            &token,
+            &[&pcap],
+        ));
+    }
+    (want, commands)
+}
+
 #[test]
 fn three_sensors_lose_nothing_when_the_server_is_killed_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let addr = free_addr();
     let log = dir.path().join("server.log");
-    let mut want = Vec::new();
-    let mut sensors = Vec::new();
-    for i in 0..3u64 {
-        let (pcap, truth) = capture(dir.path(), &format!("s{i}.pcap"), 2000, 10 + i);
-        let (id, token) = add_sensor(&data, &format!("site-{i}"));
-        want.extend(legs_of(&pcap, &truth, id));
-        sensors.push((pcap, token, dir.path().join(format!("sensor{i}"))));
-    }
+    let (want, sensors) = three_sensors(dir.path(), &data, &[], "site", 10, addr);
     let server = Server::start(&data, addr, &log);
     let children: Vec<Child> = sensors
-        .iter()
-        .map(|(pcap, token, sdata)| sensor_cmd(sdata, addr, token, &[pcap]).spawn().unwrap())
+        .into_iter()
+        .map(|mut c| c.spawn().unwrap())
         .collect();
     let at_kill = wait_for_legs(&data, 0);
     server.kill();
@@ -679,18 +699,11 @@ fn three_sensors_into_postgresql_lose_nothing_and_store_nothing_twice() {
     let db = ["--database", pg.url.as_str()];
     let addr = free_addr();
     let log = dir.path().join("server.log");
-    let mut want = Vec::new();
-    let mut sensors = Vec::new();
-    for i in 0..3u64 {
-        let (pcap, truth) = capture(dir.path(), &format!("p{i}.pcap"), 2000, 20 + i);
-        let (id, token) = add_sensor_with(&data, &db, &format!("pg-{i}"));
-        want.extend(legs_of(&pcap, &truth, id));
-        sensors.push((pcap, token, dir.path().join(format!("sensor{i}"))));
-    }
+    let (want, sensors) = three_sensors(dir.path(), &data, &db, "pg", 20, addr);
     let server = Server::start_with(&data, addr, &log, &db);
     let children: Vec<Child> = sensors
-        .iter()
-        .map(|(pcap, token, sdata)| sensor_cmd(sdata, addr, token, &[pcap]).spawn().unwrap())
+        .into_iter()
+        .map(|mut c| c.spawn().unwrap())
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while pg.legs().is_empty() {
