@@ -10,10 +10,14 @@ use thiserror::Error;
 pub enum VerifyError {
     #[error("license file {file} is malformed: {reason}")]
     Malformed { file: String, reason: String },
-    #[error("license file {file} has format version {version}; this sipmeter reads version 1")]
+    #[error(
+        "license file {file} has format version {version}; this sipmeter reads versions 1 and 2"
+    )]
     UnsupportedVersion { file: String, version: u8 },
-    #[error("license file {file} is signed by unknown key {key_id}")]
-    UnknownKey { file: String, key_id: String },
+    /// The chain root → certificate → signing key does not hold: a self-made key, an
+    /// expired or foreign certificate.
+    #[error("license file {file} was not issued by the vendor: {reason}")]
+    UntrustedIssuer { file: String, reason: String },
     #[error("license file {file} has a bad signature (the file was changed after signing)")]
     BadSignature { file: String },
     #[error(
@@ -56,7 +60,7 @@ impl VerifyError {
         match self {
             VerifyError::Malformed { .. } => "malformed",
             VerifyError::UnsupportedVersion { .. } => "unsupported_version",
-            VerifyError::UnknownKey { .. } => "unknown_key",
+            VerifyError::UntrustedIssuer { .. } => "untrusted_issuer",
             VerifyError::BadSignature { .. } => "bad_signature",
             VerifyError::AnotherHwid { .. } => "another_hwid",
             VerifyError::WrongDomain { .. } => "wrong_domain",
@@ -91,4 +95,6 @@ pub enum KeyError {
 pub enum IssueError {
     #[error("invalid license terms: {0}")]
     InvalidTerms(String),
+    #[error("the certificate is for key {certificate}, not for the signing key {key}")]
+    CertificateMismatch { certificate: String, key: String },
 }

@@ -2,9 +2,15 @@
 //!
 //! ```text
 //! -----BEGIN SIPMETER LICENSE-----
-//! base64 of: version (1 byte, = 1) | key id (8 bytes) | Ed25519 signature (64) | payload
+//! base64 of: version (1 byte, = 2) | certificate length (2 bytes, big endian)
+//!            | certificate body | key id (8 bytes) | Ed25519 signature (64) | payload
 //! -----END SIPMETER LICENSE-----
 //! ```
+//!
+//! Version 1 is the same without the certificate: only a development build, which trusts
+//! signing keys directly (`--trusted-key`), can accept one. A version 2 file is trusted when
+//! its certificate chains to a compiled-in root ([`crate::Certificate::check`]), is valid now,
+//! and certifies the key that signed the file.
 //!
 //! The payload is the canonical JSON of [`LicenseTerms`]. The signature covers
 //! `DOMAIN_SEPARATOR | version | key id | payload` — the exact bytes carried, never a
@@ -16,6 +22,7 @@
 use jiff::tz::TimeZone;
 
 use crate::armor;
+use crate::certificate::{Certificate, MAX_CERTIFICATE_LEN};
 use crate::dates::{DatePhase, date_status};
 use crate::error::{IssueError, VerifyError};
 use crate::hwid::Hwid;
@@ -24,7 +31,10 @@ use crate::terms::{Binding, LicenseTerms, normalize_domain};
 use crate::{Micros, day_of, timestamp};
 
 pub const LICENSE_LABEL: &str = "SIPMETER LICENSE";
-pub const FORMAT_VERSION: u8 = 1;
+/// The version of files that carry their signing key's certificate (what portals issue).
+pub const FORMAT_VERSION: u8 = 2;
+/// The version of files without a certificate (development keys trusted directly).
+pub const UNCERTIFIED_VERSION: u8 = 1;
 pub const DOMAIN_SEPARATOR: &[u8] = b"sipmeter-license-v1\0";
 /// Clock drift tolerated between the portal and the server before a file counts as issued
 /// in the future.
@@ -41,12 +51,14 @@ pub struct SignedLicense {
     pub key_id: KeyId,
     signature: [u8; 64],
     payload: Vec<u8>,
+    /// The signing key's certificate (version 2 files).
+    pub certificate: Option<Certificate>,
 }
 
-fn signed_message(key_id: KeyId, payload: &[u8]) -> Vec<u8> {
+fn signed_message(version: u8, key_id: KeyId, payload: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(DOMAIN_SEPARATOR.len() + HEADER_LEN + payload.len());
     m.extend_from_slice(DOMAIN_SEPARATOR);
-    m.push(FORMAT_VERSION);
+    m.push(version);
     m.extend_from_slice(&key_id.0);
     m.extend_from_slice(payload);
     m
@@ -57,38 +69,98 @@ impl SignedLicense {
     pub fn parse(text: &str, file: &str) -> Result<SignedLicense, VerifyError> {
         let bytes =
             armor::decode(LICENSE_LABEL, text).map_err(|r| VerifyError::malformed(file, r))?;
-        let Some(&version) = bytes.first() else {
+        let Some((&version, mut rest)) = bytes.split_first() else {
             return Err(VerifyError::malformed(file, "empty body"));
         };
-        if version != FORMAT_VERSION {
-            return Err(VerifyError::UnsupportedVersion {
-                file: file.to_string(),
-                version,
-            });
-        }
-        if bytes.len() <= HEADER_LEN {
+        let certificate = match version {
+            UNCERTIFIED_VERSION => None,
+            FORMAT_VERSION => {
+                let Some((len, after)) = rest.split_first_chunk::<2>() else {
+                    return Err(VerifyError::malformed(file, "body too short"));
+                };
+                let len = usize::from(u16::from_be_bytes(*len));
+                if len > MAX_CERTIFICATE_LEN || len > after.len() {
+                    return Err(VerifyError::malformed(file, "certificate length out of range"));
+                }
+                let cert = Certificate::from_body(&after[..len])
+                    .map_err(|r| VerifyError::malformed(file, r))?;
+                rest = &after[len..];
+                Some(cert)
+            }
+            _ => {
+                return Err(VerifyError::UnsupportedVersion {
+                    file: file.to_string(),
+                    version,
+                });
+            }
+        };
+        if rest.len() <= HEADER_LEN - 1 {
             return Err(VerifyError::malformed(file, "body too short"));
         }
         let mut key_id = [0u8; 8];
-        key_id.copy_from_slice(&bytes[1..9]);
+        key_id.copy_from_slice(&rest[..8]);
         let mut signature = [0u8; 64];
-        signature.copy_from_slice(&bytes[9..HEADER_LEN]);
+        signature.copy_from_slice(&rest[8..HEADER_LEN - 1]);
         Ok(SignedLicense {
             key_id: KeyId(key_id),
             signature,
-            payload: bytes[HEADER_LEN..].to_vec(),
+            payload: rest[HEADER_LEN - 1..].to_vec(),
+            certificate,
         })
     }
 
-    /// Checks the signature against the keyring, then parses the payload strictly.
-    pub fn open(&self, keyring: &Keyring, file: &str) -> Result<LicenseTerms, VerifyError> {
-        let key = keyring
-            .get(self.key_id)
-            .ok_or_else(|| VerifyError::UnknownKey {
-                file: file.to_string(),
-                key_id: self.key_id.to_string(),
-            })?;
-        if !key.verify(&signed_message(self.key_id, &self.payload), &self.signature) {
+    fn version(&self) -> u8 {
+        if self.certificate.is_some() {
+            FORMAT_VERSION
+        } else {
+            UNCERTIFIED_VERSION
+        }
+    }
+
+    /// The key that may have signed this file: a directly trusted signing key (development
+    /// builds), else the key of a certificate that a root of `keyring` issued and that is
+    /// valid at `now`.
+    fn signer<'a>(
+        &'a self,
+        keyring: &'a Keyring,
+        file: &str,
+        now: Micros,
+    ) -> Result<&'a crate::PublicKey, VerifyError> {
+        let untrusted = |reason: String| VerifyError::UntrustedIssuer {
+            file: file.to_string(),
+            reason,
+        };
+        if let Some(key) = keyring.signer(self.key_id) {
+            return Ok(key);
+        }
+        let Some(cert) = &self.certificate else {
+            return Err(untrusted(format!(
+                "it is signed by key {} without a certificate from a vendor root",
+                self.key_id
+            )));
+        };
+        cert.check(keyring, now).map_err(untrusted)?;
+        if cert.key.id() != self.key_id {
+            return Err(untrusted(format!(
+                "it is signed by key {} but carries the certificate of key {}",
+                self.key_id,
+                cert.key.id()
+            )));
+        }
+        Ok(&cert.key)
+    }
+
+    /// Checks the chain (root → certificate → signing key) and the signature, then parses
+    /// the payload strictly.
+    pub fn open(
+        &self,
+        keyring: &Keyring,
+        file: &str,
+        now: Micros,
+    ) -> Result<LicenseTerms, VerifyError> {
+        let key = self.signer(keyring, file, now)?;
+        let message = signed_message(self.version(), self.key_id, &self.payload);
+        if !key.verify(&message, &self.signature) {
             return Err(VerifyError::BadSignature {
                 file: file.to_string(),
             });
@@ -102,11 +174,17 @@ impl SignedLicense {
     }
 
     /// Re-assembles a file from parts: lets tests build forgeries, and the portal re-armor.
-    pub fn from_parts(key_id: KeyId, signature: [u8; 64], payload: Vec<u8>) -> SignedLicense {
+    pub fn from_parts(
+        key_id: KeyId,
+        signature: [u8; 64],
+        payload: Vec<u8>,
+        certificate: Option<Certificate>,
+    ) -> SignedLicense {
         SignedLicense {
             key_id,
             signature,
             payload,
+            certificate,
         }
     }
 
@@ -115,8 +193,14 @@ impl SignedLicense {
     }
 
     pub fn to_armored(&self) -> String {
-        let mut body = Vec::with_capacity(HEADER_LEN + self.payload.len());
-        body.push(FORMAT_VERSION);
+        let cert = self.certificate.as_ref().map(Certificate::body);
+        let mut body = Vec::with_capacity(HEADER_LEN + 2 + self.payload.len());
+        body.push(self.version());
+        if let Some(c) = &cert {
+            // Certificates are bounded far below u16::MAX (MAX_CERTIFICATE_LEN).
+            body.extend_from_slice(&u16::try_from(c.len()).unwrap_or(u16::MAX).to_be_bytes());
+            body.extend_from_slice(c);
+        }
         body.extend_from_slice(&self.key_id.0);
         body.extend_from_slice(&self.signature);
         body.extend_from_slice(&self.payload);
@@ -140,13 +224,28 @@ pub fn license_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, VerifyEr
     std::str::from_utf8(bytes).map_err(|_| VerifyError::malformed(file, "not a text file"))
 }
 
-/// Signs `terms` with `key` and returns the armored license file.
-pub fn issue(terms: &LicenseTerms, key: &SigningKey) -> Result<String, IssueError> {
+/// Signs `terms` with `key` and returns the armored license file, carrying `certificate`
+/// (the root's certificate of `key`; what portals do). Without one the file verifies only
+/// where `key` is trusted directly (development builds).
+pub fn issue(
+    terms: &LicenseTerms,
+    key: &SigningKey,
+    certificate: Option<&Certificate>,
+) -> Result<String, IssueError> {
     terms.check().map_err(IssueError::InvalidTerms)?;
-    let payload = terms.canonical_bytes();
     let key_id = key.public().id();
-    let signature = key.sign(&signed_message(key_id, &payload));
-    Ok(SignedLicense::from_parts(key_id, signature, payload).to_armored())
+    if let Some(c) = certificate
+        && c.key.id() != key_id
+    {
+        return Err(IssueError::CertificateMismatch {
+            certificate: c.key.id().to_string(),
+            key: key_id.to_string(),
+        });
+    }
+    let payload = terms.canonical_bytes();
+    let mut signed = SignedLicense::from_parts(key_id, [0; 64], payload, certificate.cloned());
+    signed.signature = key.sign(&signed_message(signed.version(), key_id, &signed.payload));
+    Ok(signed.to_armored())
 }
 
 /// The facts a verification needs about the verifier's world.
@@ -183,7 +282,7 @@ pub(crate) fn check(
     ctx: &VerifyContext<'_>,
 ) -> Result<Verified, VerifyError> {
     let signed = SignedLicense::parse(text, file)?;
-    let terms = signed.open(ctx.keyring, file)?;
+    let terms = signed.open(ctx.keyring, file, ctx.now)?;
     match &terms.binding {
         Binding::Hwid(h) if *h != ctx.hwid => {
             return Err(VerifyError::AnotherHwid {

@@ -1,8 +1,10 @@
-//! Vendor signing keys, their public halves and the keyring of keys a server trusts.
+//! Signing keys, their public halves and the keyring of trust anchors a server has.
 //!
-//! Every key has a [`KeyId`] derived from its public key, carried in each license file, so
-//! the vendor can rotate signing keys: old files keep verifying as long as their key stays
-//! in the keyring, and a verifier never has to try every key.
+//! Every key has a [`KeyId`] derived from its public key. The vendor's root keys are compiled
+//! into the binary ([`Keyring::builtin`]); a root never signs a license, it certifies the
+//! signing key of a portal ([`crate::Certificate`]), and the license file carries that
+//! certificate. So a portal can rotate its key (a new certificate) without any server
+//! learning anything new, and nothing a user can write at run time adds an anchor.
 
 use std::fmt;
 
@@ -18,9 +20,28 @@ pub const SIGNING_KEY_LABEL: &str = "SIPMETER SIGNING KEY";
 /// Armor label of a public key file.
 pub const PUBLIC_KEY_LABEL: &str = "SIPMETER PUBLIC KEY";
 
-/// Public keys built into every sipmeter binary: the vendor's production keys. Files signed
-/// by other keys verify only where an operator configured those keys as trusted.
-const BUILTIN_KEYS: &[&str] = &[include_str!("../keys/builtin-cc8c06501fd3aa2f.pub")];
+// `ROOT_KEYS`: the armored `root-*.pub` files of `keys/` (or of the directory named by
+// `SIPMETER_ROOT_KEYS_DIR` at build time), written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/root_keys.rs"));
+
+/// The development root (feature `dev-keys`): its secret half is committed with the tests, so
+/// anyone can issue licenses it certifies. Only development builds trust it, and say so.
+#[cfg(feature = "dev-keys")]
+const DEV_ROOT_PUBLIC: &str = include_str!("../dev-keys/dev-root.pub");
+#[cfg(feature = "dev-keys")]
+const DEV_ROOT_SECRET: &str = include_str!("../tests/keys/dev-root.key");
+
+/// Whether this build trusts the development root and directly trusted signing keys
+/// (feature `dev-keys`): binaries print it wherever the license is shown.
+pub const DEVELOPMENT_BUILD: bool = cfg!(feature = "dev-keys");
+
+/// The secret half of the development root, for a development portal that certifies its own
+/// key on first start.
+#[cfg(feature = "dev-keys")]
+pub fn dev_root_signing_key() -> SigningKey {
+    // The committed file is checked by this crate's tests; a broken one is a build defect.
+    SigningKey::from_armored(DEV_ROOT_SECRET).unwrap_or_else(|_| SigningKey::from_seed(&[0; 32]))
+}
 
 /// Short identifier of a public key: the first 8 bytes of a domain-separated SHA-256 of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,6 +112,15 @@ impl PublicKey {
         self.id
     }
 
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// Checks a signature made by [`SigningKey::sign_in_context`] with the same context.
+    pub fn verify_in_context(&self, context: &[u8], message: &[u8], signature: &[u8; 64]) -> bool {
+        self.verify(&[context, message].concat(), signature)
+    }
+
     /// Strict verification: rejects small-order keys and non-canonical signatures, so one
     /// payload has exactly one valid signature per key (no malleated twins).
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
@@ -156,12 +186,21 @@ impl SigningKey {
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }
+
+    /// Signs `context | message`. Each use of a key has its own `context` (a NUL-terminated
+    /// label such as `sipmeter-checkin-v1\0`), so a signature made for one purpose can never
+    /// be replayed as another (a check-in as a license, say).
+    pub fn sign_in_context(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
+        self.sign(&[context, message].concat())
+    }
 }
 
-/// The public keys a verifier trusts, looked up by key id.
+/// The trust anchors of a verifier: root keys, which certify signing keys, and (development
+/// builds only) signing keys trusted directly.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
-    keys: Vec<PublicKey>,
+    roots: Vec<PublicKey>,
+    signers: Vec<PublicKey>,
 }
 
 impl Keyring {
@@ -170,38 +209,58 @@ impl Keyring {
         Keyring::default()
     }
 
-    /// The vendor's built-in keys. A built-in key that fails to parse is a build defect that
-    /// the crate's tests catch; it is skipped rather than panicking at run time.
+    /// The roots compiled into this binary (and the development root in a `dev-keys`
+    /// build). A compiled-in key that fails to parse is a build defect that the crate's tests
+    /// catch; it is skipped rather than panicking at run time.
     pub fn builtin() -> Keyring {
         let mut ring = Keyring::empty();
-        for text in BUILTIN_KEYS {
+        #[cfg(feature = "dev-keys")]
+        let dev = [DEV_ROOT_PUBLIC];
+        #[cfg(not(feature = "dev-keys"))]
+        let dev: [&str; 0] = [];
+        for text in ROOT_KEYS.iter().chain(dev.iter()) {
             if let Ok(key) = PublicKey::from_armored(text) {
-                ring.add(key);
+                ring.add_root(key);
             }
         }
         ring
     }
 
-    /// Adds a trusted key; adding one already present changes nothing.
-    pub fn add(&mut self, key: PublicKey) {
-        if self.get(key.id()).is_none() {
-            self.keys.push(key);
+    /// Adds a root. The binaries call it only with compiled-in keys; it is public for the
+    /// tests and tools of a vendor that builds with its own roots.
+    pub fn add_root(&mut self, key: PublicKey) {
+        if self.root(key.id()).is_none() {
+            self.roots.push(key);
         }
     }
 
-    pub fn get(&self, id: KeyId) -> Option<&PublicKey> {
-        self.keys.iter().find(|k| k.id == id)
+    /// Trusts a signing key directly, without a certificate: `--trusted-key` of a
+    /// development build. Absent from release builds, so no flag or file can use it.
+    #[cfg(feature = "dev-keys")]
+    pub fn trust_signing_key(&mut self, key: PublicKey) {
+        if self.signer(key.id()).is_none() {
+            self.signers.push(key);
+        }
     }
 
-    pub fn ids(&self) -> impl Iterator<Item = KeyId> + '_ {
-        self.keys.iter().map(|k| k.id)
+    pub fn root(&self, id: KeyId) -> Option<&PublicKey> {
+        self.roots.iter().find(|k| k.id == id)
+    }
+
+    /// A directly trusted signing key (development builds).
+    pub fn signer(&self, id: KeyId) -> Option<&PublicKey> {
+        self.signers.iter().find(|k| k.id == id)
+    }
+
+    pub fn root_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.roots.iter().map(|k| k.id)
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.roots.len() + self.signers.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
 }

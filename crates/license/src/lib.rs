@@ -12,6 +12,7 @@
 //! calendar days are [`jiff::civil::Date`]s in the license time zone chosen by the caller.
 
 mod armor;
+mod certificate;
 mod dates;
 mod error;
 mod file;
@@ -26,18 +27,22 @@ pub use dates::{
     DatePhase, DateStatus, EXPIRY_WARNING_DAYS, GRACE_PERIOD_DAYS, TRIAL_DAYS, date_status,
     grace_end_for,
 };
+pub use certificate::{CERTIFICATE_LABEL, Certificate, CertificateTerms};
 pub use error::{IssueError, KeyError, VerifyError};
 pub use file::{
     CLOCK_SET_BACK_TOLERANCE_US, DOMAIN_SEPARATOR, FORMAT_VERSION, ISSUE_DRIFT_US, LICENSE_LABEL,
-    SignedLicense, Verified, VerifyContext, issue, license_text, verify,
+    SignedLicense, UNCERTIFIED_VERSION, Verified, VerifyContext, issue, license_text, verify,
 };
 pub use hwid::{
     Hwid, HwidSource, LicenseToken, MachineIdentity, ResolvedHwid, new_fallback_id, resolve_hwid,
 };
-pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
+#[cfg(feature = "dev-keys")]
+pub use keys::dev_root_signing_key;
+pub use keys::{DEVELOPMENT_BUILD, KeyId, Keyring, PublicKey, SigningKey};
 pub use status::{
-    EVALUATION_CHANNELS, Features, LicenseFile, LimitBreakdown, LockReason, Mode, State, Status,
-    StatusError, StatusInput, effective_limit, status,
+    EVALUATION_CHANNELS, Features, LicenseFile, LimitBreakdown, LockReason, MOVED_LICENSE_DAYS,
+    Mode, PendingLock, REFRESH_OVERDUE_DAYS, State, Status, StatusError, StatusInput, Superseded,
+    effective_limit, status,
 };
 pub use subscription::{
     BootSeen, CHECKIN_INTERVAL_US, ConcurrentUse, LIVE_WINDOW_US, Upgrade, allowed_systems,

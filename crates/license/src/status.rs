@@ -18,6 +18,33 @@ use crate::{Micros, day_of};
 /// on a lab PBX, not to run a production one.
 pub const EVALUATION_CHANNELS: u32 = 10;
 
+/// Days between the portal's word that the license moved to another system and the lock here.
+pub const MOVED_LICENSE_DAYS: i64 = 7;
+/// Days past `refresh_by` without a fresh file before the lock.
+pub const REFRESH_OVERDUE_DAYS: i64 = 7;
+const DAY_US: Micros = 86_400_000_000;
+
+/// The portal's answer `superseded` about an installed license: it was re-bound to another
+/// hardware id or domain, so this copy stops after [`MOVED_LICENSE_DAYS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Superseded {
+    pub license_id: String,
+    /// When this server first heard it.
+    pub since: Micros,
+}
+
+/// A lock that comes on a known instant unless something changes (a moved license, a missed
+/// refresh): every page shows the countdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingLock {
+    pub reason: LockReason,
+    pub lock_at: Micros,
+    /// Whole days left (rounded up), 0 once locked.
+    pub days_left: i64,
+    /// The sentence for people: what happened and what to do.
+    pub text: String,
+}
+
 /// The installed license file, if any.
 #[derive(Debug, Clone, Copy)]
 pub struct LicenseFile<'a> {
@@ -42,6 +69,9 @@ pub struct StatusInput<'a> {
     pub operator_limit: Option<u32>,
     /// Daily channel peaks from the channel engine.
     pub daily_peaks: &'a [DailyPeak],
+    /// The portal said the installed license moved elsewhere (applies when the license id
+    /// matches the installed file's).
+    pub superseded: Option<&'a Superseded>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +104,10 @@ pub enum LockReason {
     Invalid {
         code: String,
     },
+    /// The license was re-bound to another system [`MOVED_LICENSE_DAYS`] days ago or more.
+    Moved,
+    /// No fresh file from the portal for [`REFRESH_OVERDUE_DAYS`] days past `refresh_by`.
+    RefreshOverdue,
 }
 
 /// What may run. Ingest (sensors, CDR storage) always runs: a lock never loses data.
@@ -180,6 +214,8 @@ pub struct Status {
     pub concurrent_systems: u32,
     pub warnings: Vec<String>,
     pub errors: Vec<StatusError>,
+    /// A moved license or a missed refresh: when the lock comes (or came) and why.
+    pub pending_lock: Option<PendingLock>,
     /// The high-water mark to persist: the latest time seen, including now.
     pub high_water: Micros,
 }
@@ -230,13 +266,11 @@ pub fn status(input: &StatusInput<'_>) -> Status {
             warnings.push(w.clone());
         }
     }
+    let pending_lock = terms.and_then(|t| pending_lock(t, input));
+    if let Some(p) = pending_lock.as_ref().filter(|p| input.now < p.lock_at) {
+        warnings.push(p.text.clone());
+    }
     if let Some(t) = terms {
-        if t.refresh_by.as_microsecond() < input.now {
-            warnings.push(format!(
-                "the license should have been refreshed from the portal by {} (Get/Update License)",
-                t.refresh_by
-            ));
-        }
         if input.hwid.source == crate::hwid::HwidSource::Override
             && matches!(t.binding, Binding::Hwid(_))
         {
@@ -279,6 +313,9 @@ pub fn status(input: &StatusInput<'_>) -> Status {
         Some(LockReason::Expired)
     } else if state == State::Locked {
         Some(LockReason::OverLimit)
+    } else if let Some(p) = pending_lock.as_ref().filter(|p| input.now >= p.lock_at) {
+        state = State::Locked;
+        Some(p.reason.clone())
     } else {
         None
     };
@@ -317,6 +354,53 @@ pub fn status(input: &StatusInput<'_>) -> Status {
         concurrent_systems,
         warnings,
         errors,
+        pending_lock,
         high_water,
     }
+}
+
+/// The earliest of a moved-license lock and a missed-refresh lock, if either applies.
+fn pending_lock(t: &LicenseTerms, input: &StatusInput<'_>) -> Option<PendingLock> {
+    let stamp = |us: Micros| crate::timestamp(us).map_or_else(|| us.to_string(), |t| t.to_string());
+    let moved = input
+        .superseded
+        .filter(|s| s.license_id == t.license_id)
+        .map(|s| {
+            let lock_at = s.since.saturating_add(MOVED_LICENSE_DAYS * DAY_US);
+            (LockReason::Moved, lock_at, format!(
+                "license {} was moved to another system (the portal said so at {}): this server locks at {} unless the license is moved back here (Get/Update License) or another license is installed",
+                t.license_id,
+                stamp(s.since),
+                stamp(lock_at)
+            ))
+        });
+    let overdue = t
+        .refresh_by
+        .filter(|r| r.as_microsecond() < input.now)
+        .map(|r| {
+            let lock_at = r
+                .as_microsecond()
+                .saturating_add(REFRESH_OVERDUE_DAYS * DAY_US);
+            (LockReason::RefreshOverdue, lock_at, format!(
+                "the license should have been refreshed from the portal by {r}: this server locks at {} unless Get/Update License succeeds (check the portal URL and that the portal is reachable) or a license file is installed",
+                stamp(lock_at)
+            ))
+        });
+    let (reason, lock_at, text) = match (moved, overdue) {
+        (Some(m), Some(o)) => {
+            if o.1 < m.1 {
+                o
+            } else {
+                m
+            }
+        }
+        (m, o) => m.or(o)?,
+    };
+    let left = lock_at.saturating_sub(input.now).max(0);
+    Some(PendingLock {
+        reason,
+        lock_at,
+        days_left: (left + DAY_US - 1) / DAY_US,
+        text,
+    })
 }

@@ -34,9 +34,11 @@ pub struct LicenseTerms {
     pub emergency: bool,
     pub binding: Binding,
     pub grants: Vec<Grant>,
-    /// The server should fetch a fresh file from the portal by then (renewals, revocations);
-    /// missing it is a warning, not a lock.
-    pub refresh_by: Timestamp,
+    /// The server should fetch a fresh file from the portal by then (renewals, revocations,
+    /// a move to another system); a server that has not by [`crate::REFRESH_OVERDUE_DAYS`]
+    /// days later locks. Files issued for offline installation have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_by: Option<Timestamp>,
 }
 
 /// What the license is bound to.
@@ -131,7 +133,7 @@ impl LicenseTerms {
                     .into(),
             );
         }
-        if self.refresh_by < self.issued_at {
+        if self.refresh_by.is_some_and(|r| r < self.issued_at) {
             return Err("refresh_by is before issued_at".into());
         }
         if let Binding::Domain(d) = &self.binding

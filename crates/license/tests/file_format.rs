@@ -53,32 +53,55 @@ fn flipping_any_bit_or_changing_any_byte_is_rejected() {
 }
 
 #[test]
-fn unknown_signer_and_key_confusion_are_rejected() {
-    let forged = license::issue(&terms(), &other_key()).unwrap();
-    let e = check(forged.as_bytes()).unwrap_err();
-    assert_eq!(e.code(), "unknown_key");
+fn self_made_keys_and_key_confusion_are_rejected() {
+    // A key nobody certified: with or without a certificate of a root nobody trusts.
+    let uncertified = license::issue(&terms(), &other_key(), None).unwrap();
+    let e = check(uncertified.as_bytes()).unwrap_err();
+    assert_eq!(e.code(), "untrusted_issuer");
     assert_eq!(
         e.to_string(),
         format!(
-            "license file license.key is signed by unknown key {}",
+            "license file license.key was not issued by the vendor: it is signed by key {} without a certificate from a vendor root",
             other_key().public().id()
         )
     );
+    let self_root = SigningKey::from_seed(&[5; 32]);
+    let self_certified = license::issue(
+        &terms(),
+        &other_key(),
+        Some(&certificate_by(&self_root, &other_key())),
+    )
+    .unwrap();
+    let e = check(self_certified.as_bytes()).unwrap_err();
+    assert_eq!(e.code(), "untrusted_issuer");
+    assert!(e.to_string().contains("not a vendor root"), "{e}");
 
-    // The other key's signature carried under the trusted key's id: bad signature.
-    let parsed = SignedLicense::parse(&forged, FILE).unwrap();
+    // The other key's signature carried under the certified key's id: bad signature.
+    let parsed = SignedLicense::parse(&uncertified, FILE).unwrap();
     let relabelled = SignedLicense::from_parts(
         vendor_key().public().id(),
         parsed.signature(),
         parsed.payload().to_vec(),
+        Some(certificate_by(&root_key(), &vendor_key())),
     );
     let e = check(relabelled.to_armored().as_bytes()).unwrap_err();
     assert_eq!(e.code(), "bad_signature");
 
+    // The vendor's certificate glued to a file the other key signed: not its certificate.
+    let glued = SignedLicense::from_parts(
+        other_key().public().id(),
+        parsed.signature(),
+        parsed.payload().to_vec(),
+        Some(certificate_by(&root_key(), &vendor_key())),
+    );
+    let e = check(glued.to_armored().as_bytes()).unwrap_err();
+    assert_eq!(e.code(), "untrusted_issuer");
+    assert!(e.to_string().contains("carries the certificate of key"), "{e}");
+
     // An empty keyring trusts nothing, not even a well-formed file.
     let empty = Keyring::empty();
     let e = verify(&signed(&terms()), FILE, &ctx(&empty, now())).unwrap_err();
-    assert_eq!(e.code(), "unknown_key");
+    assert_eq!(e.code(), "untrusted_issuer");
 }
 
 /// Payload JSON with its keys in reverse order (same content, other spelling).
@@ -104,7 +127,8 @@ fn re_armoring_or_re_ordering_cannot_make_a_forged_payload_pass() {
     let payload = String::from_utf8(parsed.payload().to_vec()).unwrap();
     let key_id = parsed.key_id;
     let sig = parsed.signature();
-    let with = |p: Vec<u8>| SignedLicense::from_parts(key_id, sig, p).to_armored();
+    let cert = parsed.certificate.clone();
+    let with = |p: Vec<u8>| SignedLicense::from_parts(key_id, sig, p, cert.clone()).to_armored();
 
     // Same content, keys re-ordered: not the signed bytes.
     let e = check(with(reversed_keys(payload.as_bytes())).as_bytes()).unwrap_err();
@@ -147,7 +171,9 @@ fn even_a_correctly_signed_non_canonical_payload_is_malformed() {
     msg.extend_from_slice(&key.public().id().0);
     msg.extend_from_slice(&payload);
     let sig = sign_raw(&key, &msg);
-    let text = SignedLicense::from_parts(key.public().id(), sig, payload).to_armored();
+    let text =
+        SignedLicense::from_parts(key.public().id(), sig, payload, parsed.certificate.clone())
+            .to_armored();
     let e = check(text.as_bytes()).unwrap_err();
     assert_eq!(e.code(), "malformed", "{e}");
     assert!(e.to_string().contains("canonical"), "{e}");
@@ -242,7 +268,7 @@ fn domain_binding_future_issue_and_clock_set_back() {
 fn version_and_envelope_errors_have_their_codes() {
     let file = signed(&terms());
     let parsed = SignedLicense::parse(&file, FILE).unwrap();
-    let mut body = vec![2u8];
+    let mut body = vec![3u8];
     body.extend_from_slice(&[0; 80]);
     let v2 = {
         use base64::Engine;
@@ -271,20 +297,20 @@ fn issuing_refuses_terms_no_verifier_would_accept() {
     let key = vendor_key();
     let mut t = terms();
     t.channels = 0;
-    assert!(license::issue(&t, &key).is_err());
+    assert!(license::issue(&t, &key, None).is_err());
     let mut t = terms();
     t.cancelled = true; // grace_end still formal_end + 20
-    assert!(license::issue(&t, &key).is_err());
+    assert!(license::issue(&t, &key, None).is_err());
     let mut t = terms();
     t.binding = Binding::Domain("Not A Domain".into());
-    assert!(license::issue(&t, &key).is_err());
+    assert!(license::issue(&t, &key, None).is_err());
     let mut t = terms();
     t.grants = vec![license::Grant::Increase {
         channels: 200,
         start: date(2026, 5, 2),
         end: date(2026, 5, 1),
     }];
-    assert!(license::issue(&t, &key).is_err());
+    assert!(license::issue(&t, &key, None).is_err());
 }
 
 #[test]
@@ -300,15 +326,31 @@ fn key_files_round_trip_and_the_builtin_key_is_valid() {
     );
     assert!(SigningKey::from_armored(&key.public().to_armored()).is_err());
 
-    let builtin = Keyring::builtin();
-    assert_eq!(builtin.len(), 1, "the committed vendor public key parses");
-    assert!(builtin.get(key.public().id()).is_none());
-    // The built-in key file name carries its id, so rotation stays readable.
-    let id = builtin.ids().next().unwrap().to_string();
+    // The compiled-in roots parse, carry their id in their file name, and are not the
+    // tests' keys.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("root-") && n.ends_with(".pub"))
+        .collect();
+    let builtin = Keyring::builtin();
+    let dev = usize::from(license::DEVELOPMENT_BUILD);
+    assert_eq!(builtin.len(), files.len() + dev, "every root-*.pub parses");
+    for id in builtin.root_ids() {
+        let name = format!("root-{id}.pub");
+        assert!(
+            files.contains(&name) || license::DEVELOPMENT_BUILD,
+            "keys/{name}"
+        );
+    }
+    assert!(builtin.root(root_key().public().id()).is_none());
+    assert!(builtin.signer(key.public().id()).is_none());
     assert!(
-        dir.join(format!("builtin-{id}.pub")).exists(),
-        "keys/builtin-{id}.pub"
+        !dir.read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".key")),
+        "no secret key is ever committed beside the roots"
     );
 }
 

@@ -258,6 +258,7 @@ fn run(file: Option<&str>, peaks: &[DailyPeak], operator: Option<u32>, today: Da
         high_water: None,
         operator_limit: operator,
         daily_peaks: peaks,
+        superseded: None,
     })
 }
 
@@ -402,7 +403,7 @@ fn status_concurrent_grant_refresh_and_high_water() {
         systems: 2,
         until: day(3),
     }];
-    t.refresh_by = ts(day(-1));
+    t.refresh_by = Some(ts(day(-1)));
     let file = signed(&t);
     let s = run(Some(&file), &[], None, TODAY);
     assert_eq!(s.concurrent_systems, 2);
@@ -427,6 +428,7 @@ fn status_concurrent_grant_refresh_and_high_water() {
         high_water: hw,
         operator_limit: None,
         daily_peaks: &[],
+        superseded: None,
     };
     assert_eq!(status(&input(None)).high_water, noon(TODAY));
     assert_eq!(
@@ -464,6 +466,7 @@ fn the_license_time_zone_decides_which_day_it_is() {
             high_water: None,
             operator_limit: None,
             daily_peaks: &[],
+            superseded: None,
         })
     };
     assert_eq!(mk(&UTC).state, State::Ok);
@@ -539,4 +542,80 @@ proptest! {
         prop_assert!(a.features.ingest);
         prop_assert_eq!(a.features.gui, a.state != State::Locked);
     }
+}
+
+/// Status of `file` at `now` with the portal's `superseded` word.
+fn run_at(file: &str, now: i64, superseded: Option<&license::Superseded>) -> Status {
+    let ring = keyring();
+    status(&StatusInput {
+        license: Some(LicenseFile { name: FILE, text: file }),
+        keyring: &ring,
+        hwid: hwid(),
+        domain: None,
+        now,
+        time_zone: &UTC,
+        high_water: None,
+        operator_limit: None,
+        daily_peaks: &[],
+        superseded,
+    })
+}
+
+const HOUR: i64 = 3_600_000_000;
+
+#[test]
+fn a_moved_license_counts_down_then_locks_and_only_its_own_id_counts() {
+    let file = signed(&terms());
+    let since = noon(TODAY);
+    let moved = license::Superseded {
+        license_id: terms().license_id,
+        since,
+    };
+    let s = run_at(&file, since + HOUR, Some(&moved));
+    assert_eq!(s.state, State::Ok);
+    let p = s.pending_lock.clone().unwrap();
+    assert_eq!(p.reason, LockReason::Moved);
+    assert_eq!(p.lock_at, since + license::MOVED_LICENSE_DAYS * 24 * HOUR);
+    assert_eq!(p.days_left, 7);
+    assert!(s.warnings.iter().any(|w| w.contains("was moved to another system")));
+    let s = run_at(&file, since + 6 * 24 * HOUR + HOUR, Some(&moved));
+    assert_eq!((s.state, s.pending_lock.unwrap().days_left), (State::Ok, 1));
+    let s = run_at(&file, since + 7 * 24 * HOUR, Some(&moved));
+    assert_eq!((s.state, s.lock_reason.clone()), (State::Locked, Some(LockReason::Moved)));
+    assert!(!s.features.gui && s.features.ingest, "a lock never stops ingest");
+    // The word about another license (one installed since) changes nothing.
+    let other = license::Superseded {
+        license_id: "L-other".into(),
+        since,
+    };
+    let s = run_at(&file, since + 30 * 24 * HOUR, Some(&other));
+    assert_eq!((s.state, s.pending_lock), (State::Ok, None));
+}
+
+#[test]
+fn a_missed_refresh_locks_seven_days_after_refresh_by_and_offline_files_never() {
+    let mut t = terms();
+    let refresh_by = noon(TODAY);
+    t.refresh_by = license::timestamp(refresh_by);
+    let file = signed(&t);
+    assert_eq!(run_at(&file, refresh_by - HOUR, None).pending_lock, None);
+    let s = run_at(&file, refresh_by + HOUR, None);
+    assert_eq!(s.state, State::Ok);
+    assert_eq!(s.pending_lock.unwrap().reason, LockReason::RefreshOverdue);
+    let s = run_at(&file, refresh_by + 7 * 24 * HOUR + 1, None);
+    assert_eq!(s.lock_reason, Some(LockReason::RefreshOverdue));
+
+    // The earlier of the two locks wins.
+    let moved = license::Superseded {
+        license_id: t.license_id.clone(),
+        since: refresh_by - 3 * 24 * HOUR,
+    };
+    let s = run_at(&file, refresh_by + HOUR, Some(&moved));
+    assert_eq!(s.pending_lock.unwrap().reason, LockReason::Moved);
+
+    t.refresh_by = None;
+    let offline = signed(&t);
+    assert!(!offline.is_empty());
+    let s = run_at(&offline, refresh_by + 300 * 24 * HOUR, None);
+    assert_eq!((s.state, s.pending_lock), (State::Ok, None));
 }

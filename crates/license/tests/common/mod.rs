@@ -4,21 +4,37 @@
 use license::jiff::civil::{Date, date};
 use license::jiff::tz::TimeZone;
 use license::jiff::{Timestamp, ToSpan};
-use license::{Binding, Hwid, Keyring, LicenseTerms, Micros, SigningKey, VerifyContext};
+use license::{
+    Binding, Certificate, Hwid, Keyring, LicenseTerms, Micros, SigningKey, VerifyContext,
+};
 
 pub const FILE: &str = "license.key";
 
+/// The portal's signing key: certified by [`root_key`].
 pub fn vendor_key() -> SigningKey {
     SigningKey::from_seed(&[42; 32])
+}
+
+/// A root of the tests' own (not compiled in): the keyring of [`keyring`] trusts it.
+pub fn root_key() -> SigningKey {
+    SigningKey::from_seed(&[99; 32])
+}
+
+/// `root`'s certificate of `key`, valid through 2025–2029.
+pub fn certificate_by(root: &SigningKey, key: &SigningKey) -> Certificate {
+    let from = noon(date(2025, 1, 1));
+    let until = noon(date(2029, 12, 31));
+    Certificate::issue(root, &key.public(), "portal.test", from, until).unwrap()
 }
 
 pub fn other_key() -> SigningKey {
     SigningKey::from_seed(&[7; 32])
 }
 
+/// Trusts [`root_key`] only: files verify through the certificate chain.
 pub fn keyring() -> Keyring {
     let mut k = Keyring::empty();
-    k.add(vendor_key().public());
+    k.add_root(root_key().public());
     k
 }
 
@@ -61,7 +77,7 @@ pub fn terms() -> LicenseTerms {
         emergency: false,
         binding: Binding::Hwid(this_hwid()),
         grants: vec![],
-        refresh_by: ts(issued.checked_add(400.days()).unwrap()),
+        refresh_by: Some(ts(issued.checked_add(400.days()).unwrap())),
     }
 }
 
@@ -78,6 +94,8 @@ pub fn ctx<'a>(keyring: &'a Keyring, now: Micros) -> VerifyContext<'a> {
 
 pub static UTC: TimeZone = TimeZone::UTC;
 
+/// `t` signed by [`vendor_key`], carrying its certificate from [`root_key`].
 pub fn signed(t: &LicenseTerms) -> String {
-    license::issue(t, &vendor_key()).unwrap()
+    let key = vendor_key();
+    license::issue(t, &key, Some(&certificate_by(&root_key(), &key))).unwrap()
 }
