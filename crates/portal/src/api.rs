@@ -1,6 +1,7 @@
 //! The API servers call (contract with the central server): `/api/v1/keys`,
-//! `/api/v1/license`, `/api/v1/checkin`. No login: the token, or the license id, is the
-//! credential. Bodies are parsed by hand so every malformed one gets the contract's
+//! `/api/v1/license`, `/api/v1/checkin`. No login: the token is the credential of Get
+//! License; a check-in is believed when the installation key registered by Get License
+//! signed it. Bodies are parsed by hand so every malformed one gets the contract's
 //! `bad_request` naming the field, never axum's own rejection text.
 
 use axum::Json;
@@ -13,7 +14,8 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::PortalError;
-use crate::service::{CheckinRequest, Target, rfc3339};
+use crate::service::{Target, rfc3339};
+use crate::trust::{InstallKey, SignedCheckin};
 
 /// A portal error as the contract's JSON body.
 pub struct ApiError(pub PortalError);
@@ -66,16 +68,27 @@ struct LicenseRequest {
     token: String,
     hwid: Option<String>,
     domain: Option<String>,
-    #[allow(dead_code)]
     install_id: Option<String>,
+    /// The installation's check-in key (armored), registered with the license.
+    install_key: Option<String>,
+    /// A server's automatic refresh: never moves the license (answers `superseded`).
+    #[serde(default)]
+    refresh: bool,
 }
 
 pub async fn license(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let req: LicenseRequest = parse(&body)?;
     let target = Target::from_fields(req.hwid.as_deref(), req.domain.as_deref())?;
+    let install = InstallKey::from_fields(req.install_id.as_deref(), req.install_key.as_deref())?;
     let issued = app
         .portal
-        .get_license("api:get-license", &req.token, &target)
+        .get_license(
+            "api:get-license",
+            &req.token,
+            &target,
+            req.refresh,
+            install.as_ref(),
+        )
         .await?;
     Ok(Json(json!({
         "license": issued.license,
@@ -86,13 +99,15 @@ pub async fn license(State(app): State<AppState>, body: Bytes) -> Result<Respons
 }
 
 pub async fn checkin(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let req: CheckinRequest = parse(&body)?;
-    let v = app.portal.checkin(&req).await?;
+    let req: SignedCheckin = parse(&body)?;
+    let answer = app.portal.checkin(&req).await?;
+    let v = answer.verdict;
     Ok(Json(json!({
         "concurrent": v.concurrent,
         "systems": v.systems,
         "allowed": v.allowed,
         "message": v.message(),
+        "superseded": answer.superseded,
     }))
     .into_response())
 }

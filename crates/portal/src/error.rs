@@ -32,6 +32,25 @@ pub enum PortalError {
     },
     #[error("password hashing failed")]
     Hash,
+    /// The active signing key was never certified by a vendor root: no server would accept
+    /// what it signs, so nothing is issued.
+    #[error(
+        "the portal's signing key {key_id} has no certificate from a vendor root; run `sipmeter --data-dir {data_dir} portal certify --root-key ROOT.key` where the root key is kept"
+    )]
+    NoCertificate { key_id: String, data_dir: String },
+    /// A refresh from a system the license is no longer bound to.
+    #[error(
+        "license {license} has been moved to another system; this copy stops after the countdown unless an operator moves it back (Get License)"
+    )]
+    Superseded { license: String },
+    #[error(
+        "installation {install} is not registered for license {license}; Get License registers it"
+    )]
+    UnregisteredInstall { license: String, install: String },
+    #[error("the check-in of installation {0} has a bad signature")]
+    BadCheckinSignature(String),
+    #[error("the check-in made at {0} is too far from the portal's clock (replayed, or a wrong clock)")]
+    StaleCheckin(String),
 }
 
 impl PortalError {
@@ -44,6 +63,11 @@ impl PortalError {
             PortalError::LicenseEnded { .. } => (410, "license_ended"),
             PortalError::BindingMismatch(_) => (409, "binding_mismatch"),
             PortalError::BadRequest(_) => (400, "bad_request"),
+            PortalError::NoCertificate { .. } => (503, "no_certificate"),
+            PortalError::Superseded { .. } => (409, "superseded"),
+            PortalError::UnregisteredInstall { .. } => (401, "unregistered_install"),
+            PortalError::BadCheckinSignature(_) => (401, "bad_signature"),
+            PortalError::StaleCheckin(_) => (400, "stale_checkin"),
             _ => (500, "internal"),
         }
     }

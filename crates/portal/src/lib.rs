@@ -9,6 +9,7 @@ pub mod clock;
 mod db;
 mod error;
 mod service;
+mod trust;
 mod web;
 
 use std::collections::HashMap;
@@ -24,8 +25,10 @@ pub use db::{
 };
 pub use error::PortalError;
 pub use service::{
-    CheckinRequest, Issued, LicenseView, OrderRequest, Portal, REFRESH_AFTER_US, Target, rfc3339,
+    CheckinRequest, CheckinVerdict, Issued, LicenseView, OrderRequest, Portal, REFRESH_AFTER_US,
+    Target, rfc3339,
 };
+pub use trust::{CHECKIN_CONTEXT, InstallKey, SignedCheckin};
 
 /// Request bodies above this are refused: the largest legitimate one is an offline request
 /// file of a few hundred bytes.

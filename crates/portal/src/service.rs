@@ -23,6 +23,7 @@ use crate::db::{
     OrderKind, OrderStatus, Role, Tier, User, flag,
 };
 use crate::error::{PortalError, Result};
+use crate::trust::{InstallKey, SignedCheckin};
 
 /// How long a served license file is good before the server should fetch a fresh one.
 pub const REFRESH_AFTER_US: Micros = 7 * 24 * 3600 * 1_000_000;
@@ -54,7 +55,8 @@ pub struct Portal {
 pub struct Issued {
     pub license: String,
     pub license_id: String,
-    pub refresh_by: String,
+    /// `None` for an offline file (request file, key download): it never needs a refresh.
+    pub refresh_by: Option<String>,
     #[serde(skip)]
     pub terms: LicenseTerms,
 }
@@ -87,14 +89,40 @@ impl Target {
     }
 }
 
-/// A server's check-in.
-#[derive(Debug, Clone, serde::Deserialize)]
+impl BindingState {
+    /// Whether a server asking for `target` is the one the license is bound to now (a
+    /// hardware license not bound yet is anyone's to take).
+    pub(crate) fn is_for(&self, target: &Target) -> bool {
+        match (self, target) {
+            (BindingState::Hwid(None), Target::Hwid(_)) => true,
+            (BindingState::Hwid(Some(h)), Target::Hwid(t)) => h == t,
+            (BindingState::Domain(d), Target::Domain(t)) => d == t,
+            _ => false,
+        }
+    }
+}
+
+/// A server's check-in (what its installation key signed).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 pub struct CheckinRequest {
     pub license_id: String,
     pub hwid: String,
+    /// The domain of a domain-bound license file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     pub install_id: String,
     pub boot_id: String,
     pub version: String,
+    /// When the server made it (RFC 3339).
+    pub at: String,
+}
+
+/// The answer to a check-in: the concurrent-use verdict, and whether the license has since
+/// been re-bound elsewhere (the server then counts down to its lock).
+#[derive(Debug, Clone)]
+pub struct CheckinVerdict {
+    pub verdict: ConcurrentUse,
+    pub superseded: bool,
 }
 
 /// A license as the customer pages and the support console show it.
@@ -159,7 +187,7 @@ fn verify_password(hash: &str, password: &str) -> bool {
     })
 }
 
-fn text_field(what: &str, v: &str) -> Result<String> {
+pub(crate) fn text_field(what: &str, v: &str) -> Result<String> {
     let v = v.trim();
     if v.is_empty() || v.len() > MAX_FIELD || v.chars().any(char::is_control) {
         return Err(PortalError::bad(format!(
@@ -169,14 +197,16 @@ fn text_field(what: &str, v: &str) -> Result<String> {
     Ok(v.to_string())
 }
 
-/// The token (normalized) and target of an offline request file.
-fn parse_offline_request(text: &str) -> Result<(String, Target)> {
+/// The token (normalized), target and check-in key of an offline request file.
+fn parse_offline_request(text: &str) -> Result<(String, Target, Option<InstallKey>)> {
     #[derive(serde::Deserialize)]
     struct Request {
         sipmeter_license_request: u32,
         token: String,
         hwid: Option<String>,
         domain: Option<String>,
+        install_id: Option<String>,
+        install_key: Option<String>,
     }
     let req: Request = serde_json::from_str(text)
         .map_err(|e| PortalError::bad(format!("request file is not a license request: {e}")))?;
@@ -191,7 +221,8 @@ fn parse_offline_request(text: &str) -> Result<(String, Target)> {
         .parse()
         .map_err(|e: String| PortalError::bad(format!("token: {e}")))?;
     let target = Target::from_fields(req.hwid.as_deref(), req.domain.as_deref())?;
-    Ok((token.to_string(), target))
+    let install = InstallKey::from_fields(req.install_id.as_deref(), req.install_key.as_deref())?;
+    Ok((token.to_string(), target, install))
 }
 
 fn ts(us: Micros) -> jiff::Timestamp {
@@ -209,13 +240,13 @@ pub fn rfc3339(us: Micros) -> String {
 type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 /// The audit log row written with a change.
-struct AuditRow<'a> {
-    at: Micros,
-    who: &'a str,
-    action: &'a str,
-    license: Option<&'a str>,
-    customer: Option<&'a str>,
-    details: String,
+pub(crate) struct AuditRow<'a> {
+    pub at: Micros,
+    pub who: &'a str,
+    pub action: &'a str,
+    pub license: Option<&'a str>,
+    pub customer: Option<&'a str>,
+    pub details: String,
 }
 
 impl Portal {
@@ -267,6 +298,8 @@ impl Portal {
         } else {
             self.write_public_keys().await?;
         }
+        #[cfg(feature = "dev-keys")]
+        self.certify_for_development().await?;
         let tiers: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tiers")
             .fetch_one(&self.db.pool)
             .await?
@@ -286,6 +319,10 @@ impl Portal {
 
     pub fn now(&self) -> Micros {
         self.clock.now()
+    }
+
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
+        &self.db.pool
     }
 
     /// Today in the portal's zone (UTC): grant days and ends are calendar days there.
@@ -308,7 +345,7 @@ impl Portal {
 
     /// Runs `changes` and writes their audit row in one transaction, so no change is ever
     /// without its record (nor a record without its change).
-    async fn commit_audited(&self, changes: Vec<Statement<'_>>, entry: AuditRow<'_>) -> Result<()> {
+    pub(crate) async fn commit_audited(&self, changes: Vec<Statement<'_>>, entry: AuditRow<'_>) -> Result<()> {
         let mut tx = self.db.pool.begin().await?;
         for change in changes {
             change.execute(&mut *tx).await?;
@@ -403,6 +440,8 @@ impl Portal {
         )
         .await?;
         self.write_public_keys().await?;
+        #[cfg(feature = "dev-keys")]
+        self.certify_for_development().await?;
         Ok(id)
     }
 
@@ -1208,9 +1247,19 @@ impl Portal {
 
     // ---- servers: Get License, check-in, offline ---------------------------------------
 
-    /// A license file for `token` on `target`. Asking with a new hardware id moves a
-    /// hardware-bound license there (audited); a domain-bound license is only for its domain.
-    pub async fn get_license(&self, who: &str, token: &str, target: &Target) -> Result<Issued> {
+    /// A license file for `token` on `target` (Get License: a server online, so the file has
+    /// a `refresh_by`). Asking with a new hardware id moves a hardware-bound license there
+    /// (audited), except for a server's automatic `refresh`: that answers `superseded`, so
+    /// the old system learns it lost the license instead of taking it back. `install`: the
+    /// asking installation's check-in key, registered for the license.
+    pub async fn get_license(
+        &self,
+        who: &str,
+        token: &str,
+        target: &Target,
+        refresh: bool,
+        install: Option<&InstallKey>,
+    ) -> Result<Issued> {
         let token: license::LicenseToken = token
             .parse()
             .map_err(|e: String| PortalError::bad(format!("token: {e}")))?;
@@ -1218,12 +1267,31 @@ impl Portal {
             .license_by_token(token.as_str())
             .await?
             .ok_or_else(|| PortalError::UnknownToken(token.to_string()))?;
-        self.issue_for(who, row, target).await
+        if refresh && !row.binding.is_for(target) {
+            return Err(PortalError::Superseded {
+                license: row.id.clone(),
+            });
+        }
+        let issued = self.issue(who, row, target, true).await?;
+        if let Some(i) = install {
+            self.register_install(&issued.license_id, i).await?;
+        }
+        Ok(issued)
     }
 
     /// Like [`Portal::get_license`] for a license the caller already found (the customer's
-    /// key download page).
+    /// key download page): an offline file, without `refresh_by`.
     pub async fn issue_for(&self, who: &str, row: LicenseRow, target: &Target) -> Result<Issued> {
+        self.issue(who, row, target, false).await
+    }
+
+    async fn issue(
+        &self,
+        who: &str,
+        row: LicenseRow,
+        target: &Target,
+        online: bool,
+    ) -> Result<Issued> {
         let today = self.today();
         let access_end =
             license::grace_end_for(row.formal_end, row.cancelled || row.trial || row.emergency);
@@ -1264,36 +1332,62 @@ impl Portal {
                 )));
             }
         };
-        let terms = self.terms(&row, binding).await?;
+        let mut terms = self.terms(&row, binding).await?;
+        if !online {
+            terms.refresh_by = None;
+        }
         let key = self.active_key().await?;
-        let text = license::issue(&terms, &key)?;
+        let certificate = self.issuing_certificate(&key).await?;
+        let text = license::issue(&terms, &key, Some(&certificate))?;
         Ok(Issued {
             license: text,
             license_id: row.id,
-            refresh_by: terms.refresh_by.to_string(),
+            refresh_by: terms.refresh_by.map(|r| r.to_string()),
             terms,
         })
     }
 
     /// The response to an offline request file (JSON written by `sipmeter license request`).
     pub async fn offline(&self, who: &str, request: &str) -> Result<Issued> {
-        let (token, target) = parse_offline_request(request)?;
-        self.get_license(who, &token, &target).await
+        let (token, target, install) = parse_offline_request(request)?;
+        let row = self
+            .license_by_token(&token)
+            .await?
+            .ok_or_else(|| PortalError::UnknownToken(token.clone()))?;
+        self.offline_answer(who, row, &target, install.as_ref())
+            .await
+    }
+
+    async fn offline_answer(
+        &self,
+        who: &str,
+        row: LicenseRow,
+        target: &Target,
+        install: Option<&InstallKey>,
+    ) -> Result<Issued> {
+        let issued = self.issue(who, row, target, false).await?;
+        if let Some(i) = install {
+            self.register_install(&issued.license_id, i).await?;
+        }
+        Ok(issued)
     }
 
     /// Like [`Portal::offline`], but only for license `license` (a customer's page): a request
     /// for any other license is "not found" and changes nothing.
     pub async fn offline_for(&self, who: &str, license: &str, request: &str) -> Result<Issued> {
-        let (token, target) = parse_offline_request(request)?;
+        let (token, target, install) = parse_offline_request(request)?;
         let row = match self.license_by_token(&token).await? {
             Some(row) if row.id == license => row,
             _ => return Err(PortalError::NotFound(format!("license {license}"))),
         };
-        self.issue_for(who, row, &target).await
+        self.offline_answer(who, row, &target, install.as_ref())
+            .await
     }
 
-    /// Records a check-in and answers the concurrent-use verdict.
-    pub async fn checkin(&self, req: &CheckinRequest) -> Result<ConcurrentUse> {
+    /// Records a check-in its installation signed and answers the concurrent-use verdict,
+    /// and whether the license now belongs to another system.
+    pub async fn checkin(&self, signed: &SignedCheckin) -> Result<CheckinVerdict> {
+        let req = &self.open_checkin(signed).await?;
         let hwid: Hwid = req
             .hwid
             .parse()
@@ -1301,13 +1395,15 @@ impl Portal {
         let install = text_field("install_id", &req.install_id)?;
         let boot = text_field("boot_id", &req.boot_id)?;
         let version = text_field("version", &req.version)?;
-        let row = sqlx::query("SELECT id FROM licenses WHERE id = $1")
-            .bind(&req.license_id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        if row.is_none() {
-            return Err(PortalError::UnknownLicense(req.license_id.clone()));
-        }
+        let row = self.license(&req.license_id).await.map_err(|e| match e {
+            PortalError::NotFound(_) => PortalError::UnknownLicense(req.license_id.clone()),
+            e => e,
+        })?;
+        let target = match &req.domain {
+            Some(d) => Target::Domain(d.clone()),
+            None => Target::Hwid(hwid),
+        };
+        let superseded = !row.binding.is_for(&target);
         let now = self.now();
         sqlx::query(
             "INSERT INTO checkins (license_id, boot_id, hwid, install_id, version, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -1329,7 +1425,10 @@ impl Portal {
             .await?;
         let checkins = self.checkins(&req.license_id).await?;
         let grants = self.grants(&req.license_id).await?;
-        Ok(self.verdict(&checkins, &grants))
+        Ok(CheckinVerdict {
+            verdict: self.verdict(&checkins, &grants),
+            superseded,
+        })
     }
 }
 

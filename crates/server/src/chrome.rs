@@ -66,6 +66,8 @@ pub struct Chrome {
     pub state: &'static str,
     pub state_text: String,
     pub banners: Vec<Banner>,
+    /// [`crate::DEVELOPMENT_BUILD_NOTICE`] in a `dev-keys` build.
+    pub development_build: Option<&'static str>,
 }
 
 pub fn state_name(s: State) -> &'static str {
@@ -116,6 +118,8 @@ pub fn footer_state_text(st: &Status) -> String {
     let kind = match &st.lock_reason {
         Some(LockReason::OverLimit) => "channel peaks over the limit",
         Some(LockReason::Expired) => "the license has expired",
+        Some(LockReason::Moved) => "the license was moved to another system",
+        Some(LockReason::RefreshOverdue) => "the license was not refreshed from the portal",
         Some(LockReason::Invalid { .. }) | None => "the license is not valid",
     };
     format!("LOCKED ({kind})")
@@ -126,6 +130,11 @@ pub fn lock_reason_text(st: &Status) -> String {
     match &st.lock_reason {
         None => String::new(),
         Some(LockReason::OverLimit) => st.timeline.reason.clone(),
+        Some(LockReason::Moved) | Some(LockReason::RefreshOverdue) => st
+            .pending_lock
+            .as_ref()
+            .map(|p| p.text.clone())
+            .unwrap_or_default(),
         Some(LockReason::Expired) | Some(LockReason::Invalid { .. }) => st
             .errors
             .first()
@@ -170,6 +179,12 @@ pub fn banners(st: &Status) -> Vec<Banner> {
             text: format!("The GUI is locked: {}", lock_reason_text(st)),
         }),
         State::Ok => {}
+    }
+    if let Some(p) = st.pending_lock.as_ref().filter(|_| st.state != State::Locked) {
+        out.push(Banner {
+            class: "error",
+            text: format!("License lock in {}: {}", days(p.days_left), p.text),
+        });
     }
     if let Some(d) = &st.dates {
         match d.phase {
@@ -236,6 +251,8 @@ impl Chrome {
             } else {
                 Vec::new()
             },
+            development_build: license::DEVELOPMENT_BUILD
+                .then_some(crate::DEVELOPMENT_BUILD_NOTICE),
         }
     }
 }

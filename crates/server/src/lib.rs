@@ -52,6 +52,11 @@ pub mod tls;
 pub mod users;
 
 pub use clock::{Clock, FakeClock, SystemClock};
+
+/// What a development build (feature `dev-keys`) says wherever the license is shown: the
+/// `--version` line, `license status` and the GUI footer.
+pub const DEVELOPMENT_BUILD_NOTICE: &str =
+    "development build: licenses from the development root are accepted";
 pub use error::ServerError;
 pub use license_env::LicenseSetup;
 pub use server::{FIRST_ADMIN, Running, ServerConfig};

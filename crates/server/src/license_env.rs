@@ -32,9 +32,15 @@ pub const CLOCK_FILE_NAME: &str = "license.clock";
 /// This installation's id (a UUID created once), sent with check-ins so that the portal can
 /// tell a restart of this installation from an identical clone running beside it.
 pub const INSTALL_ID_FILE_NAME: &str = "install-id";
-/// The portal signing keys pinned by `sipmeter license trust-portal`, armored and
-/// concatenated; trusted besides the built-in and configured keys.
-pub const PINNED_KEYS_FILE_NAME: &str = "trusted-keys.pub";
+/// The portal's word that the installed license moved to another system (JSON
+/// [`license::Superseded`]); removed when a license is installed.
+pub const SUPERSEDED_FILE_NAME: &str = "license.superseded";
+/// The portal URL given with `--set-license-key TOKEN --portal URL`, used when the
+/// configuration names none.
+pub const PORTAL_URL_FILE_NAME: &str = "portal-url";
+/// This installation's check-in signing key (armored, mode 0600), made on first use; its
+/// public half is registered with the portal by Get License.
+pub const INSTALL_KEY_FILE_NAME: &str = "install.key";
 /// Days of daily peaks read for the over-limit timeline. The state needs 15 days; more
 /// lets the status name the whole offending streak of a long lock.
 pub const PEAK_HISTORY_DAYS: i64 = 62;
@@ -181,50 +187,91 @@ pub fn install_id(data_dir: &Path) -> Result<(String, bool), EnvError> {
     Ok((id, old.is_some()))
 }
 
-/// The portal keys pinned in the data directory (none when nothing is pinned). A block that
-/// does not parse is an error naming the file: a damaged pin must not silently trust less.
-pub fn pinned_keys(data_dir: &Path) -> Result<Vec<license::PublicKey>, String> {
-    let path = data_dir.join(PINNED_KEYS_FILE_NAME);
-    let text = match read_optional(&path) {
-        Ok(Some(t)) => t,
-        Ok(None) => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{e}")),
+/// This installation's check-in key, created (mode 0600) on first use. A file that is not a
+/// key is an error naming it: replacing it would silently unregister this installation.
+pub fn install_key(data_dir: &Path) -> Result<license::SigningKey, EnvError> {
+    let path = data_dir.join(INSTALL_KEY_FILE_NAME);
+    if let Some(text) = read_optional(&path)? {
+        return license::SigningKey::from_armored(&text).map_err(|e| EnvError::Read {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        });
+    }
+    let key = license::SigningKey::generate(&mut license::OsRng);
+    write_private(&path, key.to_armored().as_bytes())?;
+    Ok(key)
+}
+
+/// [`write_atomic`] for a secret: readable by the owner only, from the first byte.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), EnvError> {
+    write_atomic(path, contents)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| EnvError::Write {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The portal's `superseded` word about the installed license, if it was given. A damaged
+/// file counts as none: it can only have been written by us, and a lock must not hang on it.
+pub fn read_superseded(data_dir: &Path) -> Result<Option<license::Superseded>, EnvError> {
+    let text = read_optional(&data_dir.join(SUPERSEDED_FILE_NAME))?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// Records that the portal said license `license_id` moved elsewhere, keeping the first time
+/// it was said (the countdown runs from then, however often it is repeated).
+pub fn record_superseded(
+    data_dir: &Path,
+    license_id: &str,
+    now: Micros,
+) -> Result<license::Superseded, EnvError> {
+    if let Some(s) = read_superseded(data_dir)?.filter(|s| s.license_id == license_id) {
+        return Ok(s);
+    }
+    let s = license::Superseded {
+        license_id: license_id.to_string(),
+        since: now,
     };
-    split_armored_keys(&text)
-        .into_iter()
-        .map(|block| {
-            license::PublicKey::from_armored(&block).map_err(|e| format!("{}: {e}", path.display()))
-        })
-        .collect()
+    let json = serde_json::to_vec(&s).unwrap_or_default();
+    write_atomic(&data_dir.join(SUPERSEDED_FILE_NAME), &json)?;
+    Ok(s)
 }
 
-/// Pins `keys` (writes [`PINNED_KEYS_FILE_NAME`], replacing any earlier pin).
-pub fn pin_keys(data_dir: &Path, keys: &[license::PublicKey]) -> Result<PathBuf, EnvError> {
-    let path = data_dir.join(PINNED_KEYS_FILE_NAME);
-    let text: String = keys.iter().map(|k| k.to_armored()).collect();
-    write_atomic(&path, text.as_bytes())?;
+/// Forgets the `superseded` word (a license was installed: the countdown is over).
+pub fn clear_superseded(data_dir: &Path) -> Result<(), EnvError> {
+    remove_optional(&data_dir.join(SUPERSEDED_FILE_NAME))
+}
+
+fn remove_optional(path: &Path) -> Result<(), EnvError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(EnvError::Write {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The portal URL stored by `--set-license-key --portal URL`, if any.
+pub fn stored_portal_url(data_dir: &Path) -> Result<Option<String>, EnvError> {
+    let text = read_optional(&data_dir.join(PORTAL_URL_FILE_NAME))?;
+    Ok(text
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+pub fn store_portal_url(data_dir: &Path, url: &str) -> Result<PathBuf, EnvError> {
+    let path = data_dir.join(PORTAL_URL_FILE_NAME);
+    write_atomic(&path, format!("{}\n", url.trim()).as_bytes())?;
     Ok(path)
-}
-
-/// The armored blocks of a concatenation of armored public keys (as in `signing.pub`).
-pub fn split_armored_keys(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for line in text.lines() {
-        let l = line.trim();
-        if l.is_empty() && cur.is_empty() {
-            continue;
-        }
-        cur.push_str(l);
-        cur.push('\n');
-        if l.starts_with("-----END") {
-            out.push(std::mem::take(&mut cur));
-        }
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 /// The stored token (data directory) or, failing that, the configured one.
@@ -299,11 +346,7 @@ pub fn store_limit(data_dir: &Path, limit: Option<u32>) -> Result<(), EnvError> 
     let path = data_dir.join(LIMIT_FILE_NAME);
     match limit {
         Some(n) => write_atomic(&path, format!("{n}\n").as_bytes()),
-        None => match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(EnvError::Write { path, source }),
-        },
+        None => remove_optional(&path),
     }
 }
 
@@ -436,12 +479,12 @@ impl LicenseSetup {
         let name = display_name(&self.license_path);
         let (high_water, _) = read_high_water(&self.data_dir)?;
         let operator = self.operator_limit()?;
-        let (keyring, pin_warning) = self.keyring_now(&[]);
+        let superseded = read_superseded(&self.data_dir)?;
         let mut st = license::status(&StatusInput {
             license: text
                 .as_deref()
                 .map(|text| LicenseFile { name: &name, text }),
-            keyring: &keyring,
+            keyring: &self.keyring,
             hwid: self.hwid,
             domain: self.domain.as_deref(),
             now,
@@ -449,8 +492,8 @@ impl LicenseSetup {
             high_water,
             operator_limit: operator.limit,
             daily_peaks: peaks,
+            superseded: superseded.as_ref(),
         });
-        st.warnings.extend(pin_warning);
         if let Some(text) = operator.ignored_file {
             st.warnings.push(format!(
                 "{LIMIT_FILE_NAME} in the data directory holds {text:?}, not a whole number of at least 1; ignored. Set or clear the configured channel limit in Settings › License."
@@ -464,47 +507,20 @@ impl LicenseSetup {
         Ok(st)
     }
 
-    /// The keys trusted now: the configured keyring, the portal keys pinned in the data
-    /// directory (read afresh, so a pin takes effect without a restart) and `extra`. The
-    /// second value is a warning when the pin file is damaged (its keys are then not trusted).
-    pub fn keyring_now(&self, extra: &[license::PublicKey]) -> (Keyring, Option<String>) {
-        let mut ring = self.keyring.clone();
-        let warning = match pinned_keys(&self.data_dir) {
-            Ok(keys) => {
-                keys.into_iter().for_each(|k| ring.add(k));
-                None
-            }
-            Err(e) => Some(format!("pinned portal keys not used: {e}")),
-        };
-        extra.iter().for_each(|k| ring.add(k.clone()));
-        (ring, warning)
-    }
-
-    /// Verifies `text` as a license for this installation at `now`.
+    /// Verifies `text` as a license for this installation at `now`, with the compiled-in
+    /// roots (and, in a development build, the `--trusted-key` keys) and nothing else.
     pub fn verify(
         &self,
         text: &str,
         now: Micros,
     ) -> Result<license::Verified, license::VerifyError> {
-        self.verify_with(text, now, &[])
-    }
-
-    /// [`LicenseSetup::verify`], also trusting `extra` keys (the portal's keys offered for a
-    /// first pin).
-    pub fn verify_with(
-        &self,
-        text: &str,
-        now: Micros,
-        extra: &[license::PublicKey],
-    ) -> Result<license::Verified, license::VerifyError> {
         let name = display_name(&self.license_path);
         let high_water = read_high_water(&self.data_dir).ok().and_then(|h| h.0);
-        let (keyring, _) = self.keyring_now(extra);
         license::verify(
             text,
             &name,
             &license::VerifyContext {
-                keyring: &keyring,
+                keyring: &self.keyring,
                 hwid: self.hwid.hwid,
                 domain: self.domain.as_deref(),
                 now,
@@ -514,8 +530,9 @@ impl LicenseSetup {
         )
     }
 
-    /// Makes `text` the license file, keeping the previous one beside it.
-    pub fn install(&self, text: &str) -> Result<(), EnvError> {
+    /// Makes `text` (which `verified` says is a license for this installation) the license
+    /// file, keeping the previous one beside it.
+    pub fn install(&self, text: &str, verified: &license::Verified) -> Result<(), EnvError> {
         let target = &self.license_path;
         if target.exists() {
             let mut old = target.as_os_str().to_owned();
@@ -523,7 +540,16 @@ impl LicenseSetup {
             let old = PathBuf::from(old);
             std::fs::copy(target, &old).map_err(|source| EnvError::Write { path: old, source })?;
         }
-        write_atomic(target, text.as_bytes())
+        write_atomic(target, text.as_bytes())?;
+        // Another license, or the moved one issued again after the move (moved back here),
+        // ends the countdown. Re-installing the old file does not: it would restart it.
+        if let Some(s) = read_superseded(&self.data_dir)? {
+            let t = &verified.terms;
+            if t.license_id != s.license_id || t.issued_at.as_microsecond() > s.since {
+                clear_superseded(&self.data_dir)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -807,7 +807,7 @@ pub async fn settings_upload(
             .await;
         }
     };
-    if let Err(e) = app.license.install(&text) {
+    if let Err(e) = app.license.install(&text, &verified) {
         return internal(&ctx, "cannot install the license file", &e);
     }
     app.invalidate_status();

@@ -3,8 +3,11 @@
 //! the refresh before `refresh_by`, and the periodic check-ins whose verdict every page shows.
 //!
 //! The portal is the credential holder's word, not ours: a file fetched from it is verified
-//! with the keyring like an uploaded one before it replaces anything, and its keys are trusted
-//! only once an operator pinned them (`sipmeter license trust-portal`), never on the fly.
+//! with the compiled-in roots like an uploaded one before it replaces anything; nothing the
+//! portal says adds trust. Get License registers this installation's check-in key
+//! ([`license_env::install_key`]); check-ins are signed with it, so knowing a license id is
+//! not enough to speak for a server. The portal's answer `superseded` (the license was
+//! re-bound elsewhere) starts the countdown to the lock ([`license::MOVED_LICENSE_DAYS`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -65,13 +68,21 @@ pub struct LicenseRequest {
     pub domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub install_id: Option<String>,
+    /// This installation's check-in public key (armored), registered for the license.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_key: Option<String>,
+    /// An automatic refresh, not an operator's Get License: the portal answers `superseded`
+    /// instead of moving the license back here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct LicenseAnswer {
     pub license: String,
     pub license_id: String,
-    pub refresh_by: String,
+    #[serde(default)]
+    pub refresh_by: Option<String>,
 }
 
 /// One key of `GET /api/v1/keys`.
@@ -88,14 +99,44 @@ struct KeysAnswer {
     keys: Vec<PortalKey>,
 }
 
-/// `POST /api/v1/checkin`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// What a check-in says; signed as its canonical JSON ([`CHECKIN_CONTEXT`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Checkin {
     pub license_id: String,
     pub hwid: String,
+    /// The domain of a domain-bound license file, so the portal can tell a moved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     pub install_id: String,
     pub boot_id: String,
     pub version: String,
+    /// When it was made (RFC 3339): the portal refuses stale ones, so a recorded check-in
+    /// cannot be replayed for long.
+    pub at: String,
+}
+
+/// The signing context of check-ins: no license or certificate signature can pass for one.
+pub const CHECKIN_CONTEXT: &[u8] = b"sipmeter-checkin-v1\0";
+
+/// `POST /api/v1/checkin`: the check-in and the installation's signature over its JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedCheckin {
+    /// The check-in as JSON text, exactly the signed bytes.
+    pub checkin: String,
+    /// Base64 of the Ed25519 signature.
+    pub signature: String,
+}
+
+impl SignedCheckin {
+    pub fn sign(c: &Checkin, key: &license::SigningKey) -> SignedCheckin {
+        use base64::Engine;
+        let checkin = serde_json::to_string(c).unwrap_or_default();
+        let sig = key.sign_in_context(CHECKIN_CONTEXT, checkin.as_bytes());
+        SignedCheckin {
+            checkin,
+            signature: base64::engine::general_purpose::STANDARD.encode(sig),
+        }
+    }
 }
 
 /// The portal's concurrent-use verdict.
@@ -105,6 +146,9 @@ pub struct Verdict {
     pub systems: u32,
     pub allowed: u32,
     pub message: Option<String>,
+    /// The license was re-bound to another system: this copy stops after the countdown.
+    #[serde(default)]
+    pub superseded: bool,
 }
 
 impl Verdict {
@@ -214,7 +258,7 @@ impl PortalClient {
         self.answer(r).await
     }
 
-    pub async fn checkin(&self, c: &Checkin) -> Result<Verdict, PortalError> {
+    pub async fn checkin(&self, c: &SignedCheckin) -> Result<Verdict, PortalError> {
         let r = self
             .http
             .post(format!("{}/api/v1/checkin", self.base))
@@ -274,13 +318,21 @@ pub(crate) fn system_ca_bundle() -> Option<PathBuf> {
 }
 
 /// The request this server makes for `token`: by its domain when one is configured (a
-/// domain-bound license), else by its hardware id.
-pub fn license_request(setup: &LicenseSetup, token: &str, install_id: &str) -> LicenseRequest {
+/// domain-bound license), else by its hardware id; with this installation's check-in key.
+pub fn license_request(
+    setup: &LicenseSetup,
+    token: &str,
+    install_id: &str,
+    install_key: &license::PublicKey,
+    refresh: bool,
+) -> LicenseRequest {
     LicenseRequest {
         token: token.to_string(),
         hwid: setup.domain.is_none().then(|| setup.hwid.hwid.to_string()),
         domain: setup.domain.clone(),
         install_id: Some(install_id.to_string()),
+        install_key: Some(install_key.to_armored()),
+        refresh,
     }
 }
 
@@ -306,71 +358,32 @@ pub enum FetchError {
     Env(#[from] EnvError),
 }
 
-/// Fetches the license for `token`, verifies it for this installation at `now`, and only
-/// then installs it (atomically, the previous file kept as `.old`), so a bad answer never
-/// replaces a good file. Returns what was installed.
+/// Fetches the license for `token`, verifies it for this installation at `now` with the
+/// compiled-in roots, and only then installs it (atomically, the previous file kept as
+/// `.old`), so a bad answer never replaces a good file. `refresh`: an automatic refresh (the
+/// portal does not move the license back here for one). Returns what was installed.
 pub async fn fetch_and_install(
     client: &PortalClient,
     setup: &LicenseSetup,
     token: &str,
-    install_id: &str,
+    refresh: bool,
     now: Micros,
 ) -> Result<license::Verified, FetchError> {
-    let answer = client
-        .license(&license_request(setup, token, install_id))
-        .await?;
+    let (install_id, _) = license_env::install_id(&setup.data_dir)?;
+    let install_key = license_env::install_key(&setup.data_dir)?.public();
+    let request = license_request(setup, token, &install_id, &install_key, refresh);
+    let answer = client.license(&request).await?;
     let name = license_env::display_name(&setup.license_path);
-    let text = license::license_text(answer.license.as_bytes(), &name)
-        .map_err(|source| FetchError::Rejected {
-            url: client.url().to_string(),
-            source,
-        })?
-        .to_string();
-    // Trust on first use, once: with no portal keys pinned yet, the portal's key list is
-    // offered for this one verification and pinned only if the file verifies with it.
-    // Afterwards keys change only by `sipmeter license trust-portal --update`.
-    let pin_path = setup.data_dir.join(license_env::PINNED_KEYS_FILE_NAME);
-    let offered = if pin_path.exists() {
-        Vec::new()
-    } else {
-        parse_keys(client, &client.keys().await?)?
+    let rejected = |source| FetchError::Rejected {
+        url: client.url().to_string(),
+        source,
     };
-    let verified =
-        setup
-            .verify_with(&text, now, &offered)
-            .map_err(|source| FetchError::Rejected {
-                url: client.url().to_string(),
-                source,
-            })?;
-    if !offered.is_empty() {
-        license_env::pin_keys(&setup.data_dir, &offered)?;
-    }
-    setup.install(&text)?;
+    let text = license::license_text(answer.license.as_bytes(), &name)
+        .map_err(rejected)?
+        .to_string();
+    let verified = setup.verify(&text, now).map_err(rejected)?;
+    setup.install(&text, &verified)?;
     Ok(verified)
-}
-
-/// The portal's keys as public keys; one that does not parse makes the whole answer bad.
-pub fn parse_keys(
-    client: &PortalClient,
-    keys: &[PortalKey],
-) -> Result<Vec<license::PublicKey>, PortalError> {
-    keys.iter()
-        .map(|k| {
-            let key = license::PublicKey::from_armored(&k.public_key).map_err(|e| {
-                PortalError::BadAnswer {
-                    url: client.url().to_string(),
-                    reason: format!("key {}: {e}", k.key_id),
-                }
-            })?;
-            if key.id().to_string() != k.key_id.to_ascii_lowercase() {
-                return Err(PortalError::BadAnswer {
-                    url: client.url().to_string(),
-                    reason: format!("key {} has the key id {}", k.key_id, key.id()),
-                });
-            }
-            Ok(key)
-        })
-        .collect()
 }
 
 /// How a running server talks to the portal.
@@ -472,8 +485,9 @@ impl PortalState {
 }
 
 /// Get/Update License for a running server: the stored token, this server's binding, the
-/// configured portal; on success the status is recomputed at once (no restart).
-pub async fn get_license(app: &AppState) -> Result<license::Verified, FetchError> {
+/// configured portal; on success the status is recomputed at once (no restart). `refresh`:
+/// the server's own refresh rather than an operator's request.
+pub async fn get_license(app: &AppState, refresh: bool) -> Result<license::Verified, FetchError> {
     let client = app
         .portal
         .client
@@ -490,23 +504,23 @@ pub async fn get_license(app: &AppState) -> Result<license::Verified, FetchError
             ),
         })?;
     let token = license_env::stored_token(&app.data_dir, None)?.ok_or(FetchError::NoToken)?;
-    let v = fetch_and_install(
-        client,
-        &app.license,
-        &token.to_string(),
-        &app.portal.install_id,
-        app.now(),
-    )
-    .await?;
+    let v = fetch_and_install(client, &app.license, &token.to_string(), refresh, app.now()).await;
+    if let Err(FetchError::Portal(e)) = &v
+        && e.code() == Some("superseded")
+        && let Ok(st) = app.status().await
+        && let Some(t) = &st.license
+    {
+        license_env::record_superseded(&app.data_dir, &t.license_id, app.now())?;
+    }
     app.invalidate_status();
-    Ok(v)
+    v
 }
 
 /// Get/Update License as Settings › License reports it: the HTTP status of the page, the
 /// sentence (new terms, or why nothing was installed) and whether it worked.
 pub async fn get_license_message(app: &AppState) -> (axum::http::StatusCode, String, bool) {
     use axum::http::StatusCode;
-    match get_license(app).await {
+    match get_license(app, false).await {
         Ok(v) => {
             let t = &v.terms;
             let msg = format!(
@@ -517,7 +531,7 @@ pub async fn get_license_message(app: &AppState) -> (axum::http::StatusCode, Str
                 t.formal_end,
                 t.grace_end,
                 t.access_end(),
-                t.refresh_by
+                refresh_by_text(t)
             );
             PortalState::record(&app.portal.last_refresh, app.now(), true, msg.clone());
             (StatusCode::OK, msg, true)
@@ -541,9 +555,15 @@ pub async fn get_license_message(app: &AppState) -> (axum::http::StatusCode, Str
     }
 }
 
+/// `refresh_by` for people; offline files have none.
+fn refresh_by_text(t: &license::LicenseTerms) -> String {
+    t.refresh_by
+        .map_or_else(|| "never (offline file)".to_string(), |r| r.to_string())
+}
+
 /// One round of the background work: refresh the file when `refresh_by` is within
 /// [`REFRESH_AHEAD_US`] of the server's clock, then check in. Failures are logged and kept
-/// for Settings › License; they never lock anything.
+/// for Settings › License; only the portal's `superseded` starts a countdown to a lock.
 pub async fn tick(app: &AppState) {
     let Ok(client) = app.portal.client.as_ref() else {
         return;
@@ -555,22 +575,11 @@ pub async fn tick(app: &AppState) {
         return;
     };
     let now = app.now();
-    if terms.refresh_by.as_microsecond() - now <= REFRESH_AHEAD_US {
-        let (ok, text) = match get_license(app).await {
-            Ok(v) => (
-                true,
-                format!(
-                    "refreshed license {}: {} channels, formal end {}, refresh by {}",
-                    v.terms.license_id, v.terms.channels, v.terms.formal_end, v.terms.refresh_by
-                ),
-            ),
-            Err(e) => {
-                let text = format!("license refresh failed: {}", crate::sensor::chain(&e));
-                eprintln!("sipmeter serve: {text}");
-                (false, text)
-            }
-        };
-        PortalState::record(&app.portal.last_refresh, now, ok, text);
+    if terms
+        .refresh_by
+        .is_some_and(|r| r.as_microsecond() - now <= REFRESH_AHEAD_US)
+    {
+        refresh(app, now).await;
     }
     let status = match app.status().await {
         Ok(s) => s,
@@ -579,19 +588,52 @@ pub async fn tick(app: &AppState) {
     let Some(terms) = status.license.as_ref() else {
         return;
     };
+    let key = match license_env::install_key(&app.data_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            let text = format!("check-in not sent: {}", crate::sensor::chain(&e));
+            tracing_log(&text);
+            PortalState::record(&app.portal.last_checkin, now, false, text);
+            return;
+        }
+    };
     let c = Checkin {
         license_id: terms.license_id.clone(),
         hwid: status.hwid.hwid.to_string(),
+        domain: match &terms.binding {
+            license::Binding::Domain(d) => Some(d.clone()),
+            license::Binding::Hwid(_) => None,
+        },
         install_id: app.portal.install_id.clone(),
         boot_id: app.portal.boot_id.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        at: license::timestamp(now).map_or_else(String::new, |t| t.to_string()),
     };
-    match client.checkin(&c).await {
+    let mut answer = client.checkin(&SignedCheckin::sign(&c, &key)).await;
+    // A server whose key the portal does not know yet (it got its file before check-ins were
+    // signed, or by hand) registers it with a refresh, then checks in again.
+    if let Err(e) = &answer
+        && e.code() == Some("unregistered_install")
+        && refresh(app, now).await
+    {
+        answer = client.checkin(&SignedCheckin::sign(&c, &key)).await;
+    }
+    match answer {
         Ok(v) => {
-            let text = format!(
+            let mut text = format!(
                 "{} system(s) running this license, {} allowed",
                 v.systems, v.allowed
             );
+            if v.superseded {
+                text = format!(
+                    "the portal says license {} was moved to another system",
+                    c.license_id
+                );
+                if let Err(e) = license_env::record_superseded(&app.data_dir, &c.license_id, now) {
+                    tracing_log(&format!("cannot record it: {}", crate::sensor::chain(&e)));
+                }
+                app.invalidate_status();
+            }
             if let Ok(mut slot) = app.portal.verdict.write() {
                 *slot = Some((now, v));
             }
@@ -599,10 +641,37 @@ pub async fn tick(app: &AppState) {
         }
         Err(e) => {
             let text = format!("check-in failed: {e}");
-            eprintln!("sipmeter serve: {text}");
+            tracing_log(&text);
             PortalState::record(&app.portal.last_checkin, now, false, text);
         }
     }
+}
+
+/// The automatic refresh; true when a fresh file was installed.
+async fn refresh(app: &AppState, now: Micros) -> bool {
+    let (ok, text) = match get_license(app, true).await {
+        Ok(v) => (
+            true,
+            format!(
+                "refreshed license {}: {} channels, formal end {}, refresh by {}",
+                v.terms.license_id,
+                v.terms.channels,
+                v.terms.formal_end,
+                refresh_by_text(&v.terms)
+            ),
+        ),
+        Err(e) => {
+            let text = format!("license refresh failed: {}", crate::sensor::chain(&e));
+            tracing_log(&text);
+            (false, text)
+        }
+    };
+    PortalState::record(&app.portal.last_refresh, now, ok, text);
+    ok
+}
+
+fn tracing_log(text: &str) {
+    eprintln!("sipmeter serve: {text}");
 }
 
 /// The background task: a [`tick`] at once and every check-in interval, until aborted.

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use license::{
-    DailyPeak, Hwid, Keyring, LicenseToken, Micros, PublicKey, ResolvedHwid, Status, VerifyContext,
+    DailyPeak, Hwid, Keyring, LicenseToken, Micros, ResolvedHwid, Status, VerifyContext,
 };
 use serde::Serialize;
 
@@ -35,7 +35,9 @@ pub struct LicenseFlags {
     /// License file [config: license_file; default: <data_dir>/license.key]
     #[arg(long, global = true, value_name = "FILE")]
     license_file: Option<PathBuf>,
-    /// Also trust this vendor public key file (repeatable) [config: trusted_keys]
+    /// Development builds only: also trust licenses signed by this public key file, without a
+    /// certificate (repeatable) [config: trusted_keys]
+    #[cfg(feature = "dev-keys")]
     #[arg(long = "trusted-key", global = true, value_name = "FILE")]
     trusted_keys: Vec<PathBuf>,
     /// Use this hardware id instead of the machine's own (containers) [config: hwid_override]
@@ -80,16 +82,6 @@ enum LicenseCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Pin the portal's public signing keys (<data_dir>/trusted-keys.pub): licenses signed by
-    /// them are trusted from then on. An existing pin changes only with --update
-    TrustPortal {
-        /// The portal [config: portal_url]
-        #[arg(long = "portal", value_name = "URL")]
-        portal: Option<String>,
-        /// Replace an existing pin by the portal's current key set (after a key rotation)
-        #[arg(long)]
-        update: bool,
-    },
 }
 
 /// The license setup of `sipmeter serve`: the same flags and config keys as `license status`.
@@ -116,13 +108,28 @@ pub fn run(args: LicenseArgs, file: &FileConfig, common: &CommonFlags) -> Result
         LicenseCommand::Hwid { json } => hwid(&env, json),
         LicenseCommand::Install { file } => install(&env, &file),
         LicenseCommand::Request { out } => request(&env, &out),
-        LicenseCommand::TrustPortal { portal, update } => trust_portal(
-            &env,
-            portal.as_deref().or(file.portal_url.as_deref()),
-            file.portal_ca_file.as_deref(),
-            update,
-        ),
     }
+}
+
+/// The trust anchors: the compiled-in roots; in a development build also the signing keys of
+/// `--trusted-key` and the config key `trusted_keys`, which a release build refuses.
+fn keyring(flags: &LicenseFlags, file: &FileConfig) -> Result<Keyring> {
+    #[allow(unused_mut)]
+    let mut keyring = Keyring::builtin();
+    #[cfg(feature = "dev-keys")]
+    for path in file.trusted_keys.iter().flatten().chain(&flags.trusted_keys) {
+        keyring.trust_signing_key(read_public_key(path)?);
+    }
+    #[cfg(not(feature = "dev-keys"))]
+    {
+        let _ = flags;
+        if file.trusted_keys.as_ref().is_some_and(|k| !k.is_empty()) {
+            bail!(
+                "config key trusted_keys is refused: only a development build (cargo feature dev-keys) trusts keys other than the vendor's roots"
+            );
+        }
+    }
+    Ok(keyring)
 }
 
 /// Everything the license commands need, resolved from flags, config and the machine.
@@ -154,15 +161,7 @@ impl Env {
             .clone()
             .or_else(|| file.license_file.clone())
             .unwrap_or_else(|| data_dir.join(LICENSE_FILE_NAME));
-        let mut keyring = Keyring::builtin();
-        let configured = file.trusted_keys.iter().flatten();
-        for path in configured.chain(&flags.trusted_keys) {
-            keyring.add(read_public_key(path)?);
-        }
-        match shared::pinned_keys(&data_dir) {
-            Ok(keys) => keys.into_iter().for_each(|k| keyring.add(k)),
-            Err(e) => eprintln!("sipmeter: pinned portal keys not used: {e}"),
-        }
+        let keyring = keyring(flags, file)?;
         let hwid_override = flags
             .hwid_override
             .as_deref()
@@ -234,10 +233,11 @@ impl Env {
     }
 }
 
-fn read_public_key(path: &Path) -> Result<PublicKey> {
+#[cfg(feature = "dev-keys")]
+fn read_public_key(path: &Path) -> Result<license::PublicKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read trusted key {}", path.display()))?;
-    PublicKey::from_armored(&text)
+    license::PublicKey::from_armored(&text)
         .with_context(|| format!("trusted key {} is not usable", path.display()))
 }
 
@@ -336,6 +336,7 @@ fn status(env: &Env, file: &FileConfig, json: bool) -> Result<ExitCode> {
         let out = StatusOut {
             license_file: env.license_path.display().to_string(),
             license_token: env.token.as_ref().map(|t| t.to_string()),
+            development_build: license::DEVELOPMENT_BUILD,
             time_zone: env.tz.iana_name().unwrap_or("UTC").to_string(),
             operator_limit_source: source,
             status: &st,
@@ -348,6 +349,9 @@ fn status(env: &Env, file: &FileConfig, json: bool) -> Result<ExitCode> {
 }
 
 fn print_status(env: &Env, st: &Status, source: Option<shared::LimitSource>) {
+    if license::DEVELOPMENT_BUILD {
+        println!("build:     {}", server::DEVELOPMENT_BUILD_NOTICE);
+    }
     let state = serde_json::to_value(st.state).unwrap_or_default();
     let mode = serde_json::to_value(st.mode).unwrap_or_default();
     println!(
@@ -551,7 +555,8 @@ pub fn set_license_key(
     let env = Env::resolve(&LicenseFlags::default(), file, common)?;
     let path = shared::store_token(&env.data_dir, &token)?;
     println!("stored license token {token} in {}", path.display());
-    let Some(url) = portal.or(file.portal_url.as_deref()) else {
+    let stored = shared::stored_portal_url(&env.data_dir)?;
+    let Some(url) = portal.or(file.portal_url.as_deref()).or(stored.as_deref()) else {
         println!(
             "note: no portal is configured (--portal URL or config portal_url), so no license \
              file was fetched; install one with `sipmeter license install FILE`"
@@ -559,22 +564,22 @@ pub fn set_license_key(
         return Ok(ExitCode::SUCCESS);
     };
     let client = server::portal_client::PortalClient::with_ca(url, file.portal_ca_file.as_deref())?;
-    let (install_id, _) = shared::install_id(&env.data_dir)?;
     let setup = env.setup();
-    let pinned_before = env.data_dir.join(shared::PINNED_KEYS_FILE_NAME).exists();
     let fetched = runtime()?.block_on(server::portal_client::fetch_and_install(
         &client,
         &setup,
         &token.to_string(),
-        &install_id,
+        false,
         env.now,
     ));
     match fetched {
         Ok(v) => {
-            if !pinned_before {
+            if portal.is_some() && file.portal_url.is_none() {
+                let path = shared::store_portal_url(&env.data_dir, client.url())?;
                 println!(
-                    "pinned the portal's signing keys in {} (first use)",
-                    env.data_dir.join(shared::PINNED_KEYS_FILE_NAME).display()
+                    "remembered the portal {} in {} (refresh and check-ins use it)",
+                    client.url(),
+                    path.display()
                 );
             }
             let t = &v.terms;
@@ -588,6 +593,7 @@ pub fn set_license_key(
                 t.formal_end,
                 t.grace_end,
                 t.refresh_by
+                    .map_or_else(|| "never (offline file)".to_string(), |r| r.to_string())
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -619,6 +625,8 @@ struct RequestFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     domain: Option<String>,
     install_id: String,
+    /// This installation's check-in key, registered with the license by the portal.
+    install_key: String,
     created_at: String,
 }
 
@@ -627,13 +635,21 @@ fn request(env: &Env, out: &Path) -> Result<ExitCode> {
         bail!("no license token is stored; run `sipmeter --set-license-key TOKEN` first");
     };
     let (install_id, _) = shared::install_id(&env.data_dir)?;
-    let r = server::portal_client::license_request(&env.setup(), &token.to_string(), &install_id);
+    let install_key = shared::install_key(&env.data_dir)?.public();
+    let r = server::portal_client::license_request(
+        &env.setup(),
+        &token.to_string(),
+        &install_id,
+        &install_key,
+        false,
+    );
     let file = RequestFile {
         sipmeter_license_request: 1,
         token: r.token,
         hwid: r.hwid,
         domain: r.domain,
         install_id,
+        install_key: install_key.to_armored(),
         created_at: license::timestamp(env.now)
             .context("clock out of range")?
             .to_string(),
@@ -650,50 +666,6 @@ fn request(env: &Env, out: &Path) -> Result<ExitCode> {
             .map(|d| format!("domain {d}"))
             .or(file.hwid.as_ref().map(|h| format!("hwid {h}")))
             .unwrap_or_default()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn trust_portal(
-    env: &Env,
-    url: Option<&str>,
-    ca_file: Option<&Path>,
-    update: bool,
-) -> Result<ExitCode> {
-    let Some(url) = url else {
-        bail!("which portal? give --portal URL or set portal_url in the config file");
-    };
-    let client = server::portal_client::PortalClient::with_ca(url, ca_file)?;
-    let keys = runtime()?.block_on(async {
-        let listed = client.keys().await?;
-        server::portal_client::parse_keys(&client, &listed)
-    })?;
-    if keys.is_empty() {
-        bail!("the portal at {} lists no signing keys", client.url());
-    }
-    let pinned = shared::pinned_keys(&env.data_dir).map_err(anyhow::Error::msg)?;
-    let ids = |k: &[PublicKey]| {
-        let mut v: Vec<String> = k.iter().map(|k| k.id().to_string()).collect();
-        v.sort();
-        v
-    };
-    let path = env.data_dir.join(shared::PINNED_KEYS_FILE_NAME);
-    if !pinned.is_empty() && ids(&pinned) != ids(&keys) && !update {
-        bail!(
-            "{} already pins the keys {}; the portal at {} now lists {}. Check with the vendor, then run again with --update to replace the pin",
-            path.display(),
-            ids(&pinned).join(", "),
-            client.url(),
-            ids(&keys).join(", ")
-        );
-    }
-    let path = shared::pin_keys(&env.data_dir, &keys)?;
-    println!(
-        "pinned {} key(s) of {} in {}: {}",
-        keys.len(),
-        client.url(),
-        path.display(),
-        ids(&keys).join(", ")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -21,9 +21,19 @@ use clap::{Parser, Subcommand};
 use config::{CommonFlags, FileConfig, Settings};
 use output::{Format, LegWriter};
 
+/// The `--version` text: a development build says so.
+const VERSION: &str = if license::DEVELOPMENT_BUILD {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (development build: licenses from the development root are accepted)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// VoIP call monitor with channel licensing: SIP captures to call detail records.
 #[derive(Parser, Debug)]
-#[command(name = "sipmeter", version, about)]
+#[command(name = "sipmeter", version = VERSION, about)]
 struct Cli {
     /// TOML configuration file; flags given on the command line win over its keys
     #[arg(long, global = true)]

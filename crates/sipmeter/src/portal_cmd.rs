@@ -74,6 +74,9 @@ enum PortalCommand {
     },
     /// Sign a license file offline, without a portal database
     Issue(IssueArgs),
+    /// Certify the portal's active signing key (or a --public-key file) with a vendor root
+    /// key, on the machine that keeps the root offline; servers then trust what it signs
+    Certify(CertifyArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -245,11 +248,38 @@ struct IssueArgs {
     license_id: Option<String>,
     #[arg(long, default_value = "")]
     customer: String,
-    /// Days until the server should fetch a fresh file from the portal
-    #[arg(long, default_value_t = 30)]
-    refresh_days: u32,
+    /// Days until the server should fetch a fresh file from the portal (and locks 7 days
+    /// after that without one) [default: none, an offline file]
+    #[arg(long, value_name = "DAYS")]
+    refresh_days: Option<u32>,
+    /// The signing key's certificate from a vendor root (`portal certify --public-key`);
+    /// without one the file verifies only where the key is trusted directly (development
+    /// builds, `--trusted-key`)
+    #[arg(long, value_name = "FILE")]
+    certificate: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CertifyArgs {
+    /// The vendor root's secret key file (kept offline; never stored anywhere by this command)
+    #[arg(long, value_name = "FILE")]
+    root_key: PathBuf,
+    /// Certify this public key file (from `portal keygen`) instead of the portal's active
+    /// key; the certificate is written to --out
+    #[arg(long, value_name = "FILE", requires = "out")]
+    public_key: Option<PathBuf>,
+    /// Where to write the certificate (with --public-key; optional otherwise)
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Last day of validity [default: 3 years from today]
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Who holds the key, for people reading the certificate [default: the portal's
+    /// directory name]
+    #[arg(long)]
+    subject: Option<String>,
 }
 
 /// Runs a portal command; `data_dir` is the global `--data-dir` (the portal's directory).
@@ -258,6 +288,7 @@ pub fn run(args: PortalArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
     match args.command {
         PortalCommand::Keygen { out } => keygen(&out),
         PortalCommand::Issue(a) => issue(a),
+        PortalCommand::Certify(a) if a.public_key.is_some() => certify_file(&a),
         command => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -403,7 +434,7 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                 issued.license_id,
                 issued.terms.binding,
                 out.display(),
-                issued.refresh_by
+                issued.refresh_by.as_deref().unwrap_or("never: an offline file")
             );
         }
         PortalCommand::RotateKey => {
@@ -425,6 +456,20 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                     a.details
                 );
             }
+        }
+        PortalCommand::Certify(a) => {
+            let root = read_signing_key(&a.root_key)?;
+            let (from, until) = validity(a.until.as_deref())?;
+            let subject = a.subject.clone().unwrap_or_else(|| {
+                p.data_dir()
+                    .file_name()
+                    .map_or_else(|| "portal".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let cert = p.certify_active_key(who, &root, &subject, from, until).await?;
+            if let Some(out) = &a.out {
+                write_new_or_same(out, &cert.to_armored())?;
+            }
+            print_certificate(&cert);
         }
         PortalCommand::Keygen { .. } | PortalCommand::Issue(_) => {
             bail!("keygen and issue do not use the portal database")
@@ -583,11 +628,88 @@ fn keygen(dir: &Path) -> Result<ExitCode> {
     std::fs::write(&public, key.public().to_armored())
         .with_context(|| format!("cannot write {}", public.display()))?;
     println!(
-        "key {}: secret {} (keep it private), public {} (give to servers as --trusted-key)",
+        "key {}: secret {} (keep it private), public {} (certify it with `portal certify --public-key`, or give it to a development build as --trusted-key)",
         key.public().id(),
         secret.display(),
         public.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_signing_key(path: &Path) -> Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read signing key {}", path.display()))?;
+    SigningKey::from_armored(&text)
+        .with_context(|| format!("{} is not a signing key", path.display()))
+}
+
+/// Certificate validity: from now until the end of `until` (UTC), default three years.
+fn validity(until: Option<&str>) -> Result<(i64, i64)> {
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let last = match until {
+        Some(s) => date(s, "--until")?,
+        None => today
+            .checked_add(jiff::Span::new().years(3))
+            .context("date out of range")?,
+    };
+    if last < today {
+        bail!("--until {last} is in the past");
+    }
+    let end = last
+        .tomorrow()
+        .context("date out of range")?
+        .to_zoned(jiff::tz::TimeZone::UTC)?
+        .timestamp()
+        .as_microsecond()
+        - 1;
+    // Valid from a minute ago: a server whose clock is slightly behind still accepts it.
+    Ok((now.as_microsecond() - 60_000_000, end))
+}
+
+/// Writes `text` to a new file (a certificate is not secret, but never silently replaced).
+fn write_new_or_same(path: &Path, text: &str) -> Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn print_certificate(cert: &license::Certificate) {
+    let t = &cert.terms;
+    println!(
+        "certified key {} ({}) with root {}: valid from {} until {}",
+        t.key_id, t.subject, t.issuer, t.valid_from, t.valid_until
+    );
+}
+
+/// `portal certify --public-key FILE --out CERT`: a key made by `portal keygen`, for
+/// `portal issue --certificate`.
+fn certify_file(a: &CertifyArgs) -> Result<ExitCode> {
+    let root = read_signing_key(&a.root_key)?;
+    let Some(path) = &a.public_key else {
+        bail!("--public-key FILE is required here");
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read public key {}", path.display()))?;
+    let key = license::PublicKey::from_armored(&text)
+        .with_context(|| format!("{} is not a public key", path.display()))?;
+    let (from, until) = validity(a.until.as_deref())?;
+    let subject = a.subject.clone().unwrap_or_else(|| "offline issuer".into());
+    let cert = license::Certificate::issue(&root, &key, &subject, from, until)
+        .map_err(anyhow::Error::msg)?;
+    let Some(out) = &a.out else {
+        bail!("--out FILE is required with --public-key");
+    };
+    write_new_or_same(out, &cert.to_armored())?;
+    print_certificate(&cert);
+    println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -617,10 +739,18 @@ fn parse_grant(s: &str) -> Result<Grant> {
 }
 
 fn issue(a: IssueArgs) -> Result<ExitCode> {
-    let key_text = std::fs::read_to_string(&a.signing_key)
-        .with_context(|| format!("cannot read signing key {}", a.signing_key.display()))?;
-    let key = SigningKey::from_armored(&key_text)
-        .with_context(|| format!("{} is not a signing key", a.signing_key.display()))?;
+    let key = read_signing_key(&a.signing_key)?;
+    let certificate = a
+        .certificate
+        .as_ref()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read certificate {}", p.display()))?;
+            license::Certificate::from_armored(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("{} is not a key certificate", p.display()))
+        })
+        .transpose()?;
     let now = jiff::Timestamp::now();
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let trial = a.trial || a.emergency;
@@ -657,9 +787,15 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
             r.iter().map(|b| format!("{b:02X}")).collect::<String>()
         )
     });
-    let refresh_by = now
-        .checked_add(jiff::Span::new().hours(i64::from(a.refresh_days) * 24))
-        .context("--refresh-days out of range")?;
+    let refresh_by = a
+        .refresh_days
+        .map(|d| {
+            let t = now
+                .checked_add(jiff::Span::new().hours(i64::from(d) * 24))
+                .context("--refresh-days out of range")?;
+            Ok::<_, anyhow::Error>(jiff::Timestamp::from_second(t.as_second())?)
+        })
+        .transpose()?;
     let terms = LicenseTerms {
         license_id,
         customer: a.customer.clone(),
@@ -673,9 +809,9 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
         emergency: a.emergency,
         binding,
         grants,
-        refresh_by: jiff::Timestamp::from_second(refresh_by.as_second())?,
+        refresh_by,
     };
-    let text = license::issue(&terms, &key)?;
+    let text = license::issue(&terms, &key, certificate.as_ref())?;
     std::fs::write(&a.out, &text).with_context(|| format!("cannot write {}", a.out.display()))?;
     println!(
         "issued {} to {}: {} channels, {}, formal end {}, access until {}, key {}",
