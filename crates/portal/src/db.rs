@@ -48,7 +48,14 @@ CREATE TABLE IF NOT EXISTS audit_log (
     license_id TEXT, customer_id TEXT, details TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS signing_keys (
     key_id TEXT PRIMARY KEY, secret TEXT NOT NULL, public TEXT NOT NULL,
-    created_at BIGINT NOT NULL, active BIGINT NOT NULL)
+    created_at BIGINT NOT NULL, active BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS key_certificates (
+    key_id TEXT PRIMARY KEY REFERENCES signing_keys(key_id), certificate TEXT NOT NULL,
+    created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS install_keys (
+    license_id TEXT NOT NULL REFERENCES licenses(id), install_id TEXT NOT NULL,
+    public_key TEXT NOT NULL, registered_at BIGINT NOT NULL,
+    PRIMARY KEY (license_id, install_id))
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

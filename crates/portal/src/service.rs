@@ -838,7 +838,7 @@ impl Portal {
             emergency: row.emergency,
             binding,
             grants: license::grants_to_carry(&grants, today),
-            refresh_by,
+            refresh_by: Some(refresh_by),
         })
     }
 
@@ -1473,7 +1473,7 @@ mod tests {
     #[test]
     fn offline_requests_are_parsed_strictly() {
         let ok = r#"{"sipmeter_license_request":1,"token":"abcd-efgh-jkmn-pqrs","domain":"a.example.com","install_id":"i","created_at":"2026-11-28T00:00:00Z"}"#;
-        let (token, target) = parse_offline_request(ok).unwrap();
+        let (token, target, _) = parse_offline_request(ok).unwrap();
         assert_eq!(token, "ABCD-EFGH-JKMN-PQRS");
         assert_eq!(target, Target::Domain("a.example.com".into()));
         for (bad, needle) in [

@@ -261,18 +261,16 @@ async fn checkin_verdicts() {
     let c = w.customer("Acme").await;
     let (id, _) = w.license(&c, 50, "2027-06-30").await;
 
-    let (status, v) = w
-        .post(
-            "/api/v1/checkin",
-            json!({"license_id": "SM-NOPE", "hwid": HWID_A, "install_id": "i", "boot_id": "b", "version": "1"}),
-        )
-        .await;
+    let (status, v) = w.checkin_as("SM-NOPE", "i", "b", HWID_A).await;
     assert_eq!(
         (status, v["error"].as_str()),
         (404, Some("unknown_license"))
     );
     let (status, v) = w
-        .post("/api/v1/checkin", json!({"license_id": id, "hwid": HWID_A}))
+        .post(
+            "/api/v1/checkin",
+            signed_checkin(&json!({"license_id": id, "hwid": HWID_A}), &install_key("i")),
+        )
         .await;
     assert_eq!((status, v["error"].as_str()), (400, Some("bad_request")));
     assert!(v["message"].as_str().unwrap().contains("install_id"), "{v}");
@@ -281,7 +279,7 @@ async fn checkin_verdicts() {
     let v = w.checkin(&id, "inst-1", "boot-a").await;
     assert_eq!(
         v,
-        json!({"concurrent": false, "systems": 1, "allowed": 1, "message": null})
+        json!({"concurrent": false, "systems": 1, "allowed": 1, "message": null, "superseded": false})
     );
     w.clock.advance(MIN);
     w.checkin(&id, "inst-1", "boot-b").await;
@@ -292,7 +290,7 @@ async fn checkin_verdicts() {
     assert_eq!(
         v,
         json!({"concurrent": true, "systems": 2, "allowed": 1,
-               "message": "license used concurrently by 2 systems"})
+               "message": "license used concurrently by 2 systems", "superseded": false})
     );
     let view = w
         .portal
@@ -360,7 +358,7 @@ async fn concurrent_grant_allows_two_systems_until_its_day_inclusive() {
     let v = w.checkin(&id, "new", "boot-new").await;
     assert_eq!(
         v,
-        json!({"concurrent": false, "systems": 2, "allowed": 2, "message": null})
+        json!({"concurrent": false, "systems": 2, "allowed": 2, "message": null, "superseded": false})
     );
     // the day after, the same two systems are flagged
     w.set_day("2026-12-11");
@@ -373,4 +371,115 @@ async fn concurrent_grant_allows_two_systems_until_its_day_inclusive() {
         w.terms(&token).await.grants.is_empty(),
         "an ended grant is not carried"
     );
+}
+
+#[tokio::test]
+async fn only_a_registered_installation_can_check_in() {
+    let w = World::sqlite("2026-12-01").await;
+    let c = w.customer("Signers").await;
+    let (id, _) = w.license(&c, 50, "2027-06-30").await;
+
+    // Knowing the license id is not enough: an installation Get License never saw.
+    let (status, v) = w.checkin_as(&id, "stranger", "boot-x", HWID_A).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("unregistered_install")), "{v}");
+
+    w.register(&id, "inst-1").await;
+    assert_eq!(w.checkin(&id, "inst-1", "boot-a").await["systems"], 1);
+
+    // The registered install id with a key of the forger's: bad signature, nothing counted.
+    let at = license::timestamp(w.portal.now()).unwrap().to_string();
+    let c1 = json!({"license_id": id, "hwid": HWID_A, "install_id": "inst-1",
+                    "boot_id": "forged-boot", "version": "0", "at": at});
+    let (status, v) = w
+        .post("/api/v1/checkin", signed_checkin(&c1, &install_key("forger")))
+        .await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("bad_signature")), "{v}");
+    // A genuine signature over other bytes than those sent.
+    let mut body = signed_checkin(&c1, &install_key("inst-1"));
+    body["checkin"] = json!(body["checkin"].as_str().unwrap().replace("forged-boot", "other-boot"));
+    let (status, _) = w.post("/api/v1/checkin", body).await;
+    assert_eq!(status, 401);
+    assert_eq!(w.portal.checkins(&id).await.unwrap().len(), 1, "no forged boot recorded");
+
+    // A genuine check-in replayed an hour later is stale.
+    let genuine = signed_checkin(&c1, &install_key("inst-1"));
+    w.clock.advance(60 * MIN);
+    let (status, v) = w.post("/api/v1/checkin", genuine).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("stale_checkin")), "{v}");
+}
+
+#[tokio::test]
+async fn a_moved_license_is_superseded_for_the_old_system() {
+    let w = World::sqlite("2026-12-01").await;
+    let c = w.customer("Movers").await;
+    let (id, token) = w.license(&c, 50, "2027-06-30").await;
+    w.register(&id, "old").await; // bound to HWID_A
+    assert_eq!(w.checkin(&id, "old", "b1").await["superseded"], false);
+
+    // The operator moves it to HWID_B with Get License there.
+    assert_eq!(w.get_license(&token, HWID_B).await.0, 200);
+    // The old system's next check-in and automatic refresh both hear "superseded" ...
+    let (status, v) = w.checkin_as(&id, "old", "b1", HWID_A).await;
+    assert_eq!((status, v["superseded"].as_bool()), (200, Some(true)), "{v}");
+    let (status, v) = w
+        .post(
+            "/api/v1/license",
+            json!({"token": token, "hwid": HWID_A, "refresh": true}),
+        )
+        .await;
+    assert_eq!((status, v["error"].as_str()), (409, Some("superseded")), "{v}");
+    // ... and the refresh did not take the license back.
+    let row = w.portal.license(&id).await.unwrap();
+    assert_eq!(row.binding.to_string(), format!("hwid {HWID_B}"));
+    // The new system is not superseded.
+    let (_, v) = w.checkin_as(&id, "old", "b1", HWID_B).await;
+    assert_eq!(v["superseded"], false, "{v}");
+}
+
+#[tokio::test]
+async fn served_files_carry_the_certificate_and_offline_files_no_refresh_by() {
+    let w = World::sqlite("2026-12-01").await;
+    let c = w.customer("Chain").await;
+    let (id, token) = w.license(&c, 50, "2027-06-30").await;
+    let (status, v) = w.get_license(&token, HWID_A).await;
+    assert_eq!(status, 200, "{v}");
+    let text = v["license"].as_str().unwrap();
+    let parsed = license::SignedLicense::parse(text, "license.key").unwrap();
+    let cert = parsed.certificate.expect("a certificate is carried");
+    assert_eq!(cert.key.id(), parsed.key_id);
+    assert_eq!(
+        cert.terms.issuer,
+        license::dev_root_signing_key().public().id().to_string()
+    );
+    assert!(w.verify(text, HWID_A, None).unwrap().terms.refresh_by.is_some());
+    // Without the roots of this build nothing verifies: the chain is what makes it count.
+    let ctx = license::VerifyContext {
+        keyring: &license::Keyring::empty(),
+        hwid: HWID_A.parse().unwrap(),
+        domain: None,
+        now: w.portal.now(),
+        high_water: None,
+        time_zone: &jiff::tz::TimeZone::UTC,
+    };
+    assert_eq!(
+        license::verify(text, "license.key", &ctx).unwrap_err().code(),
+        "untrusted_issuer"
+    );
+
+    let request = json!({"sipmeter_license_request": 1, "token": token, "hwid": HWID_A}).to_string();
+    let issued = w.portal.offline("test", &request).await.unwrap();
+    assert_eq!(issued.refresh_by, None);
+    let t = w.verify(&issued.license, HWID_A, None).unwrap().terms;
+    assert_eq!((t.license_id, t.refresh_by), (id, None));
+
+    // A rotated key is certified too (development portal), and old files still verify.
+    w.portal.rotate_key("test").await.unwrap();
+    let (_, v2) = w.get_license(&token, HWID_A).await;
+    let new = v2["license"].as_str().unwrap();
+    assert_ne!(
+        license::SignedLicense::parse(new, "license.key").unwrap().key_id,
+        license::SignedLicense::parse(text, "license.key").unwrap().key_id
+    );
+    assert!(w.verify(new, HWID_A, None).is_ok());
+    assert!(w.verify(text, HWID_A, None).is_ok());
 }

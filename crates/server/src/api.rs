@@ -113,11 +113,14 @@ pub async fn license_status(
             "time_zone".into(),
             app.license.tz.iana_name().unwrap_or("UTC").into(),
         );
-        let token = crate::license_env::stored_token(&app.data_dir, None)
-            .ok()
-            .flatten()
-            .map(|t| t.to_string());
-        obj.insert("license_token".into(), token.into());
+        // The token is a credential (it re-binds the license at the portal): admins only.
+        if ctx.user.as_ref().is_some_and(|u| u.role == store::Role::Admin) {
+            let token = crate::license_env::stored_token(&app.data_dir, None)
+                .ok()
+                .flatten()
+                .map(|t| t.to_string());
+            obj.insert("license_token".into(), token.into());
+        }
         obj.insert("active_channels".into(), app.live().channels.into());
     }
     Json(v).into_response()

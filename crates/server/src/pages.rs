@@ -666,9 +666,15 @@ fn settings_page(
     status: &Status,
     message: Option<(String, bool)>,
 ) -> SettingsLicensePage {
+    let is_admin = ctx
+        .user
+        .as_ref()
+        .is_some_and(|u| u.role == store::Role::Admin);
+    // The token is a credential (it re-binds the license at the portal): admins only.
     let token = license_env::stored_token(&app.data_dir, None)
         .ok()
         .flatten()
+        .filter(|_| is_admin)
         .map(|t| t.to_string());
     SettingsLicensePage {
         chrome: Chrome::new(app, status, ctx.user.as_ref(), "settings-license"),
@@ -681,10 +687,7 @@ fn settings_page(
         hwid: status.hwid.hwid.to_string(),
         token,
         errors: status.errors.iter().map(|e| e.message.clone()).collect(),
-        is_admin: ctx
-            .user
-            .as_ref()
-            .is_some_and(|u| u.role == store::Role::Admin),
+        is_admin,
         stored_limit: license_env::read_stored_limit(&app.data_dir)
             .ok()
             .and_then(Result::ok)

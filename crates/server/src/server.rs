@@ -202,7 +202,16 @@ impl Running {
             config.pcap_dir.clone(),
             dummy_hash,
             alerts,
-            PortalState::new(portal, license_env::install_id(&config.data_dir)?.0),
+            PortalState::new(
+                PortalConfig {
+                    // The portal `--set-license-key --portal URL` remembered, unless configured.
+                    url: portal
+                        .url
+                        .or(license_env::stored_portal_url(&config.data_dir)?),
+                    ..portal
+                },
+                license_env::install_id(&config.data_dir)?.0,
+            ),
         );
 
         state.metrics.legs_stored.store(

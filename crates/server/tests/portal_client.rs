@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use server::portal_client::{Checkin, LicenseRequest, PortalClient, PortalError, Verdict};
+use server::portal_client::{Checkin, SignedCheckin, LicenseRequest, PortalClient, PortalError, Verdict};
 
 async fn stand_in() -> SocketAddr {
     let app = Router::new()
@@ -40,6 +40,8 @@ fn request() -> LicenseRequest {
         hwid: Some("1111-2222-3333-4444".into()),
         domain: None,
         install_id: None,
+        install_key: None,
+        refresh: false,
     }
 }
 
@@ -66,13 +68,18 @@ async fn unreadable_answers_and_dead_portals_are_named() {
     let addr = stand_in().await;
     let c = PortalClient::new(&format!("http://{addr}")).unwrap();
     let e = c
-        .checkin(&Checkin {
-            license_id: "SM-1".into(),
-            hwid: "1111-2222-3333-4444".into(),
-            install_id: "i".into(),
-            boot_id: "b".into(),
-            version: "0".into(),
-        })
+        .checkin(&SignedCheckin::sign(
+            &Checkin {
+                license_id: "SM-1".into(),
+                hwid: "1111-2222-3333-4444".into(),
+                domain: None,
+                install_id: "i".into(),
+                boot_id: "b".into(),
+                version: "0".into(),
+                at: "2026-12-08T00:00:00Z".into(),
+            },
+            &license::SigningKey::from_seed(&[1; 32]),
+        ))
         .await
         .unwrap_err();
     assert_eq!(
@@ -134,6 +141,7 @@ fn the_banner_uses_the_portal_sentence_or_the_same_words() {
         systems: 3,
         allowed: 1,
         message: message.map(str::to_string),
+        superseded: false,
     };
     assert_eq!(v(false, None).banner(), None);
     assert_eq!(

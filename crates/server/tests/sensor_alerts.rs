@@ -38,7 +38,7 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
     let w = World::new();
     let now = us("2026-11-28T18:00:00Z");
     let mut terms = w.terms(50, now);
-    terms.refresh_by = license::timestamp(now + 400 * DAY).unwrap();
+    terms.refresh_by = license::timestamp(now + 400 * DAY);
     w.install_key(&w.issue(&terms));
     let clock = FakeClock::new(now);
     let mut config = w.config();

@@ -317,6 +317,8 @@ fn daily_peaks(
 struct StatusOut<'a> {
     license_file: String,
     license_token: Option<String>,
+    /// A `dev-keys` build: licenses from the development root are accepted.
+    development_build: bool,
     time_zone: String,
     /// Where `limit.operator_limit` comes from (`override`, `settings`, `config`), so that a
     /// limit nobody remembers setting can be traced.

@@ -2,10 +2,12 @@
 //! fake clock, and helpers to call its API and check what it signs.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use jiff::civil::Date;
-use license::{Hwid, Keyring, PublicKey, Verified, VerifyContext, VerifyError};
+use base64::Engine;
+use license::{Hwid, Keyring, SigningKey, Verified, VerifyContext, VerifyError};
 use portal::Portal;
 use portal::clock::FakeClock;
 use serde_json::{Value, json};
@@ -34,6 +36,29 @@ pub struct World {
     pub clock: FakeClock,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// The token of each license made by [`World::license`], to register installations.
+    tokens: Mutex<HashMap<String, String>>,
+    /// (license, install) pairs whose check-in key Get License registered.
+    registered: Mutex<HashSet<(String, String)>>,
+}
+
+/// The check-in key of installation `install` (fixed per name, so a test can forge one).
+pub fn install_key(install: &str) -> SigningKey {
+    let mut seed = [7u8; 32];
+    for (i, b) in install.bytes().enumerate() {
+        seed[i % 32] = seed[i % 32].wrapping_mul(31).wrapping_add(b);
+    }
+    SigningKey::from_seed(&seed)
+}
+
+/// A check-in body as a server sends it: the JSON of `checkin`, signed by `key`.
+pub fn signed_checkin(checkin: &Value, key: &SigningKey) -> Value {
+    let text = checkin.to_string();
+    let sig = key.sign_in_context(portal::CHECKIN_CONTEXT, text.as_bytes());
+    json!({
+        "checkin": text,
+        "signature": base64::engine::general_purpose::STANDARD.encode(sig),
+    })
 }
 
 impl World {
@@ -55,6 +80,8 @@ impl World {
             clock,
             dir,
             http: reqwest::Client::new(),
+            tokens: Mutex::default(),
+            registered: Mutex::default(),
         }
     }
 
@@ -79,26 +106,58 @@ impl World {
             .await
     }
 
-    pub async fn checkin(&self, license: &str, install: &str, boot: &str) -> Value {
+    /// Get License on HWID_A for `license` as installation `install`, which registers its
+    /// check-in key ([`install_key`]).
+    pub async fn register(&self, license: &str, install: &str) {
+        let token = self.tokens.lock().unwrap()[license].clone();
+        let key = install_key(install).public().to_armored();
         let (status, v) = self
             .post(
-                "/api/v1/checkin",
-                json!({"license_id": license, "hwid": HWID_A, "install_id": install,
-                       "boot_id": boot, "version": "0.1.0"}),
+                "/api/v1/license",
+                json!({"token": token, "hwid": HWID_A, "install_id": install, "install_key": key}),
             )
             .await;
+        assert_eq!(status, 200, "{v}");
+        self.registered
+            .lock()
+            .unwrap()
+            .insert((license.to_string(), install.to_string()));
+    }
+
+    /// A signed check-in of installation `install` (registered first if needed) on HWID_A.
+    pub async fn checkin(&self, license: &str, install: &str, boot: &str) -> Value {
+        let known = self
+            .registered
+            .lock()
+            .unwrap()
+            .contains(&(license.to_string(), install.to_string()));
+        if !known {
+            self.register(license, install).await;
+        }
+        let (status, v) = self.checkin_as(license, install, boot, HWID_A).await;
         assert_eq!(status, 200, "{v}");
         v
     }
 
-    /// The keyring a server gets by pinning `signing.pub`.
+    /// A check-in signed by `install`'s key, for `hwid`, at the portal's now.
+    pub async fn checkin_as(
+        &self,
+        license: &str,
+        install: &str,
+        boot: &str,
+        hwid: &str,
+    ) -> (u16, Value) {
+        let at = license::timestamp(self.portal.now()).unwrap().to_string();
+        let c = json!({"license_id": license, "hwid": hwid, "install_id": install,
+                       "boot_id": boot, "version": "0.1.0", "at": at});
+        self.post("/api/v1/checkin", signed_checkin(&c, &install_key(install)))
+            .await
+    }
+
+    /// What a server of this development build trusts: the compiled-in roots, among them the
+    /// development root that certified this portal's key on first start.
     pub fn keyring(&self) -> Keyring {
-        let text = std::fs::read_to_string(self.dir.path().join("signing.pub")).expect("pub");
-        let mut ring = Keyring::empty();
-        for block in text.split_inclusive("-----END SIPMETER PUBLIC KEY-----\n") {
-            ring.add(PublicKey::from_armored(block).expect("public key"));
-        }
-        ring
+        Keyring::builtin()
     }
 
     /// Verifies a served file as a server with hardware id `hwid` would, at the portal's now.
@@ -147,6 +206,10 @@ impl World {
             )
             .await
             .expect("license");
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(row.id.clone(), row.token.clone());
         (row.id, row.token)
     }
 

@@ -58,11 +58,10 @@ impl World {
         self.dir.path().join("pcaps")
     }
 
-    /// The license setup of the server: the built-in keyring plus this world's key, the fixed
-    /// hardware id, UTC.
+    /// The license setup of the server: the built-in keyring (this development build's roots,
+    /// which certify this world's key), the fixed hardware id, UTC.
     pub fn setup(&self) -> LicenseSetup {
-        let mut keyring = Keyring::builtin();
-        keyring.add(self.signing.public());
+        let keyring = Keyring::builtin();
         LicenseSetup {
             data_dir: self.data(),
             license_path: self.data().join("license.key"),
@@ -96,13 +95,28 @@ impl World {
             emergency: false,
             binding: Binding::Hwid(HWID.parse().unwrap()),
             grants: vec![],
-            refresh_by: license::timestamp(now + 200 * DAY).unwrap(),
+            refresh_by: license::timestamp(now + 200 * DAY),
         }
     }
 
-    /// The key file text of `terms`, signed with this world's key.
+    /// The key file text of `terms`, signed with this world's key and carrying its
+    /// certificate from the development root, as a development portal issues them.
     pub fn issue(&self, terms: &LicenseTerms) -> String {
-        license::issue(terms, &self.signing).unwrap()
+        license::issue(terms, &self.signing, Some(&self.certificate())).unwrap()
+    }
+
+    /// The development root's certificate of this world's key, valid 2000–2100 (the tests'
+    /// fake clocks stay inside).
+    pub fn certificate(&self) -> license::Certificate {
+        let (from, until) = (946_684_800_000_000, 4_102_444_800_000_000);
+        license::Certificate::issue(
+            &license::dev_root_signing_key(),
+            &self.signing.public(),
+            "test portal",
+            from,
+            until,
+        )
+        .unwrap()
     }
 
     /// A license for this world's hardware id, issued 40 days before `now` (see [`terms`]).
