@@ -592,7 +592,7 @@ pub async fn tick(app: &AppState) {
         Ok(k) => k,
         Err(e) => {
             let text = format!("check-in not sent: {}", crate::sensor::chain(&e));
-            tracing_log(&text);
+            log_warning(&text);
             PortalState::record(&app.portal.last_checkin, now, false, text);
             return;
         }
@@ -630,7 +630,7 @@ pub async fn tick(app: &AppState) {
                     c.license_id
                 );
                 if let Err(e) = license_env::record_superseded(&app.data_dir, &c.license_id, now) {
-                    tracing_log(&format!("cannot record it: {}", crate::sensor::chain(&e)));
+                    log_warning(&format!("cannot record it: {}", crate::sensor::chain(&e)));
                 }
                 app.invalidate_status();
             }
@@ -641,7 +641,7 @@ pub async fn tick(app: &AppState) {
         }
         Err(e) => {
             let text = format!("check-in failed: {e}");
-            tracing_log(&text);
+            log_warning(&text);
             PortalState::record(&app.portal.last_checkin, now, false, text);
         }
     }
@@ -662,7 +662,7 @@ async fn refresh(app: &AppState, now: Micros) -> bool {
         ),
         Err(e) => {
             let text = format!("license refresh failed: {}", crate::sensor::chain(&e));
-            tracing_log(&text);
+            log_warning(&text);
             (false, text)
         }
     };
@@ -670,7 +670,7 @@ async fn refresh(app: &AppState, now: Micros) -> bool {
     ok
 }
 
-fn tracing_log(text: &str) {
+fn log_warning(text: &str) {
     eprintln!("sipmeter serve: {text}");
 }
 

@@ -565,21 +565,23 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
     wait_for_captures(s.addr, 1.0).await;
     assert_eq!(metric(s.addr, "sipmeter_legs_stored").await, before + 10.0);
 
-    // A wrong key is refused with the words users search for, and changes nothing.
+    // A license from a self-made key, certified by a self-made root: refused with the
+    // reason, and nothing changes.
     let csrf = session_csrf(&c, s.addr).await;
-    let expired_or_foreign = {
-        let other = SigningKey::generate(&mut license::OsRng);
-        let mut terms_text = w.license(50, now);
-        terms_text.push('x');
-        drop(other);
-        terms_text
+    let self_made = {
+        let (root, key) = (
+            SigningKey::generate(&mut license::OsRng),
+            SigningKey::generate(&mut license::OsRng),
+        );
+        let cert = license::Certificate::issue(&root, &key.public(), "me", 0, 4_102_444_800_000_000)
+            .unwrap();
+        license::issue(&w.terms(100_000, now), &key, Some(&cert)).unwrap()
     };
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf.clone())
         .part(
             "file",
-            reqwest::multipart::Part::bytes(expired_or_foreign.into_bytes())
-                .file_name("license.key"),
+            reqwest::multipart::Part::bytes(self_made.into_bytes()).file_name("license.key"),
         );
     let r = c
         .post(url(s.addr, "/settings/license/upload"))
@@ -588,7 +590,11 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("Not installed"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("Not installed: license file license.key was not issued by the vendor"),
+        "{text}"
+    );
     let (code, _) = get_text(&c, s.addr, "/").await;
     assert_eq!(code, StatusCode::LOCKED);
 
@@ -738,6 +744,20 @@ async fn viewers_see_pages_but_cannot_change_the_license() {
     assert!(!w.data().join("license.token").exists());
     let (code, _) = get_text(&c, s.addr, "/about").await;
     assert_eq!(code, StatusCode::OK);
+
+    // The token is a credential (it re-binds the license at the portal): an admin sees it,
+    // a viewer neither on the page nor in the API.
+    let token = "ABCD-EFGH-JKLM-NPQR";
+    std::fs::write(w.data().join("license.token"), format!("{token}\n")).unwrap();
+    let (_, html) = get_text(&c, s.addr, "/settings/license").await;
+    assert!(!html.contains(token), "{html}");
+    let (_, api) = get_text(&c, s.addr, "/api/v1/license").await;
+    assert!(!api.contains(token) && !api.contains("license_token"), "{api}");
+    let admin = logged_in(s.addr).await;
+    let (_, html) = get_text(&admin, s.addr, "/settings/license").await;
+    assert!(html.contains(token), "{html}");
+    let (_, api) = get_text(&admin, s.addr, "/api/v1/license").await;
+    assert!(api.contains(&format!("\"license_token\":\"{token}\"")), "{api}");
     s.stop().await.unwrap();
 }
 

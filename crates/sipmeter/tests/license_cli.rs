@@ -321,7 +321,7 @@ fn install_of_a_bad_file_keeps_the_old_one() {
 
     for (bad, code) in [
         (&tampered, "bad_signature"),
-        (&foreign, "unknown_key"),
+        (&foreign, "untrusted_issuer"),
         (&not_a_license, "malformed"),
         (&w.path("missing.key"), "malformed"),
     ] {
@@ -559,4 +559,80 @@ fn the_configured_limit_of_the_settings_page_shows_in_status() {
     let st = w.status(&[]);
     assert_eq!(st["limit"]["effective"], 100);
     assert!(st["warnings"].to_string().contains("channel-limit"), "{st}");
+}
+
+/// `portal certify --public-key` and `portal issue --certificate`: a key the development root
+/// certified counts without `--trusted-key` (a development build trusts that root); one a
+/// self-made root certified is "not issued by the vendor", however the file is installed.
+#[test]
+fn certified_keys_count_and_self_certified_ones_do_not() {
+    let w = World::new();
+    let dev_root = w.path("dev-root.key");
+    std::fs::write(
+        &dev_root,
+        license::dev_root_signing_key().to_armored(),
+    )
+    .unwrap();
+    let self_root = w.path("self-root");
+    ok(sipmeter(&["portal", "keygen", "--out", s(&self_root)]));
+    let key = w.path("keys");
+    let issue_with = |root: &Path, name: &str| -> PathBuf {
+        let cert = w.path(&format!("{name}.cert"));
+        let out = ok(sipmeter(&[
+            "portal",
+            "certify",
+            "--root-key",
+            s(root),
+            "--public-key",
+            s(&key.join("signing.pub")),
+            "--out",
+            s(&cert),
+        ]));
+        assert!(stdout(&out).contains("certified key"), "{}", stdout(&out));
+        let file = w.path(&format!("{name}.key"));
+        ok(sipmeter(&[
+            "portal",
+            "issue",
+            "--signing-key",
+            s(&key.join("signing.key")),
+            "--certificate",
+            s(&cert),
+            "--channels",
+            "500",
+            "--hwid",
+            HWID,
+            "--formal-end",
+            "2099-12-31",
+            "--out",
+            s(&file),
+        ]));
+        file
+    };
+    let vendor = issue_with(&dev_root, "vendor");
+    let selfish = issue_with(&self_root.join("signing.key"), "self");
+    let plain = |args: &[&str]| {
+        let data = w.data();
+        let mut all = vec!["--data-dir", data.to_str().unwrap(), "license", "--hwid-override", HWID];
+        all.extend_from_slice(args);
+        sipmeter(&all)
+    };
+    let out = plain(&["verify", s(&selfish)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("license file self.key was not issued by the vendor")
+            && stderr(&out).contains("[untrusted_issuer]"),
+        "{}",
+        stderr(&out)
+    );
+    let out = plain(&["install", s(&selfish)]);
+    assert!(!out.status.success() && stderr(&out).contains("is unchanged"));
+    assert!(!w.data().join("license.key").exists());
+    ok(plain(&["install", s(&vendor)]));
+    let st: Value = serde_json::from_str(&stdout(&ok(plain(&["status", "--json"])))).unwrap();
+    assert_eq!((st["state"].as_str(), st["limit"]["licensed"].as_u64()), (Some("ok"), Some(500)));
+    assert_eq!(st["development_build"], true);
+    let text = stdout(&ok(plain(&["status"])));
+    assert!(text.contains("development build: licenses from the development root are accepted"), "{text}");
+    let version = stdout(&ok(sipmeter(&["--version"])));
+    assert!(version.contains("development build"), "{version}");
 }

@@ -20,7 +20,7 @@ use license::{Hwid, HwidSource, Keyring, ResolvedHwid};
 use portal::{BindingState, OrderRequest, Portal};
 use reqwest::StatusCode;
 use server::portal_client::{self, PortalConfig};
-use server::{FakeClock, Running};
+use server::{Clock, FakeClock, Running};
 
 struct Vendor {
     _dir: tempfile::TempDir,
@@ -89,8 +89,8 @@ impl Vendor {
     }
 }
 
-/// A server's world with hardware id `hwid` (or a domain) that trusts only the built-in keys:
-/// the portal's keys must be pinned by the first Get License.
+/// A server's world with hardware id `hwid` (or a domain) that trusts only the built-in roots
+/// (in this development build, with the development root that certifies the portal's key).
 fn server_world(hwid: &str, domain: Option<&str>) -> (World, server::ServerConfig) {
     let w = World::new();
     let mut config = w.config();
@@ -196,8 +196,8 @@ async fn trial_warning_renewal_and_upgrade_unlocking_an_over_limit_lock() {
     let s = serve(config, &v.url, &clock).await;
     let c = logged_in(s.addr).await;
 
-    // Trial: 30 days from its first day, no grace period; fetched by the GUI, which pins the
-    // portal's key on this first use.
+    // Trial: 30 days from its first day, no grace period; fetched by the GUI, which registers
+    // this installation's check-in key and pins nothing.
     let (code, page) = get_license(&c, &s, &token).await;
     assert_eq!(code, StatusCode::OK, "{page}");
     assert!(
@@ -207,7 +207,8 @@ async fn trial_warning_renewal_and_upgrade_unlocking_an_over_limit_lock() {
         )) && page.contains("formal end 2026-03-31, grace end 2026-03-31"),
         "{page}"
     );
-    assert!(w.data().join("trusted-keys.pub").exists());
+    assert!(w.data().join("install.key").exists());
+    assert!(!w.data().join("trusted-keys.pub").exists());
     let (_, about) = get_text(&c, s.addr, "/about").await;
     assert_eq!(about_field(&about, "Formal end"), "2026-03-31");
     assert_eq!(
@@ -333,11 +334,13 @@ async fn a_copied_key_is_for_another_hwid_until_get_license_moves_it() {
     let (a_world, a, ca) = site(&v, "1111-2222-3333-4444", None, &clock).await;
     assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
 
-    // The key and the pin copied to a machine with another hardware id.
+    // The key copied to a machine with another hardware id.
     let (b_world, b_config) = server_world("5555-6666-7777-8888", None);
-    for f in ["license.key", "trusted-keys.pub"] {
-        std::fs::copy(a_world.data().join(f), b_world.data().join(f)).unwrap();
-    }
+    std::fs::copy(
+        a_world.data().join("license.key"),
+        b_world.data().join("license.key"),
+    )
+    .unwrap();
     let b = serve(b_config, &v.url, &clock).await;
     let cb = logged_in(b.addr).await;
     let (_, page) = get_text(&cb, b.addr, "/settings/license").await;
@@ -403,11 +406,6 @@ async fn a_domain_bound_key_works_only_under_its_domain() {
         other_world.data().join("license.key"),
     )
     .unwrap();
-    std::fs::copy(
-        good_world.data().join("trusted-keys.pub"),
-        other_world.data().join("trusted-keys.pub"),
-    )
-    .unwrap();
     other.state.invalidate_status();
     let (_, page) = get_text(&co, other.addr, "/settings/license").await;
     assert!(
@@ -425,14 +423,9 @@ async fn a_domain_bound_key_works_only_under_its_domain() {
     }
 }
 
-/// Copies what makes a clone: license, pin, token and the install id.
+/// Copies what makes a clone: license, token, the install id and its check-in key.
 fn clone_data(from: &Path, to: &Path) {
-    for f in [
-        "license.key",
-        "trusted-keys.pub",
-        "license.token",
-        "install-id",
-    ] {
+    for f in ["license.key", "license.token", "install-id", "install.key"] {
         std::fs::copy(from.join(f), to.join(f)).unwrap();
     }
 }
@@ -609,7 +602,6 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
             && text.contains("30 channels, hwid ABCD-0000-1111-2222, formal end 2099-12-31"),
         "{text}"
     );
-    assert!(text.contains("pinned the portal's signing keys"), "{text}");
     let out = sipmeter(&["--config-file", cfg, "license", "status", "--json"]);
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(st["license"]["license_id"], id.as_str());
@@ -666,38 +658,64 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
         issued.license
     );
 
-    // A key rotation: the pin changes only when the operator says so, and until then a file
-    // signed by the new key is refused and the installed one kept.
+    // A key rotation: the new key's certificate comes with every file, so servers need
+    // nothing new; the next Get License installs a file signed by the new key.
     let installed = std::fs::read_to_string(data.join("license.key")).unwrap();
+    let old_key = license::SignedLicense::parse(&installed, "license.key")
+        .unwrap()
+        .key_id;
     v.portal.rotate_key("support").await.unwrap();
     let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("signed by unknown key"), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(data.join("license.key")).unwrap(),
-        installed
-    );
-    let out = sipmeter(&["--config-file", cfg, "license", "trust-portal"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--update"), "{err}");
-    let out = sipmeter(&["--config-file", cfg, "license", "trust-portal", "--update"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 2 key(s)"));
-    let out = sipmeter(&["--config-file", cfg, "--set-license-key", &token]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let fresh = std::fs::read_to_string(data.join("license.key")).unwrap();
     assert_ne!(
-        std::fs::read_to_string(data.join("license.key")).unwrap(),
-        installed
+        license::SignedLicense::parse(&fresh, "license.key")
+            .unwrap()
+            .key_id,
+        old_key
     );
+    // `trust-portal` and first-use pinning are gone: nothing a portal says adds trust.
+    let out = sipmeter(&["--config-file", cfg, "license", "trust-portal"]);
+    assert!(!out.status.success());
+    assert!(!data.join("trusted-keys.pub").exists());
+
+    // Given as a flag (not in the config), the portal URL is remembered for refresh and
+    // check-ins, and a later --set-license-key without it uses it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let data2 = dir2.path().join("data");
+    let cfg2 = dir2.path().join("sipmeter.toml");
+    std::fs::write(
+        &cfg2,
+        format!(
+            "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-2222\"\n",
+            data2.display().to_string()
+        ),
+    )
+    .unwrap();
+    let cfg2 = cfg2.to_str().unwrap();
+    let out = sipmeter(&[
+        "--config-file",
+        cfg2,
+        "--set-license-key",
+        &token,
+        "--portal",
+        &v.url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("remembered the portal"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(data2.join("portal-url")).unwrap().trim(),
+        v.url
+    );
+    std::fs::remove_file(data2.join("license.key")).unwrap();
+    let out = sipmeter(&["--config-file", cfg2, "--set-license-key", &token]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(data2.join("license.key").exists());
     let _ = DAY;
 }
 
@@ -960,4 +978,70 @@ fn portal_processes_and_the_cli_issue_a_trial_of_thirty_days_from_today() {
             .contains(&format!("trial ends after {end} (30 days left)")),
         "{st}"
     );
+}
+
+/// A license re-bound to another system stops on the old one: its next check-in hears
+/// `superseded`, every page shows the countdown, and 7 days later the GUI locks (ingest goes
+/// on); the new system is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_license_counts_down_and_locks_on_the_old_system() {
+    let clock = FakeClock::new(us("2026-09-01T10:00:00Z"));
+    let v = vendor(&clock).await;
+    let (id, token) = v.hwid_license(20, "2027-06-30").await;
+    let (a_world, a, ca) = site(&v, "1111-2222-3333-4444", None, &clock).await;
+    assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
+    portal_client::tick(&a.state).await;
+    assert!(a.state.portal.last_checkin().unwrap().ok);
+
+    // The operator moves the license to B with Get License there.
+    let (_, b, cb) = site(&v, "5555-6666-7777-8888", None, &clock).await;
+    assert_eq!(get_license(&cb, &b, &token).await.0, StatusCode::OK);
+    clock.advance(60_000_000);
+    portal_client::tick(&a.state).await;
+    let (_, verdict) = a.state.portal.verdict().unwrap();
+    assert!(verdict.superseded, "{verdict:?}");
+    assert!(a_world.data().join("license.superseded").exists());
+    let (_, page) = get_text(&ca, a.addr, "/cdrs").await;
+    assert!(
+        page.contains("License lock in 7 days")
+            && page.contains(&format!("license {id} was moved to another system")),
+        "{page}"
+    );
+    // A refresh from A does not take the license back (it says superseded) ...
+    clock.advance(3 * DAY);
+    portal_client::tick(&a.state).await;
+    let (_, page) = get_text(&ca, a.addr, "/cdrs").await;
+    assert!(page.contains("License lock in 4 days"), "{page}");
+    assert!(!a.state.portal.last_refresh().is_some_and(|r| r.ok));
+    // ... and the countdown runs from the first word, however often it is repeated.
+    let (_, st) = get_text(&ca, a.addr, "/api/v1/license").await;
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    let lock_at = st["pending_lock"]["lock_at"].as_i64().unwrap();
+    assert_eq!(st["pending_lock"]["reason"]["kind"], "moved");
+
+    clock.advance(4 * DAY);
+    a.state.invalidate_status();
+    let (_, page) = get_text(&ca, a.addr, "/settings/license").await;
+    assert!(
+        page.contains("LOCKED (the license was moved to another system)"),
+        "{page}"
+    );
+    let r = ca.get(url(a.addr, "/cdrs")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::LOCKED);
+    assert!(clock.now() >= lock_at);
+
+    // B runs on: its check-ins are not superseded, its pages are not locked.
+    portal_client::tick(&b.state).await;
+    let (_, vb) = b.state.portal.verdict().unwrap();
+    assert!(!vb.superseded);
+    let r = cb.get(url(b.addr, "/cdrs")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Moving it back to A (an operator's Get License there) ends A's lock.
+    assert_eq!(get_license(&ca, &a, &token).await.0, StatusCode::OK);
+    assert!(!a_world.data().join("license.superseded").exists());
+    let r = ca.get(url(a.addr, "/cdrs")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }
