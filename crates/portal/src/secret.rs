@@ -179,7 +179,7 @@ impl SecretKey {
     }
 
     /// `secret` (a signing key's armored seed) sealed for the row of `key_id`.
-    pub(crate) fn seal(&self, key_id: &str, secret: &str) -> String {
+    pub fn seal(&self, key_id: &str, secret: &str) -> String {
         let mut nonce = [0u8; 24];
         license::OsRng.fill_bytes(&mut nonce);
         let ciphertext = self
@@ -201,7 +201,7 @@ impl SecretKey {
     }
 
     /// The secret sealed in `stored` for the row of `key_id`.
-    pub(crate) fn unseal(&self, key_id: &str, stored: &str) -> Result<String, UnsealError> {
+    pub fn unseal(&self, key_id: &str, stored: &str) -> Result<String, UnsealError> {
         let malformed = || UnsealError::Malformed {
             key_id: key_id.to_string(),
         };
