@@ -12,51 +12,51 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::error::{PortalError, Result};
+use crate::secret::{SecretKey, is_sealed};
 
-/// Schema, in statements valid on both engines; `{SERIAL}` is the one spelling they differ in.
-/// Every statement is idempotent, so opening an existing database runs them all again safely.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS customers (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
-    role TEXT NOT NULL, customer_id TEXT REFERENCES customers(id), created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS tiers (
-    id TEXT PRIMARY KEY, channels BIGINT NOT NULL, price TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS licenses (
-    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id),
-    token TEXT NOT NULL UNIQUE, channels BIGINT NOT NULL, formal_end TEXT NOT NULL,
-    cancelled BIGINT NOT NULL, trial BIGINT NOT NULL, emergency BIGINT NOT NULL,
-    binding_kind TEXT NOT NULL, binding_value TEXT, created_at BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS licenses_customer ON licenses (customer_id);
-CREATE TABLE IF NOT EXISTS orders (
-    id TEXT PRIMARY KEY, license_id TEXT NOT NULL REFERENCES licenses(id),
-    kind TEXT NOT NULL, tier_id TEXT, channels BIGINT, months BIGINT, status TEXT NOT NULL,
-    created_at BIGINT NOT NULL, completed_at BIGINT);
-CREATE INDEX IF NOT EXISTS orders_license ON orders (license_id);
-CREATE TABLE IF NOT EXISTS grants (
-    id TEXT PRIMARY KEY, license_id TEXT NOT NULL REFERENCES licenses(id), kind TEXT NOT NULL,
-    amount BIGINT NOT NULL, start_day TEXT NOT NULL, end_day TEXT NOT NULL,
-    created_at BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS grants_license ON grants (license_id);
-CREATE TABLE IF NOT EXISTS checkins (
-    license_id TEXT NOT NULL REFERENCES licenses(id), boot_id TEXT NOT NULL,
-    hwid TEXT NOT NULL, install_id TEXT NOT NULL, version TEXT NOT NULL,
-    first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL, PRIMARY KEY (license_id, boot_id));
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq {SERIAL}, at BIGINT NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
-    license_id TEXT, customer_id TEXT, details TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    key_id TEXT PRIMARY KEY, secret TEXT NOT NULL, public TEXT NOT NULL,
-    created_at BIGINT NOT NULL, active BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS key_certificates (
-    key_id TEXT PRIMARY KEY REFERENCES signing_keys(key_id), certificate TEXT NOT NULL,
-    created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS install_keys (
-    license_id TEXT NOT NULL REFERENCES licenses(id), install_id TEXT NOT NULL,
-    public_key TEXT NOT NULL, registered_at BIGINT NOT NULL,
-    PRIMARY KEY (license_id, install_id))
-";
+/// One schema change, applied once, in order, in a transaction of its own together with its
+/// row in `portal_schema` (version, name, applied_at). Never edit an applied migration:
+/// append a new one (its file in `migrations/` and one line in [`MIGRATIONS`]).
+struct Migration {
+    version: i64,
+    name: &'static str,
+    step: Step,
+}
+
+enum Step {
+    /// `;`-separated statements valid on both engines (`--` comment lines are skipped);
+    /// `{SERIAL}` is the one spelling they differ in.
+    Sql(&'static str),
+    /// Signing-key secrets stored in clear (portals before version 2) are sealed under the
+    /// portal secret key: data, not schema, so it is done in code.
+    SealSecrets,
+}
+
+const fn sql(version: i64, name: &'static str, text: &'static str) -> Migration {
+    Migration {
+        version,
+        name,
+        step: Step::Sql(text),
+    }
+}
+
+/// The schema's history. Version 1 is the schema of the portals before versions were
+/// recorded, idempotent, so their databases (tables, no `portal_schema`) upgrade in place.
+const MIGRATIONS: &[Migration] = &[
+    sql(1, "initial", include_str!("../migrations/0001_initial.sql")),
+    Migration {
+        version: 2,
+        name: "seal_signing_key_secrets",
+        step: Step::SealSecrets,
+    },
+    sql(3, "trust_chain", include_str!("../migrations/0003_trust_chain.sql")),
+];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS portal_schema (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -75,8 +75,9 @@ static DRIVERS: Once = Once::new();
 
 impl Db {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or
-    /// `postgres://…`) and brings its schema up to date.
-    pub async fn open(url: &str) -> Result<Db> {
+    /// `postgres://…`) and migrates its schema to [`SCHEMA_VERSION`]; clear signing-key
+    /// secrets are sealed under `key`. A database newer than this build is refused unchanged.
+    pub async fn open(url: &str, key: &SecretKey, now: Micros) -> Result<Db> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -101,21 +102,122 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        let serial = match backend {
-            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
-            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
-        };
-        for stmt in SCHEMA.replace("{SERIAL}", serial).split(';') {
-            if !stmt.trim().is_empty() {
-                sqlx::query(stmt).execute(&pool).await?;
-            }
+        let db = Db { pool, backend };
+        db.migrate(key, now).await?;
+        Ok(db)
+    }
+
+    /// The schema version recorded in the database (0: none yet).
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM portal_schema")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("v")?,
+        )
+    }
+
+    async fn migrate(&self, key: &SecretKey, now: Micros) -> Result<()> {
+        sqlx::query(VERSION_TABLE).execute(&self.pool).await?;
+        let current = self.schema_version().await?;
+        if current > SCHEMA_VERSION {
+            return Err(PortalError::SchemaTooNew {
+                found: current,
+                known: SCHEMA_VERSION,
+            });
         }
-        Ok(Db { pool, backend })
+        let mut sealed = 0;
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let mut tx = self.pool.begin().await?;
+            // The version row first: a second process migrating at the same moment waits on
+            // it, then fails to insert it and finds the version applied by the first.
+            let claimed = sqlx::query(
+                "INSERT INTO portal_schema (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            if let Err(e) = claimed {
+                drop(tx);
+                if self.schema_version().await? >= m.version {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            match m.step {
+                Step::Sql(text) => {
+                    for stmt in statements(text, self.backend) {
+                        sqlx::query(&stmt).execute(&mut *tx).await?;
+                    }
+                }
+                Step::SealSecrets => sealed += seal_clear_secrets(&mut tx, key).await?,
+            }
+            tx.commit().await?;
+        }
+        // A portal from before version 2 run on this database after its upgrade writes its new
+        // keys in clear: seal those too.
+        let mut tx = self.pool.begin().await?;
+        sealed += seal_clear_secrets(&mut tx, key).await?;
+        tx.commit().await?;
+        if sealed > 0 && self.backend == Backend::Sqlite {
+            // The clear values survive in free pages and in the write-ahead log until the file
+            // is rewritten: rewrite it, and empty the log.
+            sqlx::query("VACUUM").execute(&self.pool).await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The statements of a migration's text for `backend`.
+fn statements(text: &str, backend: Backend) -> Vec<String> {
+    let serial = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{SERIAL}", serial)
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Seals every signing-key secret still stored in clear; returns how many there were.
+async fn seal_clear_secrets(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &SecretKey,
+) -> Result<usize> {
+    let rows = sqlx::query("SELECT key_id, secret FROM signing_keys")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut sealed = 0;
+    for r in rows {
+        let key_id: String = r.try_get("key_id")?;
+        let secret: String = r.try_get("secret")?;
+        if is_sealed(&secret) {
+            continue;
+        }
+        sqlx::query("UPDATE signing_keys SET secret = $1 WHERE key_id = $2")
+            .bind(key.seal(&key_id, &secret))
+            .bind(&key_id)
+            .execute(&mut **tx)
+            .await?;
+        sealed += 1;
+    }
+    Ok(sealed)
 }
 
 pub(crate) fn flag(b: bool) -> i64 {
@@ -455,6 +557,7 @@ impl AuditEntry {
 #[derive(Debug, Clone)]
 pub struct KeyRow {
     pub key_id: String,
+    /// The armored secret sealed under the portal secret key (`enc1:…`), never in clear.
     pub secret: String,
     pub public: String,
     pub created_at: Micros,

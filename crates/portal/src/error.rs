@@ -51,6 +51,17 @@ pub enum PortalError {
     BadCheckinSignature(String),
     #[error("the check-in made at {0} is too far from the portal's clock (replayed, or a wrong clock)")]
     StaleCheckin(String),
+    #[error(transparent)]
+    SecretKey(#[from] crate::secret::SecretKeyError),
+    #[error(transparent)]
+    Unseal(#[from] crate::secret::UnsealError),
+    /// The database was migrated by a newer portal: this one refuses it rather than guess.
+    #[error(
+        "the portal database is at schema version {found}, newer than the versions this \
+         sipmeter knows (up to {known}): run a sipmeter at least as new as the one that \
+         upgraded it (nothing was changed)"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
 }
 
 impl PortalError {

@@ -8,6 +8,7 @@ mod api;
 pub mod clock;
 mod db;
 mod error;
+mod secret;
 mod service;
 mod trust;
 mod web;
@@ -19,11 +20,13 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::{get, post};
 
+pub use db::SCHEMA_VERSION;
 pub use db::{
     AuditEntry, Backend, BindingState, Checkin, Customer, GrantRow, KeyRow, LicenseRow, Order,
     OrderKind, OrderStatus, Role, Tier, User,
 };
 pub use error::PortalError;
+pub use secret::{DEFAULT_KEY_FILE, SECRET_KEY_ENV, SecretKey, SecretKeyError, UnsealError};
 pub use service::{
     CheckinRequest, CheckinVerdict, Issued, LicenseView, OrderRequest, Portal, REFRESH_AFTER_US,
     Target, rfc3339,
@@ -56,6 +59,7 @@ pub fn router(portal: Portal) -> Router {
         .route("/api/v1/checkin", post(api::checkin))
         .merge(web::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(web::security_headers))
         .with_state(app)
 }
 

@@ -24,6 +24,7 @@ use crate::db::{
 };
 use crate::error::{PortalError, Result};
 use crate::trust::{InstallKey, SignedCheckin};
+use crate::secret::SecretKey;
 
 /// How long a served license file is good before the server should fetch a fresh one.
 pub const REFRESH_AFTER_US: Micros = 7 * 24 * 3600 * 1_000_000;
@@ -42,12 +43,14 @@ pub const CHECKIN_HISTORY_US: Micros = 30 * 24 * 3600 * 1_000_000;
 /// Longest free-text value accepted (names, ids from servers, versions).
 const MAX_FIELD: usize = 200;
 
-/// The vendor portal: database, clock and data directory.
+/// The vendor portal: database, clock, data directory and the secret key the signing keys
+/// are sealed under.
 #[derive(Clone)]
 pub struct Portal {
     db: Db,
     clock: Arc<dyn Clock>,
     data_dir: PathBuf,
+    secret: Arc<SecretKey>,
 }
 
 /// A license file served to a server.
@@ -169,22 +172,35 @@ fn new_token() -> String {
         .join("-")
 }
 
-pub fn hash_password(password: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    license::OsRng.fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|_| PortalError::Hash)?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| PortalError::Hash)
+/// Hashes a password with Argon2 on the blocking pool: a hash takes tens of milliseconds of
+/// CPU that must not stall the async workers serving other requests.
+async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        license::OsRng.fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|_| PortalError::Hash)?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|_| PortalError::Hash)
+    })
+    .await
+    .map_err(|_| PortalError::Hash)?
 }
 
-fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
+/// Whether `password` matches `hash`, checked on the blocking pool like [`hash_password`].
+async fn verify_password(hash: &str, password: &str) -> Result<bool> {
+    let (hash, password) = (hash.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
     })
+    .await
+    .map_err(|_| PortalError::Hash)
 }
 
 pub(crate) fn text_field(what: &str, v: &str) -> Result<String> {
@@ -251,11 +267,29 @@ pub(crate) struct AuditRow<'a> {
 
 impl Portal {
     /// Opens the portal on `data_dir` (created if missing) and `database` (default: SQLite
-    /// `portal.db` in the data directory). A new portal gets its first signing key and the
-    /// default tiers; `signing.pub` is rewritten from the database every time.
+    /// `portal.db` in the data directory), with the secret key from
+    /// `SIPMETER_PORTAL_SECRET_KEY` or `data_dir/portal-secret.key` (see
+    /// [`Portal::open_with_key_file`]).
     pub async fn open(
         data_dir: &Path,
         database: Option<&str>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Portal> {
+        Portal::open_with_key_file(data_dir, database, None, clock).await
+    }
+
+    /// Opens the portal on `data_dir` (created if missing) and `database` (default: SQLite
+    /// `portal.db` in the data directory), migrating its schema. The signing keys are sealed
+    /// under the portal secret key: from `secret_key_file` when given, else from the
+    /// environment variable `SIPMETER_PORTAL_SECRET_KEY`, else from
+    /// `data_dir/portal-secret.key` (created, mode 0600, when missing). Every stored signing
+    /// key is opened here, so a wrong secret key fails now, naming its source. A new portal
+    /// gets its first signing key and the default tiers; `signing.pub` is rewritten from the
+    /// database every time.
+    pub async fn open_with_key_file(
+        data_dir: &Path,
+        database: Option<&str>,
+        secret_key_file: Option<&Path>,
         clock: Arc<dyn Clock>,
     ) -> Result<Portal> {
         let existed = data_dir.exists();
@@ -274,15 +308,17 @@ impl Portal {
                 },
             )?;
         }
+        let secret = SecretKey::locate(data_dir, secret_key_file)?;
         let url = match database {
             Some(u) => u.to_string(),
             None => format!("sqlite://{}", data_dir.join("portal.db").display()),
         };
-        let db = Db::open(&url).await?;
+        let db = Db::open(&url, &secret, clock.now()).await?;
         let portal = Portal {
             db,
             clock,
             data_dir: data_dir.to_path_buf(),
+            secret: Arc::new(secret),
         };
         portal.first_start().await?;
         Ok(portal)
@@ -296,6 +332,9 @@ impl Portal {
         if keys == 0 {
             self.rotate_key("portal").await?;
         } else {
+            for k in self.keys().await? {
+                self.unseal(&k)?;
+            }
             self.write_public_keys().await?;
         }
         #[cfg(feature = "dev-keys")]
@@ -337,6 +376,16 @@ impl Portal {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Where the portal secret key came from: its file, or the environment variable.
+    pub fn secret_key_source(&self) -> &str {
+        self.secret.source_name()
+    }
+
+    /// The schema version of the database (after the migrations run at open).
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.db.schema_version().await
     }
 
     pub async fn close(&self) {
@@ -409,7 +458,13 @@ impl Portal {
             .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| PortalError::Corrupt("no active signing key".into()))?;
-        Ok(SigningKey::from_armored(&KeyRow::from_row(&row)?.secret)?)
+        self.unseal(&KeyRow::from_row(&row)?)
+    }
+
+    /// The signing key of a row, its secret opened with the portal secret key.
+    fn unseal(&self, row: &KeyRow) -> Result<SigningKey> {
+        let armored = self.secret.unseal(&row.key_id, &row.secret)?;
+        Ok(SigningKey::from_armored(&armored)?)
     }
 
     /// Makes a new active signing key. Old keys stay in the database and in `signing.pub`,
@@ -425,7 +480,7 @@ impl Portal {
                     "INSERT INTO signing_keys (key_id, secret, public, created_at, active) VALUES ($1, $2, $3, $4, 1)",
                 )
                 .bind(&id)
-                .bind(key.to_armored())
+                .bind(self.secret.seal(&id, &key.to_armored()))
                 .bind(key.public().to_armored())
                 .bind(now),
             ],
@@ -494,7 +549,7 @@ impl Portal {
         let user = User {
             id: format!("U-{}", random_hex(6)),
             username,
-            password_hash: hash_password(password)?,
+            password_hash: hash_password(password).await?,
             role,
             customer_id: customer.map(str::to_string),
         };
@@ -553,10 +608,18 @@ impl Portal {
 
     /// The user if `password` is theirs.
     pub async fn login(&self, username: &str, password: &str) -> Result<Option<User>> {
-        Ok(self
-            .user_by_name(username.trim())
+        let Some(user) = self.user_by_name(username.trim()).await? else {
+            // As long as for a real user, so the time taken does not tell which names exist.
+            static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+            let dummy = DUMMY
+                .get_or_try_init(|| hash_password("not a password"))
+                .await?;
+            verify_password(dummy, password).await?;
+            return Ok(None);
+        };
+        Ok(verify_password(&user.password_hash, password)
             .await?
-            .filter(|u| verify_password(&u.password_hash, password)))
+            .then_some(user))
     }
 
     // ---- customers, tiers --------------------------------------------------------------

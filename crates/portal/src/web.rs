@@ -41,6 +41,34 @@ fn random_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Whether a token sent with a form is the expected one, in time that does not depend on
+/// where they first differ (only on the length, which is public).
+fn same_token(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Headers every answer carries, as the central server sends them: no scripts at all (the
+/// pages have none, so an injected one cannot run), no framing (clickjacking), no content
+/// sniffing, no referrer to other sites, and no caching: pages show license tokens and the
+/// API serves license files.
+pub(crate) async fn security_headers(mut resp: Response) -> Response {
+    use axum::http::HeaderValue;
+    let h = resp.headers_mut();
+    let mut set = |k: header::HeaderName, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "same-origin");
+    set(header::CACHE_CONTROL, "no-store");
+    resp
+}
+
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -140,7 +168,7 @@ impl Auth {
     }
 
     fn check_csrf(&self, form: &HashMap<String, String>) -> Result<(), WebError> {
-        if form.get("csrf") == Some(&self.csrf) {
+        if form.get("csrf").is_some_and(|t| same_token(t, &self.csrf)) {
             Ok(())
         } else {
             Err(WebError::Forbidden)
@@ -272,7 +300,11 @@ async fn login(
     Form(form): Form<HashMap<String, String>>,
 ) -> WebResult {
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
-    if expected.is_none() || form.get("csrf") != expected.as_ref() {
+    let matches = match (form.get("csrf"), &expected) {
+        (Some(given), Some(expected)) => same_token(given, expected),
+        _ => false,
+    };
+    if !matches {
         return Err(WebError::Forbidden);
     }
     let name = form

@@ -173,3 +173,50 @@ async fn portal_on_postgres() {
     again.close().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_postgres_portal_from_before_migrations_upgrades_in_place() {
+    let db = TempDb::create().await;
+    let old = make_legacy_db(&db.url()).await;
+    let w = world_in(tempfile::tempdir().unwrap(), "2026-11-28", Some(&db.url())).await;
+    check_upgraded(&w, &old, &db.url()).await;
+    w.portal.close().await;
+
+    // Opening again migrates nothing more.
+    let again = portal::Portal::open(
+        w.dir.path(),
+        Some(&db.url()),
+        std::sync::Arc::new(w.clock.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        schema_rows(&db.url()).await.len(),
+        portal::SCHEMA_VERSION as usize
+    );
+    again.close().await;
+
+    // A database a newer portal migrated is refused.
+    let future = portal::SCHEMA_VERSION + 1;
+    let mut c = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    sqlx::query("INSERT INTO portal_schema (version, name, applied_at) VALUES ($1, 'next', 0)")
+        .bind(future)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let r = portal::Portal::open(
+        w.dir.path(),
+        Some(&db.url()),
+        std::sync::Arc::new(w.clock.clone()),
+    )
+    .await;
+    match r {
+        Err(portal::PortalError::SchemaTooNew { found, known }) => {
+            assert_eq!((found, known), (future, portal::SCHEMA_VERSION));
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a newer database opened"),
+    }
+    db.drop_db().await;
+}

@@ -25,6 +25,12 @@ pub struct PortalArgs {
         value_name = "URL"
     )]
     database: Option<String>,
+    /// The portal secret key that seals the signing keys in the database (32 bytes, base64
+    /// or hex), created with mode 0600 when missing [default: DIR/portal-secret.key, or the
+    /// key itself in SIPMETER_PORTAL_SECRET_KEY]. Keep it, and back it up apart from the
+    /// database: without it the signing keys cannot be used.
+    #[arg(long, global = true, value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: PortalCommand,
 }
@@ -294,7 +300,12 @@ pub fn run(args: PortalArgs, data_dir: Option<PathBuf>) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(portal_command(command, &dir, args.database.as_deref()))
+            rt.block_on(portal_command(
+                command,
+                &dir,
+                args.database.as_deref(),
+                args.secret_key_file.as_deref(),
+            ))
         }
     }
 }
@@ -307,10 +318,19 @@ fn cli_who() -> String {
     format!("cli:{user}")
 }
 
-async fn open(dir: &Path, database: Option<&str>) -> Result<Portal> {
-    Portal::open(dir, database, Arc::new(portal::clock::SystemClock))
-        .await
-        .with_context(|| format!("cannot open the portal in {}", dir.display()))
+async fn open(
+    dir: &Path,
+    database: Option<&str>,
+    secret_key_file: Option<&Path>,
+) -> Result<Portal> {
+    Portal::open_with_key_file(
+        dir,
+        database,
+        secret_key_file,
+        Arc::new(portal::clock::SystemClock),
+    )
+    .await
+    .with_context(|| format!("cannot open the portal in {}", dir.display()))
 }
 
 fn print_license(v: &portal::LicenseView) {
@@ -337,8 +357,9 @@ async fn portal_command(
     command: PortalCommand,
     dir: &Path,
     database: Option<&str>,
+    secret_key_file: Option<&Path>,
 ) -> Result<ExitCode> {
-    let p = open(dir, database).await?;
+    let p = open(dir, database, secret_key_file).await?;
     let who = cli_who();
     let result = run_on(&p, command, &who).await;
     p.close().await;
@@ -359,9 +380,10 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
             println!(
-                "portal on http://{addr}/ (data {}, public keys {})",
+                "portal on http://{addr}/ (data {}, public keys {}, signing keys sealed with the secret key from {})",
                 p.data_dir().display(),
-                p.data_dir().join("signing.pub").display()
+                p.data_dir().join("signing.pub").display(),
+                p.secret_key_source()
             );
             tokio::select! {
                 r = portal::serve(listener, p.clone()) => r.context("portal server failed")?,

@@ -221,3 +221,227 @@ impl World {
         self.verify(text, HWID_A, None).expect("verifies").terms
     }
 }
+
+/// The portal schema as it was before versioned migrations (copied here, not read from
+/// `migrations/`, so a change to migration 0001 cannot hide from the upgrade tests).
+pub const LEGACY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS customers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
+    role TEXT NOT NULL, customer_id TEXT REFERENCES customers(id), created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS tiers (
+    id TEXT PRIMARY KEY, channels BIGINT NOT NULL, price TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS licenses (
+    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id),
+    token TEXT NOT NULL UNIQUE, channels BIGINT NOT NULL, formal_end TEXT NOT NULL,
+    cancelled BIGINT NOT NULL, trial BIGINT NOT NULL, emergency BIGINT NOT NULL,
+    binding_kind TEXT NOT NULL, binding_value TEXT, created_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS licenses_customer ON licenses (customer_id);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY, license_id TEXT NOT NULL REFERENCES licenses(id),
+    kind TEXT NOT NULL, tier_id TEXT, channels BIGINT, months BIGINT, status TEXT NOT NULL,
+    created_at BIGINT NOT NULL, completed_at BIGINT);
+CREATE INDEX IF NOT EXISTS orders_license ON orders (license_id);
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY, license_id TEXT NOT NULL REFERENCES licenses(id), kind TEXT NOT NULL,
+    amount BIGINT NOT NULL, start_day TEXT NOT NULL, end_day TEXT NOT NULL,
+    created_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS grants_license ON grants (license_id);
+CREATE TABLE IF NOT EXISTS checkins (
+    license_id TEXT NOT NULL REFERENCES licenses(id), boot_id TEXT NOT NULL,
+    hwid TEXT NOT NULL, install_id TEXT NOT NULL, version TEXT NOT NULL,
+    first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL, PRIMARY KEY (license_id, boot_id));
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq {SERIAL}, at BIGINT NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
+    license_id TEXT, customer_id TEXT, details TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    key_id TEXT PRIMARY KEY, secret TEXT NOT NULL, public TEXT NOT NULL,
+    created_at BIGINT NOT NULL, active BIGINT NOT NULL)
+";
+
+/// What [`make_legacy_db`] put in the database.
+pub struct LegacyPortal {
+    pub key: license::SigningKey,
+    pub license_id: String,
+    pub token: String,
+}
+
+/// The base64 body of an armored secret: what must never be found in a database file.
+pub fn armored_body(armored: &str) -> String {
+    armored
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
+}
+
+/// A portal database as the portal before versioned migrations left it, at `url` (SQLite or
+/// PostgreSQL): its schema run as it was, a signing key stored in clear, a customer, a
+/// hardware-bound license not bound yet, and an audit entry.
+pub async fn make_legacy_db(url: &str) -> LegacyPortal {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let serial = if url.starts_with("sqlite:") {
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+    } else {
+        "BIGSERIAL PRIMARY KEY"
+    };
+    let mut c = sqlx::AnyConnection::connect(url).await.expect("connect");
+    if url.starts_with("sqlite:") {
+        sqlx::query("PRAGMA journal_mode=WAL")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    for stmt in LEGACY_SCHEMA.replace("{SERIAL}", serial).split(';') {
+        if !stmt.trim().is_empty() {
+            sqlx::query(stmt).execute(&mut c).await.expect(stmt);
+        }
+    }
+    let key = license::SigningKey::generate(&mut license::OsRng);
+    let now = noon(day("2026-01-10"));
+    sqlx::query("INSERT INTO signing_keys (key_id, secret, public, created_at, active) VALUES ($1, $2, $3, $4, 1)")
+        .bind(key.public().id().to_string())
+        .bind(key.to_armored())
+        .bind(key.public().to_armored())
+        .bind(now)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO tiers (id, channels, price) VALUES ('T50', 50, 'EUR 690 / year')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO customers (id, name, created_at) VALUES ('C-OLD01', 'Old Customer', $1)",
+    )
+    .bind(now)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let token = "ABCD-EFGH-JKLM-NPQR".to_string();
+    sqlx::query(
+        "INSERT INTO licenses (id, customer_id, token, channels, formal_end, cancelled, trial, emergency, binding_kind, binding_value, created_at) \
+         VALUES ('SM-OLD001', 'C-OLD01', $1, 50, '2027-01-31', 0, 0, 0, 'hwid', NULL, $2)",
+    )
+    .bind(&token)
+    .bind(now)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO audit_log (at, who, action, license_id, customer_id, details) VALUES ($1, 'cli:old', 'add_license', 'SM-OLD001', 'C-OLD01', 'made before migrations')")
+        .bind(now)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    LegacyPortal {
+        key,
+        license_id: "SM-OLD001".into(),
+        token,
+    }
+}
+
+/// A portal on an existing `database` (or the data directory's SQLite file), with the API
+/// served, its clock at noon on `today`, in the data directory `dir`.
+pub async fn world_in(dir: tempfile::TempDir, today: &str, database: Option<&str>) -> World {
+    let clock = FakeClock::new(noon(day(today)));
+    let portal = Portal::open(dir.path(), database, Arc::new(clock.clone()))
+        .await
+        .expect("portal opens");
+    let addr = portal::spawn_local(portal.clone()).await.expect("listen");
+    World {
+        portal,
+        base: format!("http://{addr}"),
+        clock,
+        dir,
+        http: reqwest::Client::new(),
+        tokens: Mutex::default(),
+        registered: Mutex::default(),
+    }
+}
+
+/// The versions and names recorded in `portal_schema`.
+pub async fn schema_rows(url: &str) -> Vec<(i64, String)> {
+    sqlx::any::install_default_drivers();
+    let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT version, name FROM portal_schema ORDER BY version")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                sqlx::Row::get::<i64, _>(r, "version"),
+                sqlx::Row::get::<String, _>(r, "name"),
+            )
+        })
+        .collect();
+    sqlx::Connection::close(c).await.unwrap();
+    rows
+}
+
+/// The checks shared by the SQLite and PostgreSQL upgrade tests, on a portal opened on a
+/// database made by [`make_legacy_db`].
+pub async fn check_upgraded(w: &World, old: &LegacyPortal, url: &str) {
+    assert_eq!(
+        w.portal.schema_version().await.unwrap(),
+        portal::SCHEMA_VERSION
+    );
+    let rows = schema_rows(url).await;
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=portal::SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    assert_eq!(rows[0].1, "initial");
+
+    // The key is the old one, now sealed; it opens with the portal secret key.
+    let keys = w.portal.keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    let k = &keys[0];
+    assert_eq!(k.key_id, old.key.public().id().to_string());
+    assert!(k.active);
+    assert!(k.secret.starts_with("enc1:"), "{}", k.secret);
+    assert!(!k.secret.contains(&armored_body(&old.key.to_armored())));
+    let secret =
+        portal::SecretKey::load_or_create(&w.dir.path().join("portal-secret.key")).unwrap();
+    assert_eq!(
+        secret.unseal(&k.key_id, &k.secret).unwrap(),
+        old.key.to_armored()
+    );
+
+    // The data is kept.
+    let row = w.portal.license(&old.license_id).await.unwrap();
+    assert_eq!(row.token, old.token);
+    assert_eq!(row.channels, 50);
+    assert_eq!(
+        w.portal.customer("C-OLD01").await.unwrap().name,
+        "Old Customer"
+    );
+    assert!(
+        w.portal
+            .tiers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == "T50")
+    );
+    let audit = w.portal.audit_log(Some(&old.license_id), 10).await.unwrap();
+    assert!(audit.iter().any(|a| a.details == "made before migrations"));
+
+    // signing.pub still lists the old key, and the portal signs with it.
+    let pub_text = std::fs::read_to_string(w.dir.path().join("signing.pub")).unwrap();
+    assert_eq!(pub_text, old.key.public().to_armored());
+    let terms = w.terms(&old.token).await;
+    assert_eq!(terms.license_id, old.license_id);
+    assert_eq!(terms.channels, 50);
+
+    // A rotation after the upgrade makes a sealed key too, and files signed with it verify.
+    let new_id = w.portal.rotate_key("test").await.unwrap();
+    let keys = w.portal.keys().await.unwrap();
+    assert_eq!(keys[0].key_id, new_id);
+    assert!(keys.iter().all(|k| k.secret.starts_with("enc1:")));
+    w.terms(&old.token).await;
+}
