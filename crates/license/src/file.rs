@@ -80,7 +80,10 @@ impl SignedLicense {
                 };
                 let len = usize::from(u16::from_be_bytes(*len));
                 if len > MAX_CERTIFICATE_LEN || len > after.len() {
-                    return Err(VerifyError::malformed(file, "certificate length out of range"));
+                    return Err(VerifyError::malformed(
+                        file,
+                        "certificate length out of range",
+                    ));
                 }
                 let cert = Certificate::from_body(&after[..len])
                     .map_err(|r| VerifyError::malformed(file, r))?;

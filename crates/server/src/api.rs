@@ -114,7 +114,11 @@ pub async fn license_status(
             app.license.tz.iana_name().unwrap_or("UTC").into(),
         );
         // The token is a credential (it re-binds the license at the portal): admins only.
-        if ctx.user.as_ref().is_some_and(|u| u.role == store::Role::Admin) {
+        if ctx
+            .user
+            .as_ref()
+            .is_some_and(|u| u.role == store::Role::Admin)
+        {
             let token = crate::license_env::stored_token(&app.data_dir, None)
                 .ok()
                 .flatten()

@@ -180,7 +180,11 @@ pub fn banners(st: &Status) -> Vec<Banner> {
         }),
         State::Ok => {}
     }
-    if let Some(p) = st.pending_lock.as_ref().filter(|_| st.state != State::Locked) {
+    if let Some(p) = st
+        .pending_lock
+        .as_ref()
+        .filter(|_| st.state != State::Locked)
+    {
         out.push(Banner {
             class: "error",
             text: format!("License lock in {}: {}", days(p.days_left), p.text),

@@ -573,8 +573,9 @@ async fn fifteen_days_over_the_limit_lock_and_a_bigger_key_unlocks_at_once() {
             SigningKey::generate(&mut license::OsRng),
             SigningKey::generate(&mut license::OsRng),
         );
-        let cert = license::Certificate::issue(&root, &key.public(), "me", 0, 4_102_444_800_000_000)
-            .unwrap();
+        let cert =
+            license::Certificate::issue(&root, &key.public(), "me", 0, 4_102_444_800_000_000)
+                .unwrap();
         license::issue(&w.terms(100_000, now), &key, Some(&cert)).unwrap()
     };
     let form = reqwest::multipart::Form::new()
@@ -752,12 +753,18 @@ async fn viewers_see_pages_but_cannot_change_the_license() {
     let (_, html) = get_text(&c, s.addr, "/settings/license").await;
     assert!(!html.contains(token), "{html}");
     let (_, api) = get_text(&c, s.addr, "/api/v1/license").await;
-    assert!(!api.contains(token) && !api.contains("license_token"), "{api}");
+    assert!(
+        !api.contains(token) && !api.contains("license_token"),
+        "{api}"
+    );
     let admin = logged_in(s.addr).await;
     let (_, html) = get_text(&admin, s.addr, "/settings/license").await;
     assert!(html.contains(token), "{html}");
     let (_, api) = get_text(&admin, s.addr, "/api/v1/license").await;
-    assert!(api.contains(&format!("\"license_token\":\"{token}\"")), "{api}");
+    assert!(
+        api.contains(&format!("\"license_token\":\"{token}\"")),
+        "{api}"
+    );
     s.stop().await.unwrap();
 }
 

@@ -375,6 +375,12 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
             if let Some(pw) = p.ensure_support_user(admin_password.as_deref()).await? {
                 println!("created support user `support` with password {pw} (shown once)");
             }
+            if p.active_certificate().await?.is_none() {
+                println!(
+                    "warning: the active signing key has no certificate from a vendor root, so no server accepts what it signs and Get License answers no_certificate; run `sipmeter --data-dir {} portal certify --root-key ROOT.key` where the root key is kept",
+                    p.data_dir().display()
+                );
+            }
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -456,7 +462,10 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                 issued.license_id,
                 issued.terms.binding,
                 out.display(),
-                issued.refresh_by.as_deref().unwrap_or("never: an offline file")
+                issued
+                    .refresh_by
+                    .as_deref()
+                    .unwrap_or("never: an offline file")
             );
         }
         PortalCommand::RotateKey => {
@@ -487,7 +496,9 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                     .file_name()
                     .map_or_else(|| "portal".into(), |n| n.to_string_lossy().into_owned())
             });
-            let cert = p.certify_active_key(who, &root, &subject, from, until).await?;
+            let cert = p
+                .certify_active_key(who, &root, &subject, from, until)
+                .await?;
             if let Some(out) = &a.out {
                 write_new_or_same(out, &cert.to_armored())?;
             }

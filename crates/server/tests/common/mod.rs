@@ -78,8 +78,9 @@ impl World {
     }
 
     /// The terms of a license for this world's hardware id with `channels`: issued 40 days
-    /// before `now`, formal end 300 days after it (grace 20 more), refresh due 200 days after
-    /// it. Tests change fields for other keys.
+    /// before `now`, formal end 300 days after it (grace 20 more), no `refresh_by` (an offline
+    /// file: the tests move their clocks far, and a missed refresh would lock). Tests change
+    /// fields for other keys.
     pub fn terms(&self, channels: u32, now: Micros) -> LicenseTerms {
         let today = license::day_of(now, &jiff::tz::TimeZone::UTC);
         let formal_end = today.checked_add(jiff::Span::new().days(300)).unwrap();
@@ -95,7 +96,7 @@ impl World {
             emergency: false,
             binding: Binding::Hwid(HWID.parse().unwrap()),
             grants: vec![],
-            refresh_by: license::timestamp(now + 200 * DAY),
+            refresh_by: None,
         }
     }
 
