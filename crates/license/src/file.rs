@@ -44,6 +44,8 @@ pub const ISSUE_DRIFT_US: Micros = 5 * 60 * 1_000_000;
 pub const CLOCK_SET_BACK_TOLERANCE_US: Micros = 60 * 60 * 1_000_000;
 
 const HEADER_LEN: usize = 1 + 8 + 64;
+/// Key id and signature: what follows the version (and the certificate, in format 2).
+const SIGNATURE_HEADER_LEN: usize = 8 + 64;
 
 /// A license file whose armor and envelope parsed; nothing about it is trusted yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,17 +99,17 @@ impl SignedLicense {
                 });
             }
         };
-        if rest.len() <= HEADER_LEN - 1 {
+        if rest.len() <= SIGNATURE_HEADER_LEN {
             return Err(VerifyError::malformed(file, "body too short"));
         }
         let mut key_id = [0u8; 8];
         key_id.copy_from_slice(&rest[..8]);
         let mut signature = [0u8; 64];
-        signature.copy_from_slice(&rest[8..HEADER_LEN - 1]);
+        signature.copy_from_slice(&rest[8..SIGNATURE_HEADER_LEN]);
         Ok(SignedLicense {
             key_id: KeyId(key_id),
             signature,
-            payload: rest[HEADER_LEN - 1..].to_vec(),
+            payload: rest[SIGNATURE_HEADER_LEN..].to_vec(),
             certificate,
         })
     }
