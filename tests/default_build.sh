@@ -41,7 +41,7 @@ expect_refused() {
 
 data=$work/data
 "$bin" --data-dir "$data" portal keygen --out "$work/k" >/dev/null
-hwid=$("$bin" --data-dir "$data" license hwid)
+hwid=$("$bin" --data-dir "$data" license hwid | awk '{print $1}')
 "$bin" portal issue --signing-key "$work/k/signing.key" --channels 100000 --hwid "$hwid" \
   --formal-end 2099-12-31 --out "$work/self.key" >/dev/null
 
@@ -60,6 +60,7 @@ expect_refused "config trusted_keys" "only a development build" -- \
   "$bin" --config-file "$work/config.toml" --data-dir "$data" license status
 
 # A file copied into the data directory: the status is invalid, the lock names the reason.
+mkdir -p "$data"
 cp "$work/self.key" "$data/license.key"
 "$bin" --data-dir "$data" license status --json >"$work/status.json" || true
 if grep -q '"code": "untrusted_issuer"' "$work/status.json" && grep -q '"mode": "invalid"' "$work/status.json"; then
