@@ -191,6 +191,15 @@ impl Decoder {
         self.sctp.partials()
     }
 
+    /// One HEPv3 packet received by a collector socket (not from a capture) at `ts_us`: its SIP
+    /// payload goes to `sink` with the addresses and time of its chunks (`ts_us` when it has
+    /// none). Counted like HEP found in a capture.
+    pub fn hep_packet(&mut self, ts_us: i64, packet: &[u8], sink: &mut dyn Sink) {
+        self.stats.packets += 1;
+        self.stats.bytes += packet.len() as u64;
+        self.hep_datagram(ts_us, packet, sink);
+    }
+
     /// Decode one link-layer frame of type `linktype` captured at `ts_us` (µs since epoch),
     /// delivering any SIP payload it completes to `sink`.
     #[inline]

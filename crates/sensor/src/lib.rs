@@ -4,6 +4,7 @@
 //! central server) is the caller's business. One `Pipeline` spans all the files it reads, so a
 //! call that continues from one file of a capture directory into the next stays one leg.
 
+pub mod hep_listen;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod spool;

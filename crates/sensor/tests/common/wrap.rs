@@ -247,6 +247,18 @@ fn hep_chunk(out: &mut Vec<u8>, ctype: u16, v: &[u8]) {
 /// A HEPv3 packet as Kamailio's siptrace sends it (written here from the HEP specification,
 /// independently of `capture::hep::encode`).
 pub fn hep3(src: SocketAddr, dst: SocketAddr, ts_us: i64, proto: u8, sip: &[u8]) -> Vec<u8> {
+    hep3_with_key(src, dst, ts_us, proto, sip, b"myhep")
+}
+
+/// [`hep3`] with the given auth key chunk.
+pub fn hep3_with_key(
+    src: SocketAddr,
+    dst: SocketAddr,
+    ts_us: i64,
+    proto: u8,
+    sip: &[u8],
+    key: &[u8],
+) -> Vec<u8> {
     let mut h = b"HEP3\0\0".to_vec();
     let v4 = src.is_ipv4();
     hep_chunk(&mut h, 1, &[if v4 { 2 } else { 10 }]);
@@ -265,7 +277,7 @@ pub fn hep3(src: SocketAddr, dst: SocketAddr, ts_us: i64, proto: u8, sip: &[u8])
     hep_chunk(&mut h, 12, &2001u32.to_be_bytes());
     // a vendor chunk the reader must skip
     h.extend_from_slice(&[0x00, 0x21, 0x00, 0x01, 0x00, 0x08, 0xab, 0xcd]);
-    hep_chunk(&mut h, 14, b"myhep");
+    hep_chunk(&mut h, 14, key);
     hep_chunk(&mut h, 15, sip);
     let n = h.len() as u16;
     h[4..6].copy_from_slice(&n.to_be_bytes());
