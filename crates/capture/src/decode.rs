@@ -781,7 +781,7 @@ impl Decoder {
                 self.offport = PortSet::empty();
                 self.offport_used = false;
             }
-            if !self.offport_used || !(self.offport.contains(sport) && self.offport.contains(dport))
+            if !(self.offport_used && self.offport.contains(sport) && self.offport.contains(dport))
             {
                 self.stats.non_sip_packets += 1;
                 return;

@@ -421,10 +421,7 @@ fn sip_over_sctp_gives_the_plain_legs() {
 fn bad_tunnel_packets_are_counted_and_lose_no_leg() {
     let junk: Vec<Vec<u8>> = vec![
         wrap::outer4(47, &[0x00]), // truncated GRE
-        wrap::outer4(
-            47,
-            &wrap::gre(0x880b, false, None, None, &[1, 2, 3])[..4].to_vec(),
-        ), // no payload, PPTP type
+        wrap::outer4(47, &wrap::gre(0x880b, false, None, None, &[1, 2, 3])[..4]), // no payload, PPTP type
         {
             let mut g = wrap::gre(0x0800, false, None, None, &[0x45]);
             g[1] |= 1; // GRE version 1
@@ -582,7 +579,8 @@ fn tshark_sees_the_same_sip_messages_inside_each_tunnel() {
     let want = call_ids(&cap, &[]);
     assert!(!want.is_empty());
     let fr = frames(&cap);
-    let mut cases: Vec<(String, Vec<(i64, Vec<u8>)>, Vec<&str>)> = wrappers()
+    type Case<'a> = (String, Vec<(i64, Vec<u8>)>, Vec<&'a str>);
+    let mut cases: Vec<Case> = wrappers()
         .into_iter()
         .map(|(kind, w)| {
             let f = fr
