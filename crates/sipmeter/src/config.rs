@@ -121,11 +121,18 @@ pub struct CommonFlags {
     #[arg(long, global = true)]
     pub sip_ports: Option<String>,
     /// Read SIP only on the --sip-ports (no content detection on other ports)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub sip_ports_only: Option<bool>,
     /// Detect SIP by content on any port: the default now, kept for old command lines
     /// (--sip-any-port=false is --sip-ports-only)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", hide = true)]
+    #[arg(
+        long,
+        global = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        hide = true
+    )]
     pub sip_any_port: Option<bool>,
     /// Keep each leg's SIP messages for the message ladder [default: true when storing]
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]

@@ -78,7 +78,10 @@ impl RunSummary {
                 c.tls_records,
                 "TLS records (SIP over TLS cannot be read without keys)",
             ),
-            (c.unknown_tunnels, "packets in tunnels sipmeter does not open"),
+            (
+                c.unknown_tunnels,
+                "packets in tunnels sipmeter does not open",
+            ),
             (c.malformed_tunnels, "malformed tunnel or HEP headers"),
             (c.sctp_non_sip, "SCTP messages that are not SIP"),
             (c.sctp_dropped, "incomplete SCTP messages"),

@@ -52,7 +52,13 @@ pub struct SensorArgs {
     #[arg(long, value_name = "ADDR", conflicts_with_all = ["pcap_dir", "paths", "interface"])]
     hep_listen: Option<SocketAddr>,
     /// With --hep-listen: accept only HEP packets whose auth key chunk is this password
-    #[arg(long, value_name = "PASSWORD", requires = "hep_listen", env = "SIPMETER_HEP_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "hep_listen",
+        env = "SIPMETER_HEP_PASSWORD",
+        hide_env_values = true
+    )]
     hep_password: Option<String>,
     /// Read every capture put into DIR, each once (a rotating tcpdump -w -G directory)
     #[arg(long, value_name = "DIR", conflicts_with = "paths")]
@@ -487,7 +493,11 @@ impl Reader<'_> {
     fn slices(
         &self,
         slice_s: u32,
-        mut run_slice: impl FnMut(&mut sensor::Pipeline, &AtomicBool, &mut dyn FnMut(Vec<Leg>)) -> Result<()>,
+        mut run_slice: impl FnMut(
+            &mut sensor::Pipeline,
+            &AtomicBool,
+            &mut dyn FnMut(Vec<Leg>),
+        ) -> Result<()>,
     ) -> Result<(u64, u64)> {
         let mut pipeline = sensor::Pipeline::new(self.pipeline.clone());
         let slice_end = Arc::new(AtomicBool::new(false));

@@ -82,7 +82,9 @@ fn the_old_any_port_flag_is_accepted_and_ports_only_restricts() {
     assert_eq!(leg_count(&only), 0);
     let err = stderr(&only);
     assert!(
-        err.contains("warning: no legs") && err.contains("--sip-ports-only") && err.contains("5999"),
+        err.contains("warning: no legs")
+            && err.contains("--sip-ports-only")
+            && err.contains("5999"),
         "{err}"
     );
     // The same port, without --sip-ports-only: found by content.
@@ -105,7 +107,12 @@ fn a_capture_without_legs_says_why() {
         (
             "tls",
             vec![
-                tcp(40000, 5061, 1, &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0]),
+                tcp(
+                    40000,
+                    5061,
+                    1,
+                    &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0],
+                ),
                 tcp(5061, 40000, 9, &[0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb]),
             ],
             "SIP over TLS cannot be read without keys",
@@ -132,7 +139,10 @@ fn a_capture_without_legs_says_why() {
         let out = read(&[], &path);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("warning: no legs") && err.contains(expected), "{name}: {err}");
+        assert!(
+            err.contains("warning: no legs") && err.contains(expected),
+            "{name}: {err}"
+        );
     }
 }
 
@@ -143,7 +153,12 @@ fn the_summary_counts_what_was_not_read() {
     std::fs::write(
         &path,
         pcap(&[
-            tcp(40000, 5061, 1, &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0]),
+            tcp(
+                40000,
+                5061,
+                1,
+                &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0],
+            ),
             (47, vec![0x30, 0x01, 0x88, 0x0b, 0, 4, 0, 0, 0, 0, 0, 0]),
         ]),
     )
