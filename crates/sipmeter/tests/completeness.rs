@@ -96,7 +96,8 @@ fn the_old_any_port_flag_is_accepted_and_ports_only_restricts() {
 #[test]
 fn a_capture_without_legs_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Vec<(u8, Vec<u8>)>, &str)> = vec![
+    type Packets = Vec<(u8, Vec<u8>)>;
+    let cases: Vec<(&str, Packets, &str)> = vec![
         (
             "rtp",
             (0..20)
