@@ -8,10 +8,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Some(Ok(n)) = hep::frame_len(data) {
         assert!((6..=data.len()).contains(&n));
-        if let Ok(p) = hep::parse(&data[..n]) {
-            if let Some(payload) = p.payload {
-                assert!(payload.len() < n);
-            }
+        if let Ok(p) = hep::parse(&data[..n])
+            && let Some(payload) = p.payload
+        {
+            assert!(payload.len() < n);
         }
     }
     let _ = hep::parse(data);

@@ -201,6 +201,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// What `fuzz/fuzz_targets/hep_parse.rs` checks, on stable: arbitrary bytes after the HEP3
+    /// magic never panic, and a frame length stays within the input.
+    #[test]
+    fn hep_parse_never_panics(magic in any::<bool>(), bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let mut data = if magic { b"HEP3".to_vec() } else { Vec::new() };
+        data.extend_from_slice(&bytes);
+        if let Some(Ok(n)) = capture::hep::frame_len(&data) {
+            prop_assert!((6..=data.len()).contains(&n));
+            if let Ok(p) = capture::hep::parse(&data[..n])
+                && let Some(payload) = p.payload
+            {
+                prop_assert!(payload.len() < n);
+            }
+        }
+        let _ = capture::hep::parse(&data);
+    }
+}
+
 #[test]
 fn every_encapsulated_seed_reads_sip() {
     for seed in encapsulated_seeds() {
