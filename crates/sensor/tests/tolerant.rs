@@ -177,3 +177,107 @@ fn fix_content_length(m: &[u8]) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// Issue 15 item 6 through the whole pipeline: an INVITE challenged with 401, retried with a
+/// higher CSeq 30 s later (past the 5 s linger of a failed leg), answered and hung up, is one
+/// leg from the first INVITE.
+#[test]
+fn an_invite_retried_30_s_after_a_401_is_one_leg() {
+    let sdp = "v=0\r\nc=IN IP4 10.1.0.1\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let s = 1_000_000;
+    let wire: Vec<(i64, bool, Vec<u8>)> = vec![
+        (
+            0,
+            true,
+            msg(
+                "INVITE sip:2002@example.com SIP/2.0",
+                "1 INVITE",
+                false,
+                Some(sdp.len()),
+                sdp,
+            ),
+        ),
+        (
+            10_000,
+            false,
+            msg("SIP/2.0 401 Unauthorized", "1 INVITE", true, Some(0), ""),
+        ),
+        (
+            20_000,
+            true,
+            msg(
+                "ACK sip:2002@example.com SIP/2.0",
+                "1 ACK",
+                true,
+                Some(0),
+                "",
+            ),
+        ),
+        (
+            30 * s,
+            true,
+            msg(
+                "INVITE sip:2002@example.com SIP/2.0",
+                "2 INVITE",
+                false,
+                Some(sdp.len()),
+                sdp,
+            ),
+        ),
+        (
+            31 * s,
+            false,
+            msg("SIP/2.0 180 Ringing", "2 INVITE", true, Some(0), ""),
+        ),
+        (
+            33 * s,
+            false,
+            msg("SIP/2.0 200 OK", "2 INVITE", true, Some(sdp.len()), sdp),
+        ),
+        (
+            33 * s + 5,
+            true,
+            msg(
+                "ACK sip:2002@example.com SIP/2.0",
+                "2 ACK",
+                true,
+                Some(0),
+                "",
+            ),
+        ),
+        (
+            60 * s,
+            true,
+            msg(
+                "BYE sip:2002@example.com SIP/2.0",
+                "3 BYE",
+                true,
+                Some(0),
+                "",
+            ),
+        ),
+        (
+            60 * s + 5,
+            false,
+            msg("SIP/2.0 200 OK", "3 BYE", true, Some(0), ""),
+        ),
+    ];
+    let frames: Vec<(i64, Vec<u8>)> = wire
+        .into_iter()
+        .map(|(at, from_a, m)| {
+            let (src, dst) = if from_a { (A, B) } else { (B, A) };
+            let u = wrap::udp(5060, 5060, &m);
+            (T0 + at, wrap::eth(ETH_IPV4, &wrap::ipv4(17, src, dst, &u)))
+        })
+        .collect();
+    let (legs, totals) = read(&frames);
+    assert_eq!(totals.sip_messages, 9);
+    assert_eq!(legs.len(), 1, "{legs:#?}");
+    let leg = &legs[0];
+    assert_eq!(leg.start, T0);
+    assert_eq!(leg.answer, Some(T0 + 33 * s));
+    assert_eq!(leg.end, T0 + 60 * s + 5);
+    assert_eq!(leg.end_reason, EndReason::ByeConfirmed);
+    assert_eq!(leg.last_response, Some(200));
+    assert_eq!(leg.sip_message_count, 9);
+}
