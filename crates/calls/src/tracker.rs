@@ -347,12 +347,24 @@ fn timeout_reason(config: &TrackerConfig, open: &OpenLeg) -> Option<EndReason> {
     }
 }
 
+/// Did the leg's INVITE fail with an authentication challenge (401/407)?
+fn challenged(open: &OpenLeg) -> bool {
+    matches!(open.leg.last_response, Some(401 | 407))
+}
+
 /// When the leg closes if nothing else happens.
 fn deadline(config: &TrackerConfig, open: &OpenLeg) -> Micros {
     let absolute = open.leg.start.saturating_add(config.absolute_timeout);
     let by_phase = match open.phase {
         Phase::Setup => open.last_packet.saturating_add(config.zombie_timeout),
         Phase::Answered => Micros::MAX,
+        // A challenge (401/407) is answered by a new INVITE on the same Call-ID, however long
+        // the caller takes to find its credentials: the leg waits as long as an unanswered one.
+        Phase::Failed if challenged(open) => open
+            .leg
+            .end
+            .saturating_add(config.close_after_final)
+            .max(open.last_packet.saturating_add(config.zombie_timeout)),
         Phase::Failed => open.leg.end.saturating_add(config.close_after_final),
         Phase::Cancelled => open.leg.end.saturating_add(config.close_after_cancel),
         Phase::ByeSent => open
@@ -392,7 +404,12 @@ fn apply(open: &mut OpenLeg, ts: Micros, msg: &Message<'_>, cseq: u32, cseq_meth
                     open.invite_cseq = cseq;
                     open.pending_forks.clear();
                     if matches!(open.phase, Phase::Failed) {
+                        // The failed attempt's response and To-tag were that transaction's;
+                        // this attempt's responses tell how the leg goes on.
                         open.phase = Phase::Setup;
+                        open.leg.last_response = None;
+                        open.leg.last_response_text = None;
+                        open.leg.to_tag = None;
                     }
                 }
                 if open.leg.referred_by.is_none() {

@@ -336,6 +336,86 @@ fn authentication_challenge_then_new_invite_is_one_leg() {
 }
 
 #[test]
+fn a_retry_30_s_after_a_challenge_is_the_same_leg() {
+    for code in [401u16, 407] {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let wires = [
+            req(T0, Method::Invite, 1),
+            resp(T0 + 100, code, 1, Method::Invite),
+            req(T0 + 200, Method::Ack, 1),
+            // Another call's traffic moves packet time on meanwhile (timers are swept).
+            req(T0 + 20 * S, Method::Options, 1).call_id(b"other@example.com"),
+            req(T0 + 30 * S, Method::Invite, 2).with_to_tag(None),
+            resp(T0 + 30 * S + 10, 100, 2, Method::Invite).with_to_tag(None),
+            resp(T0 + 31 * S, 180, 2, Method::Invite),
+            resp(T0 + 32 * S, 200, 2, Method::Invite),
+            req(T0 + 40 * S, Method::Bye, 3),
+            resp(T0 + 40 * S + 1, 200, 3, Method::Bye),
+        ];
+        for w in &wires {
+            w.feed(&mut tracker);
+        }
+        assert_eq!(
+            tracker.take_closed(),
+            vec![],
+            "nothing closed before the end"
+        );
+        tracker.finish();
+        let leg = only(tracker.take_closed());
+        assert_eq!(leg.start, T0, "{code}");
+        assert_eq!(leg.answer, Some(T0 + 32 * S));
+        assert_eq!(leg.end, T0 + 40 * S + 1);
+        assert_eq!(leg.end_reason, EndReason::ByeConfirmed);
+        assert_eq!((leg.last_response, leg.sip_message_count), (Some(200), 9));
+    }
+}
+
+#[test]
+fn a_challenge_never_answered_keeps_its_end_and_closes_by_the_zombie_timeout() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let wires = [
+        req(T0, Method::Invite, 1),
+        resp(T0 + 100, 407, 1, Method::Invite),
+        req(T0 + 200, Method::Ack, 1),
+    ];
+    for w in &wires {
+        w.feed(&mut tracker);
+    }
+    tracker.advance(T0 + 299 * S);
+    assert_eq!(tracker.closed_count(), 0, "still waiting for the retry");
+    assert_eq!(tracker.live_legs().count(), 0, "but not a live call");
+    tracker.advance(T0 + 301 * S);
+    let leg = only(tracker.take_closed());
+    assert_eq!(leg.end, T0 + 100);
+    assert_eq!(leg.end_reason, EndReason::NotAnswered);
+    assert_eq!(leg.last_response, Some(407));
+    // A retry after the zombie timeout is a new leg.
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    for w in &wires {
+        w.feed(&mut tracker);
+    }
+    req(T0 + 400 * S, Method::Invite, 2)
+        .with_to_tag(None)
+        .feed(&mut tracker);
+    tracker.finish();
+    assert_eq!(tracker.take_closed().len(), 2);
+}
+
+#[test]
+fn a_final_non_challenge_still_closes_after_5_s() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    for w in [
+        req(T0, Method::Invite, 1),
+        resp(T0 + 100, 486, 1, Method::Invite),
+        req(T0 + 200, Method::Ack, 1),
+    ] {
+        w.feed(&mut tracker);
+    }
+    tracker.advance(T0 + 7 * S);
+    assert_eq!(tracker.closed_count(), 1);
+}
+
+#[test]
 fn a_response_without_its_invite_opens_a_partial_leg() {
     let leg = only(run(&[
         resp(T0, 180, 1, Method::Invite),

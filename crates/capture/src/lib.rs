@@ -21,10 +21,12 @@ pub use sip::Transport;
 pub mod decode;
 pub mod defrag;
 pub mod error;
+pub mod hep;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod ports;
 pub mod reader;
+pub mod sctp;
 pub mod tcp;
 
 pub use decode::Decoder;
@@ -32,6 +34,7 @@ pub use defrag::DefragConfig;
 pub use error::CaptureError;
 pub use ports::{PortSet, PortSetError};
 pub use reader::{CaptureReader, FileFormat, Packet};
+pub use sctp::SctpConfig;
 pub use tcp::TcpConfig;
 
 /// One SIP message worth of bytes, with where and when it was seen.
@@ -43,7 +46,8 @@ pub struct SipPayload<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport,
-    /// For UDP one datagram; for TCP one message framed by Content-Length.
+    /// For UDP one datagram; for TCP one message framed by Content-Length; for SCTP one user
+    /// message; for HEP the packet's payload (and `ts_us`, addresses, transport from its chunks).
     pub data: &'a [u8],
 }
 
@@ -77,13 +81,17 @@ impl Default for SipHooks {
 /// Everything that tunes reading and decoding. `Default` is what a sensor should use.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
-    /// UDP/TCP ports carrying SIP (default 5060, 5061).
+    /// UDP/TCP/SCTP ports carrying SIP (default 5060, 5061): always tried first, and TCP streams
+    /// on them are reassembled from their first segment.
     pub ports: PortSet,
-    /// Also look at the content of packets on other ports (costs a few ns per UDP packet and a
-    /// stream lookup per TCP segment).
+    /// Also find SIP (and HEP) by its content on every other port (default on; off is
+    /// `--sip-ports-only`). Costs one byte comparison per RTP packet; a TCP stream off the SIP
+    /// ports is followed from its first segment that starts a SIP message. Tunnels are opened
+    /// either way.
     pub detect_any_port: bool,
     pub defrag: DefragConfig,
     pub tcp: TcpConfig,
+    pub sctp: SctpConfig,
     /// Records longer than this are corruption (default 256 KiB).
     pub max_caplen: usize,
     /// Read chunk size (default 8 MiB).
@@ -95,9 +103,10 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
             ports: PortSet::sip_default(),
-            detect_any_port: false,
+            detect_any_port: true,
             defrag: DefragConfig::default(),
             tcp: TcpConfig::default(),
+            sctp: SctpConfig::default(),
             max_caplen: reader::DEFAULT_MAX_CAPLEN,
             buffer_size: reader::DEFAULT_BUFFER_SIZE,
             hooks: SipHooks::default(),
@@ -155,6 +164,24 @@ stats! {
     tcp_gaps,
     /// Bytes skipped while looking for the start of a SIP message.
     tcp_garbage_bytes,
+    /// Encapsulation headers opened (GRE, ERSPAN, VXLAN, Geneve, IP-in-IP, TZSP, MPLS).
+    tunnels,
+    /// Tunnel (or HEP) headers that were malformed, or nested deeper than the decoder goes:
+    /// counted, the packet skipped.
+    malformed_tunnels,
+    /// Encapsulations seen but not opened (GRE version 1 / source routes, other GRE, Geneve or
+    /// TZSP payload types, MPLS payloads that are neither IP nor Ethernet).
+    unknown_tunnels,
+    /// HEPv3 packets read (any port, UDP, TCP or SCTP).
+    hep_packets,
+    /// SCTP DATA / I-DATA chunks seen.
+    sctp_chunks,
+    /// SCTP user messages that were not SIP.
+    sctp_non_sip,
+    /// Fragmented SCTP messages given up (lost or reordered fragment, memory bound).
+    sctp_dropped,
+    /// TLS records (SIP over TLS, unreadable without keys) on the SIP ports or 5061.
+    tls_records,
 }
 
 /// What happened with one file.

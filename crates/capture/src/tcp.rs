@@ -6,6 +6,10 @@
 //! Content-Length body). CR/LF keep-alives between messages are skipped; bytes that cannot start
 //! a message are skipped up to the next place that looks like a SIP start line (resync).
 //!
+//! A stream may carry HEPv3 instead (a collector's TCP input): a frame starting with `HEP3` at
+//! a message boundary is cut by its length field and its SIP payload delivered with the
+//! addresses and time from its chunks.
+//!
 //! Timestamps: a message reassembled from several segments carries the timestamp of the segment
 //! that completed it, because that is when a receiver could have acted on it.
 //!
@@ -16,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use crate::{Sink, SipHooks, SipPayload, Stats, Transport};
+use crate::{Sink, SipHooks, SipPayload, Stats, Transport, hep};
 
 /// Limits of the reassembler.
 #[derive(Debug, Clone)]
@@ -184,6 +188,13 @@ impl TcpReassembler {
         !self.streams.is_empty() && self.streams.contains_key(&(src, dst))
     }
 
+    /// Stop tracking this direction (e.g. it turned out to be TLS).
+    pub fn forget(&mut self, src: SocketAddr, dst: SocketAddr) {
+        if let Some(s) = self.streams.remove(&(src, dst)) {
+            self.buffered -= s.buffered();
+        }
+    }
+
     fn sweep(&mut self, now: i64) {
         let timeout = self.cfg.idle_timeout_us;
         let mut freed = 0;
@@ -340,7 +351,7 @@ impl TcpReassembler {
 /// not only line starts, because a message often follows a body that has no trailing CRLF.
 /// Only runs while resynchronising, and the first-byte test makes most offsets one comparison.
 fn find_sip_start(b: &[u8], looks: fn(&[u8]) -> bool) -> Option<usize> {
-    (0..b.len()).find(|&i| b[i].is_ascii_uppercase() && looks(&b[i..]))
+    (0..b.len()).find(|&i| b[i].is_ascii_uppercase() && (looks(&b[i..]) || hep::is_hep(&b[i..])))
 }
 
 /// While resynchronising, this many trailing bytes are kept when no start line was found: they
@@ -382,6 +393,17 @@ fn frame(
                 }
             }
             continue;
+        }
+        if rest.first() == Some(&b'H') && hep::MAGIC.starts_with(&rest[..rest.len().min(4)]) {
+            match hep::frame_len(rest) {
+                Some(Ok(n)) => {
+                    crate::decode::deliver_hep(&rest[..n], seg.ts_us, hooks, stats, sink);
+                    start += n;
+                    continue;
+                }
+                None => break,
+                Some(Err(_)) => {} // not HEP after all: SIP framing decides
+            }
         }
         match (hooks.message_len)(rest) {
             Some(Ok(n)) if n > 0 && n <= rest.len() => {

@@ -304,18 +304,21 @@ fn ports_and_detection_on_any_port() {
         8890,
         &[0x80, 0x08, 0, 1, 0, 0, 0, 0],
     ));
-    let (dec, sink) = decode_frames(1, &[(0, odd.clone()), (0, rtp.clone())], &config());
-    assert!(sink.got.is_empty());
-    assert_eq!(dec.stats().non_sip_packets, 2);
-    let cfg = CaptureConfig {
-        detect_any_port: true,
+    // --sip-ports-only: nothing off the SIP ports
+    let ports_only = CaptureConfig {
+        detect_any_port: false,
         ..config()
     };
-    let (_, sink) = decode_frames(1, &[(0, odd.clone()), (0, rtp.clone())], &cfg);
+    let (dec, sink) = decode_frames(1, &[(0, odd.clone()), (0, rtp.clone())], &ports_only);
+    assert!(sink.got.is_empty());
+    assert_eq!(dec.stats().non_sip_packets, 2);
+    // the default: SIP found by content on any port, RTP rejected
+    let (dec, sink) = decode_frames(1, &[(0, odd.clone()), (0, rtp.clone())], &config());
     assert_eq!(sink.got.len(), 1);
+    assert_eq!(dec.stats().non_sip_packets, 1);
     let cfg = CaptureConfig {
         ports: PortSet::parse("7000-7777").unwrap(),
-        ..config()
+        ..ports_only
     };
     let (_, sink) = decode_frames(1, &[(0, odd), (0, rtp)], &cfg);
     assert_eq!(sink.got.len(), 1);

@@ -265,20 +265,21 @@ fn fin_and_rst_close_streams_and_idle_timeout() {
 }
 
 #[test]
-fn non_sip_ports_ignored_unless_detected() {
+fn non_sip_ports_ignored_when_ports_only() {
     let m = sip_msg(1, 10);
     let frames = vec![
         (1, seg(40000, 6000, 1, F::default(), &m)),
         (2, seg(40000, 6000, 1 + m.len() as u32, F::default(), &m)),
     ];
-    let (dec, sink) = decode_frames(1, &frames, &config());
-    assert!(sink.got.is_empty());
-    assert_eq!(dec.tcp_streams(), 0);
-    let cfg = CaptureConfig {
-        detect_any_port: true,
+    let ports_only = CaptureConfig {
+        detect_any_port: false,
         ..config()
     };
-    let (_, sink) = decode_frames(1, &frames, &cfg);
+    let (dec, sink) = decode_frames(1, &frames, &ports_only);
+    assert!(sink.got.is_empty());
+    assert_eq!(dec.tcp_streams(), 0);
+    // the default: found by content
+    let (_, sink) = decode_frames(1, &frames, &config());
     assert_eq!(datas(&sink), vec![m.clone(), m]);
 }
 

@@ -4,6 +4,7 @@
 //! central server) is the caller's business. One `Pipeline` spans all the files it reads, so a
 //! call that continues from one file of a capture directory into the next stays one leg.
 
+pub mod hep_listen;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod spool;
@@ -35,7 +36,12 @@ pub struct Totals {
     pub sip_messages: u64,
     /// Payloads on SIP ports that did not parse as SIP (counted and skipped).
     pub malformed: u64,
+    /// Datagrams (UDP, SCTP) whose Content-Length was missing or larger than what the datagram
+    /// holds: read as one message ending with the datagram, counted here, not as malformed.
+    pub content_length_mismatch: u64,
     pub legs: u64,
+    /// The decoder's counters over everything read (tunnels, TLS, SCTP, HEP, errors).
+    pub capture: capture::Stats,
 }
 
 /// Capture files in, legs out.
@@ -72,6 +78,11 @@ impl capture::Sink for TrackSink<'_, '_> {
         match sip::parse(payload.data) {
             Ok(msg) => {
                 self.totals.sip_messages += 1;
+                if payload.transport != sip::Transport::Tcp
+                    && msg.content_length.is_none_or(|n| n > msg.body.len())
+                {
+                    self.totals.content_length_mismatch += 1;
+                }
                 let origin = Origin {
                     ts: payload.ts_us,
                     src: payload.src,
@@ -124,6 +135,7 @@ impl Pipeline {
         }
         self.totals.packets += report.stats.packets;
         self.totals.bytes += report.stats.bytes;
+        self.totals.capture = self.decoder.stats().clone();
         report
     }
 

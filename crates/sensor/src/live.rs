@@ -110,6 +110,7 @@ impl Pipeline {
             }
         };
         sink.hand_out();
+        self.totals.capture = self.decoder.stats().clone();
         result
     }
 }

@@ -18,6 +18,9 @@ pub struct FileConfig {
     pub database: Option<String>,
     pub sensor_id: Option<u32>,
     pub sip_ports: Option<String>,
+    /// Read SIP only on `sip_ports` (default: SIP is found by its content on any port).
+    pub sip_ports_only: Option<bool>,
+    /// Kept for old files: `true` is the default now, `false` means `sip_ports_only = true`.
     pub sip_any_port: Option<bool>,
     pub keep_messages: Option<bool>,
     pub zombie_timeout_s: Option<u64>,
@@ -113,11 +116,23 @@ pub struct CommonFlags {
     /// Sensor id written into the legs [default: 1]
     #[arg(long, global = true)]
     pub sensor_id: Option<u32>,
-    /// SIP ports: list and ranges, e.g. 5060,5061,5080-5090 [default: 5060,5061]
+    /// SIP ports, tried first (SIP is also found by its content on any other port): list and
+    /// ranges, e.g. 5060,5061,5080-5090 [default: 5060,5061]
     #[arg(long, global = true)]
     pub sip_ports: Option<String>,
-    /// Also detect SIP by content on any UDP/TCP port
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// Read SIP only on the --sip-ports (no content detection on other ports)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sip_ports_only: Option<bool>,
+    /// Detect SIP by content on any port: the default now, kept for old command lines
+    /// (--sip-any-port=false is --sip-ports-only)
+    #[arg(
+        long,
+        global = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true,
+        hide = true
+    )]
     pub sip_any_port: Option<bool>,
     /// Keep each leg's SIP messages for the message ladder [default: true when storing]
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
@@ -152,8 +167,12 @@ impl Settings {
             pipeline.capture.ports = capture::PortSet::parse(ports)
                 .with_context(|| format!("invalid SIP port list {ports:?}"))?;
         }
-        pipeline.capture.detect_any_port =
-            flags.sip_any_port.or(file.sip_any_port).unwrap_or(false);
+        let ports_only = flags
+            .sip_ports_only
+            .or(file.sip_ports_only)
+            .unwrap_or(false)
+            || flags.sip_any_port.or(file.sip_any_port) == Some(false);
+        pipeline.capture.detect_any_port = !ports_only;
         let t = &mut pipeline.tracker;
         t.sensor_id = sensor_id;
         t.keep_messages = flags
@@ -213,6 +232,35 @@ mod tests {
         assert_eq!(d.data_dir, PathBuf::from("./sipmeter-data"));
         assert!(d.pipeline.capture.ports.contains(5061));
         assert!(d.pipeline.tracker.keep_messages);
+        assert!(
+            d.pipeline.capture.detect_any_port,
+            "SIP on any port by default"
+        );
+    }
+
+    #[test]
+    fn sip_ports_only_and_the_old_any_port_key() {
+        let resolve = |file: &str, flags: CommonFlags| {
+            let file: FileConfig = toml::from_str(file).unwrap();
+            Settings::resolve(&file, &flags, false)
+                .unwrap()
+                .pipeline
+                .capture
+                .detect_any_port
+        };
+        let only = CommonFlags {
+            sip_ports_only: Some(true),
+            ..CommonFlags::default()
+        };
+        assert!(!resolve("", only));
+        assert!(!resolve("sip_ports_only = true", CommonFlags::default()));
+        assert!(resolve("sip_any_port = true", CommonFlags::default()));
+        assert!(!resolve("sip_any_port = false", CommonFlags::default()));
+        let not_only = CommonFlags {
+            sip_ports_only: Some(false),
+            ..CommonFlags::default()
+        };
+        assert!(resolve("sip_ports_only = true", not_only));
     }
 
     #[test]

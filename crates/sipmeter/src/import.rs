@@ -94,5 +94,8 @@ pub fn import(settings: Settings, paths: &[PathBuf]) -> Result<ExitCode> {
         written.duplicates,
         settings.database.describe()
     );
+    if let Some(w) = summary.no_legs_warning() {
+        eprintln!("sipmeter: {w}");
+    }
     Ok(summary.exit_code())
 }

@@ -148,6 +148,9 @@ fn read(settings: Settings, paths: &[PathBuf], format: Format) -> Result<ExitCod
         return Err(e).context("cannot write to standard output");
     }
     eprintln!("sipmeter: {}", summary.line());
+    if let Some(w) = summary.no_legs_warning() {
+        eprintln!("sipmeter: {w}");
+    }
     Ok(summary.exit_code())
 }
 

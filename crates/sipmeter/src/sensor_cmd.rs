@@ -9,6 +9,7 @@
 //! seconds. Each capture file gets its own pipeline, finished at its end, so a file is either
 //! wholly spooled (and recorded as done) or read again after a restart.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,6 +47,19 @@ pub struct SensorArgs {
     /// IP fragments]
     #[arg(long, value_name = "FILTER", requires = "interface")]
     filter: Option<String>,
+    /// Take HEPv3 (Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH, Asterisk, heplify) on
+    /// this address, UDP and TCP
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["pcap_dir", "paths", "interface"])]
+    hep_listen: Option<SocketAddr>,
+    /// With --hep-listen: accept only HEP packets whose auth key chunk is this password
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "hep_listen",
+        env = "SIPMETER_HEP_PASSWORD",
+        hide_env_values = true
+    )]
+    hep_password: Option<String>,
     /// Read every capture put into DIR, each once (a rotating tcpdump -w -G directory)
     #[arg(long, value_name = "DIR", conflicts_with = "paths")]
     pcap_dir: Option<PathBuf>,
@@ -185,8 +199,14 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
              rebuild with `--features live`, or give capture files or --pcap-dir"
         );
     }
-    if args.interface.is_none() && args.pcap_dir.is_none() && args.paths.is_empty() {
-        bail!("nothing to read: give capture files, --pcap-dir DIR or --interface IF");
+    if args.interface.is_none()
+        && args.hep_listen.is_none()
+        && args.pcap_dir.is_none()
+        && args.paths.is_empty()
+    {
+        bail!(
+            "nothing to read: give capture files, --pcap-dir DIR, --interface IF or --hep-listen ADDR"
+        );
     }
     anyhow::ensure!(args.batch_legs > 0, "--batch-legs must be at least 1");
     anyhow::ensure!(
@@ -256,14 +276,15 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
         max_wait: max_retry,
     };
     let started = Instant::now();
-    let read = match &args.pcap_dir {
+    let read = match (&args.pcap_dir, args.hep_listen) {
+        (None, Some(addr)) => reader.hep(addr, args.hep_password.clone(), args.heartbeat_s),
         #[cfg(feature = "live")]
-        None if args.interface.is_some() => reader.live(
+        (None, None) if args.interface.is_some() => reader.live(
             args.interface.as_deref().unwrap_or_default(),
             args.filter.clone(),
             args.heartbeat_s,
         ),
-        None => {
+        (None, None) => {
             let mut files = Vec::new();
             for p in &args.paths {
                 files
@@ -271,7 +292,7 @@ pub fn run(args: SensorArgs, file: &FileConfig, common: &CommonFlags) -> Result<
             }
             reader.read_all(&files, &mut progress)
         }
-        Some(dir) => reader.watch(dir, args.once, &mut progress),
+        (Some(dir), _) => reader.watch(dir, args.once, &mut progress),
     };
     shared.reading_done.store(true, Ordering::SeqCst);
     shared.changed.notify_all();
@@ -431,10 +452,7 @@ impl Reader<'_> {
         Ok((n, legs))
     }
 
-    /// Captures from a network interface until the sensor must stop. The pipeline runs in
-    /// slices of one heartbeat interval: between slices the legs closed in it are spooled
-    /// (so a killed sensor loses at most the calls of one slice that were already over) and
-    /// the live legs are taken for the heartbeat.
+    /// Captures from a network interface until the sensor must stop (see [`Reader::slices`]).
     #[cfg(feature = "live")]
     fn live(&self, interface: &str, filter: Option<String>, slice_s: u32) -> Result<(u64, u64)> {
         let mut cfg = capture::live::LiveConfig::new(interface);
@@ -445,6 +463,42 @@ impl Reader<'_> {
             source.interface(),
             source.filter()
         );
+        self.slices(slice_s, |pipeline, slice_end, on_legs| {
+            pipeline
+                .run_live(&mut source, slice_end, on_legs)
+                .map_err(anyhow::Error::from)
+        })
+    }
+
+    /// Takes HEPv3 on `addr` (UDP and TCP) until the sensor must stop (see [`Reader::slices`]).
+    fn hep(&self, addr: SocketAddr, password: Option<String>, slice_s: u32) -> Result<(u64, u64)> {
+        let mut cfg = sensor::hep_listen::HepListenConfig::new(addr);
+        cfg.password = password;
+        let source = sensor::hep_listen::HepSource::open(&cfg)
+            .with_context(|| format!("cannot listen for HEP on {addr}"))?;
+        eprintln!(
+            "sipmeter sensor: listening for HEPv3 on {} (UDP and TCP)",
+            source.local_addr()
+        );
+        self.slices(slice_s, |pipeline, slice_end, on_legs| {
+            pipeline.run_hep(&source, slice_end, on_legs);
+            Ok(())
+        })
+    }
+
+    /// Runs a live source until the sensor must stop, in slices of one heartbeat interval:
+    /// between slices the legs closed in it are spooled (so a killed sensor loses at most the
+    /// calls of one slice that were already over) and the live legs are taken for the
+    /// heartbeat.
+    fn slices(
+        &self,
+        slice_s: u32,
+        mut run_slice: impl FnMut(
+            &mut sensor::Pipeline,
+            &AtomicBool,
+            &mut dyn FnMut(Vec<Leg>),
+        ) -> Result<()>,
+    ) -> Result<(u64, u64)> {
         let mut pipeline = sensor::Pipeline::new(self.pipeline.clone());
         let slice_end = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -468,8 +522,8 @@ impl Reader<'_> {
         let mut legs = 0u64;
         let result = loop {
             let mut closed: Vec<Leg> = Vec::new();
-            if let Err(e) = pipeline.run_live(&mut source, &slice_end, &mut |l| closed.extend(l)) {
-                break Err(anyhow::Error::from(e));
+            if let Err(e) = run_slice(&mut pipeline, &slice_end, &mut |l| closed.extend(l)) {
+                break Err(e);
             }
             let interrupted = self.shared.interrupted.load(Ordering::SeqCst);
             if interrupted {
@@ -499,8 +553,6 @@ impl Reader<'_> {
         result
     }
 
-    /// Reads captures as they settle in `dir` (size and time unchanged for `SETTLE`); with
-    /// `once`, the captures there now, then returns.
     fn watch(&self, dir: &Path, once: bool, progress: &mut Progress) -> Result<(u64, u64)> {
         let (mut n, mut legs) = (0u64, 0u64);
         let settle = if once { Duration::ZERO } else { SETTLE };
