@@ -545,12 +545,17 @@ async fn a_migration_window_allows_two_systems_until_its_date_and_not_after() {
 /// Writes `sipmeter.toml` in `dir` for hardware id `hwid` and the portal at `portal_url`,
 /// followed by `extra` lines: (the data directory it names, the config file's path).
 fn cli_config(dir: &Path, hwid: &str, portal_url: &str, extra: &str) -> (PathBuf, String) {
+    cli_config_lines(dir, hwid, &format!("portal_url = {portal_url:?}\n{extra}"))
+}
+
+/// [`cli_config`] with only `extra` besides the data directory and hardware id.
+fn cli_config_lines(dir: &Path, hwid: &str, extra: &str) -> (PathBuf, String) {
     let data = dir.join("data");
     let cfg = dir.join("sipmeter.toml");
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = {:?}\nhwid_override = {hwid:?}\nportal_url = {portal_url:?}\n{extra}",
+            "data_dir = {:?}\nhwid_override = {hwid:?}\n{extra}",
             data.display().to_string()
         ),
     )
@@ -686,17 +691,8 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
     // Given as a flag (not in the config), the portal URL is remembered for refresh and
     // check-ins, and a later --set-license-key without it uses it.
     let dir2 = tempfile::tempdir().unwrap();
-    let data2 = dir2.path().join("data");
-    let cfg2 = dir2.path().join("sipmeter.toml");
-    std::fs::write(
-        &cfg2,
-        format!(
-            "data_dir = {:?}\nhwid_override = \"ABCD-0000-1111-2222\"\n",
-            data2.display().to_string()
-        ),
-    )
-    .unwrap();
-    let cfg2 = cfg2.to_str().unwrap();
+    let (data2, cfg2) = cli_config_lines(dir2.path(), "ABCD-0000-1111-2222", "");
+    let cfg2 = cfg2.as_str();
     let out = sipmeter(&[
         "--config-file",
         cfg2,

@@ -68,21 +68,7 @@ impl World {
     }
 
     pub async fn start(today: &str, database: Option<&str>) -> World {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = FakeClock::new(noon(day(today)));
-        let portal = Portal::open(dir.path(), database, Arc::new(clock.clone()))
-            .await
-            .expect("portal opens");
-        let addr = portal::spawn_local(portal.clone()).await.expect("listen");
-        World {
-            portal,
-            base: format!("http://{addr}"),
-            clock,
-            dir,
-            http: reqwest::Client::new(),
-            tokens: Mutex::default(),
-            registered: Mutex::default(),
-        }
+        world_in(tempfile::tempdir().expect("tempdir"), today, database).await
     }
 
     pub fn set_day(&self, d: &str) {
