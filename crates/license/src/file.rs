@@ -80,7 +80,10 @@ impl SignedLicense {
                 };
                 let len = usize::from(u16::from_be_bytes(*len));
                 if len > MAX_CERTIFICATE_LEN || len > after.len() {
-                    return Err(VerifyError::malformed(file, "certificate length out of range"));
+                    return Err(VerifyError::malformed(
+                        file,
+                        "certificate length out of range",
+                    ));
                 }
                 let cert = Certificate::from_body(&after[..len])
                     .map_err(|r| VerifyError::malformed(file, r))?;
@@ -94,7 +97,7 @@ impl SignedLicense {
                 });
             }
         };
-        if rest.len() <= HEADER_LEN - 1 {
+        if rest.len() < HEADER_LEN {
             return Err(VerifyError::malformed(file, "body too short"));
         }
         let mut key_id = [0u8; 8];

@@ -270,15 +270,14 @@ pub fn status(input: &StatusInput<'_>) -> Status {
     if let Some(p) = pending_lock.as_ref().filter(|p| input.now < p.lock_at) {
         warnings.push(p.text.clone());
     }
-    if let Some(t) = terms {
-        if input.hwid.source == crate::hwid::HwidSource::Override
-            && matches!(t.binding, Binding::Hwid(_))
-        {
-            warnings.push(format!(
-                "the hardware id {} is an operator override, not this machine's own",
-                input.hwid.hwid
-            ));
-        }
+    if let Some(t) = terms
+        && input.hwid.source == crate::hwid::HwidSource::Override
+        && matches!(t.binding, Binding::Hwid(_))
+    {
+        warnings.push(format!(
+            "the hardware id {} is an operator override, not this machine's own",
+            input.hwid.hwid
+        ));
     }
 
     let limit = effective_limit(terms, today, input.operator_limit);

@@ -40,7 +40,10 @@ fn an_expired_or_not_yet_valid_certificate_is_refused() {
         "{e}"
     );
     assert!(e.to_string().contains("expired"), "{e}");
-    assert_eq!(code(&file, &ring, noon(date(2025, 12, 1))), "untrusted_issuer");
+    assert_eq!(
+        code(&file, &ring, noon(date(2025, 12, 1))),
+        "untrusted_issuer"
+    );
 }
 
 #[test]
@@ -50,7 +53,10 @@ fn a_certificate_from_another_root_is_refused() {
     let file = license::issue(&terms(), &key, Some(&certificate_by(&stranger, &key))).unwrap();
     assert_eq!(code(&file, &keyring(), now()), "untrusted_issuer");
     // The compiled-in roots do not know the tests' root either.
-    assert_eq!(code(&signed(&terms()), &Keyring::builtin(), now()), "untrusted_issuer");
+    assert_eq!(
+        code(&signed(&terms()), &Keyring::builtin(), now()),
+        "untrusted_issuer"
+    );
 }
 
 #[test]
@@ -68,7 +74,11 @@ fn a_rotated_key_needs_only_its_new_certificate() {
         new_key.public().id()
     );
     // Issuing with a certificate of another key is refused before signing.
-    let mismatch = license::issue(&t, &new_key, Some(&certificate_by(&root_key(), &vendor_key())));
+    let mismatch = license::issue(
+        &t,
+        &new_key,
+        Some(&certificate_by(&root_key(), &vendor_key())),
+    );
     assert!(mismatch.is_err());
 }
 
@@ -113,7 +123,7 @@ fn a_directly_trusted_key_needs_no_certificate_in_a_development_build() {
 #[test]
 fn the_development_root_is_trusted_only_in_a_development_build() {
     let dev_root = license::dev_root_signing_key();
-    assert!(license::DEVELOPMENT_BUILD);
+    const { assert!(license::DEVELOPMENT_BUILD) };
     assert!(Keyring::builtin().root(dev_root.public().id()).is_some());
     let key = vendor_key();
     let file = license::issue(&terms(), &key, Some(&certificate_by(&dev_root, &key))).unwrap();
