@@ -32,12 +32,18 @@ fn main() {
         "no root-*.pub in {}: a binary without a vendor root could never accept a license",
         dir.display()
     );
-    let mut out = String::from("/// The vendor root public keys, armored, compiled in at build time.\nconst ROOT_KEYS: &[&str] = &[\n");
+    let mut out = String::from(
+        "/// The vendor root public keys, armored, compiled in at build time.\nconst ROOT_KEYS: &[&str] = &[\n",
+    );
     for k in &keys {
         println!("cargo:rerun-if-changed={}", k.display());
-        out.push_str(&format!("    include_str!({:?}),\n", k.display().to_string()));
+        out.push_str(&format!(
+            "    include_str!({:?}),\n",
+            k.display().to_string()
+        ));
     }
     out.push_str("];\n");
-    let target = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("root_keys.rs");
+    let target =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("root_keys.rs");
     std::fs::write(&target, out).expect("OUT_DIR is writable");
 }

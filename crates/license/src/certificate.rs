@@ -90,7 +90,9 @@ impl Certificate {
     /// canonical payload only, nothing about trust.
     pub fn from_body(bytes: &[u8]) -> Result<Certificate, String> {
         if bytes.len() > MAX_CERTIFICATE_LEN {
-            return Err(format!("certificate larger than {MAX_CERTIFICATE_LEN} bytes"));
+            return Err(format!(
+                "certificate larger than {MAX_CERTIFICATE_LEN} bytes"
+            ));
         }
         let Some((&version, rest)) = bytes.split_first() else {
             return Err("empty certificate".into());
@@ -203,7 +205,11 @@ fn check_terms(t: &CertificateTerms) -> Result<(), String> {
 
 /// A key id from its 16 lowercase hex digits.
 pub(crate) fn parse_key_id(s: &str) -> Option<KeyId> {
-    if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() != 16
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     let mut id = [0u8; 8];
@@ -228,11 +234,19 @@ mod tests {
         assert_eq!(again, cert);
         assert_eq!(again.key, portal);
         let mut ring = Keyring::empty();
-        assert!(cert.check(&ring, DAY).unwrap_err().contains("not a vendor root"));
+        assert!(
+            cert.check(&ring, DAY)
+                .unwrap_err()
+                .contains("not a vendor root")
+        );
         ring.add_root(root.public());
         assert_eq!(cert.check(&ring, DAY), Ok(()));
         assert!(cert.check(&ring, 11 * DAY).unwrap_err().contains("expired"));
-        assert!(cert.check(&ring, -1).unwrap_err().contains("valid only from"));
+        assert!(
+            cert.check(&ring, -1)
+                .unwrap_err()
+                .contains("valid only from")
+        );
         assert_eq!(parse_key_id(&portal.id().to_string()), Some(portal.id()));
     }
 

@@ -23,11 +23,11 @@ mod subscription;
 mod terms;
 mod timeline;
 
+pub use certificate::{CERTIFICATE_LABEL, Certificate, CertificateTerms};
 pub use dates::{
     DatePhase, DateStatus, EXPIRY_WARNING_DAYS, GRACE_PERIOD_DAYS, TRIAL_DAYS, date_status,
     grace_end_for,
 };
-pub use certificate::{CERTIFICATE_LABEL, Certificate, CertificateTerms};
 pub use error::{IssueError, KeyError, VerifyError};
 pub use file::{
     CLOCK_SET_BACK_TOLERANCE_US, DOMAIN_SEPARATOR, FORMAT_VERSION, ISSUE_DRIFT_US, LICENSE_LABEL,

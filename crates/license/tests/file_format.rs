@@ -96,7 +96,10 @@ fn self_made_keys_and_key_confusion_are_rejected() {
     );
     let e = check(glued.to_armored().as_bytes()).unwrap_err();
     assert_eq!(e.code(), "untrusted_issuer");
-    assert!(e.to_string().contains("carries the certificate of key"), "{e}");
+    assert!(
+        e.to_string().contains("carries the certificate of key"),
+        "{e}"
+    );
 
     // An empty keyring trusts nothing, not even a well-formed file.
     let empty = Keyring::empty();
@@ -347,9 +350,11 @@ fn key_files_round_trip_and_the_builtin_key_is_valid() {
     assert!(builtin.root(root_key().public().id()).is_none());
     assert!(builtin.signer(key.public().id()).is_none());
     assert!(
-        !dir.read_dir()
+        !dir.read_dir().unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".key")),
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".key")),
         "no secret key is ever committed beside the roots"
     );
 }

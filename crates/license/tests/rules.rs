@@ -548,7 +548,10 @@ proptest! {
 fn run_at(file: &str, now: i64, superseded: Option<&license::Superseded>) -> Status {
     let ring = keyring();
     status(&StatusInput {
-        license: Some(LicenseFile { name: FILE, text: file }),
+        license: Some(LicenseFile {
+            name: FILE,
+            text: file,
+        }),
         keyring: &ring,
         hwid: hwid(),
         domain: None,
@@ -577,12 +580,22 @@ fn a_moved_license_counts_down_then_locks_and_only_its_own_id_counts() {
     assert_eq!(p.reason, LockReason::Moved);
     assert_eq!(p.lock_at, since + license::MOVED_LICENSE_DAYS * 24 * HOUR);
     assert_eq!(p.days_left, 7);
-    assert!(s.warnings.iter().any(|w| w.contains("was moved to another system")));
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("was moved to another system"))
+    );
     let s = run_at(&file, since + 6 * 24 * HOUR + HOUR, Some(&moved));
     assert_eq!((s.state, s.pending_lock.unwrap().days_left), (State::Ok, 1));
     let s = run_at(&file, since + 7 * 24 * HOUR, Some(&moved));
-    assert_eq!((s.state, s.lock_reason.clone()), (State::Locked, Some(LockReason::Moved)));
-    assert!(!s.features.gui && s.features.ingest, "a lock never stops ingest");
+    assert_eq!(
+        (s.state, s.lock_reason.clone()),
+        (State::Locked, Some(LockReason::Moved))
+    );
+    assert!(
+        !s.features.gui && s.features.ingest,
+        "a lock never stops ingest"
+    );
     // The word about another license (one installed since) changes nothing.
     let other = license::Superseded {
         license_id: "L-other".into(),

@@ -49,7 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "seal_signing_key_secrets",
         step: Step::SealSecrets,
     },
-    sql(3, "trust_chain", include_str!("../migrations/0003_trust_chain.sql")),
+    sql(
+        3,
+        "trust_chain",
+        include_str!("../migrations/0003_trust_chain.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -49,7 +49,9 @@ pub enum PortalError {
     UnregisteredInstall { license: String, install: String },
     #[error("the check-in of installation {0} has a bad signature")]
     BadCheckinSignature(String),
-    #[error("the check-in made at {0} is too far from the portal's clock (replayed, or a wrong clock)")]
+    #[error(
+        "the check-in made at {0} is too far from the portal's clock (replayed, or a wrong clock)"
+    )]
     StaleCheckin(String),
     #[error(transparent)]
     SecretKey(#[from] crate::secret::SecretKeyError),

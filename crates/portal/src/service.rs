@@ -23,8 +23,8 @@ use crate::db::{
     OrderKind, OrderStatus, Role, Tier, User, flag,
 };
 use crate::error::{PortalError, Result};
-use crate::trust::{InstallKey, SignedCheckin};
 use crate::secret::SecretKey;
+use crate::trust::{InstallKey, SignedCheckin};
 
 /// How long a served license file is good before the server should fetch a fresh one.
 pub const REFRESH_AFTER_US: Micros = 7 * 24 * 3600 * 1_000_000;
@@ -394,7 +394,11 @@ impl Portal {
 
     /// Runs `changes` and writes their audit row in one transaction, so no change is ever
     /// without its record (nor a record without its change).
-    pub(crate) async fn commit_audited(&self, changes: Vec<Statement<'_>>, entry: AuditRow<'_>) -> Result<()> {
+    pub(crate) async fn commit_audited(
+        &self,
+        changes: Vec<Statement<'_>>,
+        entry: AuditRow<'_>,
+    ) -> Result<()> {
         let mut tx = self.db.pool.begin().await?;
         for change in changes {
             change.execute(&mut *tx).await?;

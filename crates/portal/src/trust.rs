@@ -147,7 +147,11 @@ impl Portal {
 
     /// Registers (or replaces) an installation's check-in key for a license; only a caller
     /// that holds the license token gets here.
-    pub(crate) async fn register_install(&self, license_id: &str, install: &InstallKey) -> Result<()> {
+    pub(crate) async fn register_install(
+        &self,
+        license_id: &str,
+        install: &InstallKey,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO install_keys (license_id, install_id, public_key, registered_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (license_id, install_id) DO UPDATE SET public_key = excluded.public_key, registered_at = excluded.registered_at",

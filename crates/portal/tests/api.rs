@@ -269,7 +269,10 @@ async fn checkin_verdicts() {
     let (status, v) = w
         .post(
             "/api/v1/checkin",
-            signed_checkin(&json!({"license_id": id, "hwid": HWID_A}), &install_key("i")),
+            signed_checkin(
+                &json!({"license_id": id, "hwid": HWID_A}),
+                &install_key("i"),
+            ),
         )
         .await;
     assert_eq!((status, v["error"].as_str()), (400, Some("bad_request")));
@@ -381,7 +384,11 @@ async fn only_a_registered_installation_can_check_in() {
 
     // Knowing the license id is not enough: an installation Get License never saw.
     let (status, v) = w.checkin_as(&id, "stranger", "boot-x", HWID_A).await;
-    assert_eq!((status, v["error"].as_str()), (401, Some("unregistered_install")), "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (401, Some("unregistered_install")),
+        "{v}"
+    );
 
     w.register(&id, "inst-1").await;
     assert_eq!(w.checkin(&id, "inst-1", "boot-a").await["systems"], 1);
@@ -391,21 +398,41 @@ async fn only_a_registered_installation_can_check_in() {
     let c1 = json!({"license_id": id, "hwid": HWID_A, "install_id": "inst-1",
                     "boot_id": "forged-boot", "version": "0", "at": at});
     let (status, v) = w
-        .post("/api/v1/checkin", signed_checkin(&c1, &install_key("forger")))
+        .post(
+            "/api/v1/checkin",
+            signed_checkin(&c1, &install_key("forger")),
+        )
         .await;
-    assert_eq!((status, v["error"].as_str()), (401, Some("bad_signature")), "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (401, Some("bad_signature")),
+        "{v}"
+    );
     // A genuine signature over other bytes than those sent.
     let mut body = signed_checkin(&c1, &install_key("inst-1"));
-    body["checkin"] = json!(body["checkin"].as_str().unwrap().replace("forged-boot", "other-boot"));
+    body["checkin"] = json!(
+        body["checkin"]
+            .as_str()
+            .unwrap()
+            .replace("forged-boot", "other-boot")
+    );
     let (status, _) = w.post("/api/v1/checkin", body).await;
     assert_eq!(status, 401);
-    assert_eq!(w.portal.checkins(&id).await.unwrap().len(), 1, "no forged boot recorded");
+    assert_eq!(
+        w.portal.checkins(&id).await.unwrap().len(),
+        1,
+        "no forged boot recorded"
+    );
 
     // A genuine check-in replayed an hour later is stale.
     let genuine = signed_checkin(&c1, &install_key("inst-1"));
     w.clock.advance(60 * MIN);
     let (status, v) = w.post("/api/v1/checkin", genuine).await;
-    assert_eq!((status, v["error"].as_str()), (400, Some("stale_checkin")), "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("stale_checkin")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -420,14 +447,22 @@ async fn a_moved_license_is_superseded_for_the_old_system() {
     assert_eq!(w.get_license(&token, HWID_B).await.0, 200);
     // The old system's next check-in and automatic refresh both hear "superseded" ...
     let (status, v) = w.checkin_as(&id, "old", "b1", HWID_A).await;
-    assert_eq!((status, v["superseded"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(
+        (status, v["superseded"].as_bool()),
+        (200, Some(true)),
+        "{v}"
+    );
     let (status, v) = w
         .post(
             "/api/v1/license",
             json!({"token": token, "hwid": HWID_A, "refresh": true}),
         )
         .await;
-    assert_eq!((status, v["error"].as_str()), (409, Some("superseded")), "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (409, Some("superseded")),
+        "{v}"
+    );
     // ... and the refresh did not take the license back.
     let row = w.portal.license(&id).await.unwrap();
     assert_eq!(row.binding.to_string(), format!("hwid {HWID_B}"));
@@ -451,7 +486,13 @@ async fn served_files_carry_the_certificate_and_offline_files_no_refresh_by() {
         cert.terms.issuer,
         license::dev_root_signing_key().public().id().to_string()
     );
-    assert!(w.verify(text, HWID_A, None).unwrap().terms.refresh_by.is_some());
+    assert!(
+        w.verify(text, HWID_A, None)
+            .unwrap()
+            .terms
+            .refresh_by
+            .is_some()
+    );
     // Without the roots of this build nothing verifies: the chain is what makes it count.
     let ctx = license::VerifyContext {
         keyring: &license::Keyring::empty(),
@@ -462,11 +503,14 @@ async fn served_files_carry_the_certificate_and_offline_files_no_refresh_by() {
         time_zone: &jiff::tz::TimeZone::UTC,
     };
     assert_eq!(
-        license::verify(text, "license.key", &ctx).unwrap_err().code(),
+        license::verify(text, "license.key", &ctx)
+            .unwrap_err()
+            .code(),
         "untrusted_issuer"
     );
 
-    let request = json!({"sipmeter_license_request": 1, "token": token, "hwid": HWID_A}).to_string();
+    let request =
+        json!({"sipmeter_license_request": 1, "token": token, "hwid": HWID_A}).to_string();
     let issued = w.portal.offline("test", &request).await.unwrap();
     assert_eq!(issued.refresh_by, None);
     let t = w.verify(&issued.license, HWID_A, None).unwrap().terms;
@@ -477,8 +521,12 @@ async fn served_files_carry_the_certificate_and_offline_files_no_refresh_by() {
     let (_, v2) = w.get_license(&token, HWID_A).await;
     let new = v2["license"].as_str().unwrap();
     assert_ne!(
-        license::SignedLicense::parse(new, "license.key").unwrap().key_id,
-        license::SignedLicense::parse(text, "license.key").unwrap().key_id
+        license::SignedLicense::parse(new, "license.key")
+            .unwrap()
+            .key_id,
+        license::SignedLicense::parse(text, "license.key")
+            .unwrap()
+            .key_id
     );
     assert!(w.verify(new, HWID_A, None).is_ok());
     assert!(w.verify(text, HWID_A, None).is_ok());

@@ -456,7 +456,10 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                 issued.license_id,
                 issued.terms.binding,
                 out.display(),
-                issued.refresh_by.as_deref().unwrap_or("never: an offline file")
+                issued
+                    .refresh_by
+                    .as_deref()
+                    .unwrap_or("never: an offline file")
             );
         }
         PortalCommand::RotateKey => {
@@ -487,7 +490,9 @@ async fn run_on(p: &Portal, command: PortalCommand, who: &str) -> Result<ExitCod
                     .file_name()
                     .map_or_else(|| "portal".into(), |n| n.to_string_lossy().into_owned())
             });
-            let cert = p.certify_active_key(who, &root, &subject, from, until).await?;
+            let cert = p
+                .certify_active_key(who, &root, &subject, from, until)
+                .await?;
             if let Some(out) = &a.out {
                 write_new_or_same(out, &cert.to_armored())?;
             }

@@ -568,11 +568,7 @@ fn the_configured_limit_of_the_settings_page_shows_in_status() {
 fn certified_keys_count_and_self_certified_ones_do_not() {
     let w = World::new();
     let dev_root = w.path("dev-root.key");
-    std::fs::write(
-        &dev_root,
-        license::dev_root_signing_key().to_armored(),
-    )
-    .unwrap();
+    std::fs::write(&dev_root, license::dev_root_signing_key().to_armored()).unwrap();
     let self_root = w.path("self-root");
     ok(sipmeter(&["portal", "keygen", "--out", s(&self_root)]));
     let key = w.path("keys");
@@ -612,7 +608,13 @@ fn certified_keys_count_and_self_certified_ones_do_not() {
     let selfish = issue_with(&self_root.join("signing.key"), "self");
     let plain = |args: &[&str]| {
         let data = w.data();
-        let mut all = vec!["--data-dir", data.to_str().unwrap(), "license", "--hwid-override", HWID];
+        let mut all = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "license",
+            "--hwid-override",
+            HWID,
+        ];
         all.extend_from_slice(args);
         sipmeter(&all)
     };
@@ -629,10 +631,16 @@ fn certified_keys_count_and_self_certified_ones_do_not() {
     assert!(!w.data().join("license.key").exists());
     ok(plain(&["install", s(&vendor)]));
     let st: Value = serde_json::from_str(&stdout(&ok(plain(&["status", "--json"])))).unwrap();
-    assert_eq!((st["state"].as_str(), st["limit"]["licensed"].as_u64()), (Some("ok"), Some(500)));
+    assert_eq!(
+        (st["state"].as_str(), st["limit"]["licensed"].as_u64()),
+        (Some("ok"), Some(500))
+    );
     assert_eq!(st["development_build"], true);
     let text = stdout(&ok(plain(&["status"])));
-    assert!(text.contains("development build: licenses from the development root are accepted"), "{text}");
+    assert!(
+        text.contains("development build: licenses from the development root are accepted"),
+        "{text}"
+    );
     let version = stdout(&ok(sipmeter(&["--version"])));
     assert!(version.contains("development build"), "{version}");
 }

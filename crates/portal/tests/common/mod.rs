@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use jiff::civil::Date;
 use base64::Engine;
+use jiff::civil::Date;
 use license::{Hwid, Keyring, SigningKey, Verified, VerifyContext, VerifyError};
 use portal::Portal;
 use portal::clock::FakeClock;
