@@ -18,11 +18,23 @@ pub enum ServerError {
     #[error("capture directory {0} does not exist or is not a directory")]
     PcapDir(PathBuf),
     #[error("license: {0}")]
-    License(#[from] crate::license_env::EnvError),
+    License(#[from] crate::license::env::EnvError),
     #[error("cannot hash a password")]
     Hash,
     #[error("TLS: {0}")]
     Tls(String),
     #[error("the server task failed: {0}")]
     Task(String),
+}
+
+/// The error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }

@@ -5,63 +5,7 @@
 
 use axum::http::Method;
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// No login: the login page, health check, metrics.
-    Public,
-    /// Any logged-in user.
-    User,
-    /// Admins only (settings).
-    Admin,
-    /// A remote sensor's bearer token (ingest); no user, no CSRF, never locked.
-    Sensor,
-}
-
-/// What a license lock does to a route (SPEC §3: locked = only login, About/License and
-/// Settings > License work; reports, CSV and the data API answer 423; ingest never stops).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
-    /// Always served: login/logout, About/License, Settings > License, health, metrics,
-    /// the license API and the API description.
-    Exempt,
-    /// A GUI page: 423 page when the GUI is locked.
-    Page,
-    /// Reports: 423 when reports are locked.
-    Report,
-    /// CSV export: 423 when CSV export is locked.
-    Csv,
-    /// Data API: 423 JSON when the data API is locked.
-    DataApi,
-}
-
-#[derive(Debug, Clone)]
-pub struct RouteSpec {
-    pub method: Method,
-    pub path: &'static str,
-    pub access: Access,
-    pub lock: Lock,
-    /// Under `/api/`: answers JSON, 401 instead of a redirect to the login page, accepts
-    /// HTTP Basic.
-    pub api: bool,
-}
-
-const fn r(method: Method, path: &'static str, access: Access, lock: Lock) -> RouteSpec {
-    let b = path.as_bytes();
-    let api = b.len() >= 5
-        && b[0] == b'/'
-        && b[1] == b'a'
-        && b[2] == b'p'
-        && b[3] == b'i'
-        && b[4] == b'/';
-    RouteSpec {
-        method,
-        path,
-        access,
-        lock,
-        api,
-    }
-}
+use crate::http::{Access, Lock, RouteSpec, r};
 
 use Access::{Admin, Public, Sensor, User};
 

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use server::portal_client::{Checkin, SignedCheckin, LicenseRequest, PortalClient, PortalError, Verdict};
+use server::portal_client::{
+    Checkin, LicenseRequest, PortalClient, PortalError, SignedCheckin, Verdict,
+};
 
 async fn stand_in() -> SocketAddr {
     let app = Router::new()

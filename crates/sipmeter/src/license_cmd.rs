@@ -117,7 +117,12 @@ fn keyring(flags: &LicenseFlags, file: &FileConfig) -> Result<Keyring> {
     #[allow(unused_mut)]
     let mut keyring = Keyring::builtin();
     #[cfg(feature = "dev-keys")]
-    for path in file.trusted_keys.iter().flatten().chain(&flags.trusted_keys) {
+    for path in file
+        .trusted_keys
+        .iter()
+        .flatten()
+        .chain(&flags.trusted_keys)
+    {
         keyring.trust_signing_key(read_public_key(path)?);
     }
     #[cfg(not(feature = "dev-keys"))]
@@ -600,7 +605,7 @@ pub fn set_license_key(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("sipmeter: {}", server::sensor::chain(&e));
+            eprintln!("sipmeter: {}", server::chain(&e));
             eprintln!(
                 "sipmeter: no license installed; {} is unchanged",
                 env.license_path.display()

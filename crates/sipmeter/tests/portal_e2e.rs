@@ -107,7 +107,7 @@ fn server_world(hwid: &str, domain: Option<&str>) -> (World, server::ServerConfi
 /// Starts a server on `clock` with the portal at `portal_url`, without background refresh and
 /// check-ins: the tests drive [`portal_client::tick`] themselves on the fake clock.
 async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock) -> Running {
-    let alerts = server::alerts::AlertsConfig {
+    let alerts = server::AlertsConfig {
         interval: Duration::from_secs(3600),
         ..Default::default()
     };
@@ -706,15 +706,25 @@ async fn set_license_key_with_a_portal_fetches_verifies_and_installs() {
         &v.url,
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("remembered the portal"), "{text}");
     assert_eq!(
-        std::fs::read_to_string(data2.join("portal-url")).unwrap().trim(),
+        std::fs::read_to_string(data2.join("portal-url"))
+            .unwrap()
+            .trim(),
         v.url
     );
     std::fs::remove_file(data2.join("license.key")).unwrap();
     let out = sipmeter(&["--config-file", cfg2, "--set-license-key", &token]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(data2.join("license.key").exists());
     let _ = DAY;
 }

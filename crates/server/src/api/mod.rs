@@ -10,9 +10,13 @@ use calls::time::format_rfc3339;
 use channels::Report;
 use serde::{Deserialize, Serialize};
 
-use crate::gate::{Ctx, error};
+pub mod cdrs;
+pub mod report;
+
+use self::report::ReportOut;
+use crate::http::{Ctx, error};
+use crate::license::state_name;
 use crate::metrics::Gauges;
-use crate::report::ReportOut;
 use crate::state::AppState;
 
 pub const DAY_US: Micros = 86_400_000_000;
@@ -93,7 +97,7 @@ pub async fn channels_now(State(app): State<AppState>, Extension(ctx): Extension
         active_calls: live.calls,
         at: live.at.map(format_rfc3339),
         limit: ctx.status.limit.effective,
-        state: crate::chrome::state_name(ctx.status.state),
+        state: state_name(ctx.status.state),
     })
     .into_response()
 }
@@ -114,8 +118,12 @@ pub async fn license_status(
             app.license.tz.iana_name().unwrap_or("UTC").into(),
         );
         // The token is a credential (it re-binds the license at the portal): admins only.
-        if ctx.user.as_ref().is_some_and(|u| u.role == store::Role::Admin) {
-            let token = crate::license_env::stored_token(&app.data_dir, None)
+        if ctx
+            .user
+            .as_ref()
+            .is_some_and(|u| u.role == store::Role::Admin)
+        {
+            let token = crate::license::env::stored_token(&app.data_dir, None)
                 .ok()
                 .flatten()
                 .map(|t| t.to_string());
@@ -145,7 +153,7 @@ pub async fn metrics(State(app): State<AppState>, Extension(ctx): Extension<Ctx>
         active_channels: live.channels,
         active_calls: live.calls,
         limit: st.limit.effective,
-        state: crate::chrome::state_name(st.state),
+        state: state_name(st.state),
         days_over: st.timeline.days_over,
     };
     (

@@ -30,8 +30,8 @@ use channels::{ActiveMode, Keyer};
 use sensor::uplink::{BatchAck, Heartbeat, HeartbeatAck, LiveLeg};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::routes::RouteSpec;
-use crate::sensor::IngestMsg;
+use super::IngestMsg;
+use crate::error::chain;
 use crate::state::{AppState, LiveSnapshot};
 
 /// Largest compressed batch accepted.
@@ -145,12 +145,7 @@ fn json_error(code: StatusCode, message: &str) -> Response {
 
 /// The gate for sensor routes: a valid, unrevoked bearer token, else 401. No session, no
 /// CSRF (a bearer header is never sent by a browser on its own) and no license lock.
-pub async fn gate_sensor(
-    app: AppState,
-    _route: &'static RouteSpec,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn gate_sensor(app: AppState, mut req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -172,10 +167,7 @@ pub async fn gate_sensor(
         }
         Ok(None) => unauthorized("unknown or revoked sensor token"),
         Err(e) => {
-            eprintln!(
-                "sipmeter serve: sensor token lookup: {}",
-                crate::sensor::chain(&e)
-            );
+            eprintln!("sipmeter serve: sensor token lookup: {}", chain(&e));
             json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cannot check the sensor token",
@@ -207,7 +199,7 @@ fn record_seen(app: &AppState, sensor: &SensorCtx, report: Option<store::SensorR
             eprintln!(
                 "sipmeter serve: cannot record sensor {}: {}",
                 sensor.name,
-                crate::sensor::chain(&e)
+                chain(&e)
             );
         }
     });

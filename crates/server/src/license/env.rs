@@ -263,9 +263,7 @@ fn remove_optional(path: &Path) -> Result<(), EnvError> {
 /// The portal URL stored by `--set-license-key --portal URL`, if any.
 pub fn stored_portal_url(data_dir: &Path) -> Result<Option<String>, EnvError> {
     let text = read_optional(&data_dir.join(PORTAL_URL_FILE_NAME))?;
-    Ok(text
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty()))
+    Ok(text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
 }
 
 pub fn store_portal_url(data_dir: &Path, url: &str) -> Result<PathBuf, EnvError> {

@@ -10,11 +10,10 @@ use calls::Micros;
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::chrome::Chrome;
-use crate::daily::{self, DailyReport};
-use crate::gate::{Ctx, error};
-use crate::pages::render;
+use super::daily::{self, DailyReport};
+use crate::http::{Ctx, error};
 use crate::state::AppState;
+use crate::web::{Chrome, render};
 
 /// Days in the default report.
 const DEFAULT_DAYS: i64 = 14;

@@ -3,6 +3,8 @@
 
 use license::{DatePhase, LockReason, Mode, State, Status};
 
+pub use crate::license::state_name;
+
 use crate::auth::AuthUser;
 use crate::state::AppState;
 
@@ -68,15 +70,6 @@ pub struct Chrome {
     pub banners: Vec<Banner>,
     /// [`crate::DEVELOPMENT_BUILD_NOTICE`] in a `dev-keys` build.
     pub development_build: Option<&'static str>,
-}
-
-pub fn state_name(s: State) -> &'static str {
-    match s {
-        State::Ok => "ok",
-        State::Grace => "grace",
-        State::Lockdown => "lockdown",
-        State::Locked => "locked",
-    }
 }
 
 /// One line for the footer and the About page.
@@ -180,7 +173,11 @@ pub fn banners(st: &Status) -> Vec<Banner> {
         }),
         State::Ok => {}
     }
-    if let Some(p) = st.pending_lock.as_ref().filter(|_| st.state != State::Locked) {
+    if let Some(p) = st
+        .pending_lock
+        .as_ref()
+        .filter(|_| st.state != State::Locked)
+    {
         out.push(Banner {
             class: "error",
             text: format!("License lock in {}: {}", days(p.days_left), p.text),

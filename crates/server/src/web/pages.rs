@@ -1,84 +1,22 @@
 //! The server-rendered pages (askama templates in `crates/server/templates`).
 
-use std::net::IpAddr;
-
 use askama::Template;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use license::Status;
 use serde::Deserialize;
 
-use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Throttled};
-use crate::chrome::{Chrome, When};
-use crate::gate::{Ctx, error};
-use crate::license_env;
-use crate::report::ReportOut;
+use super::chrome::{Chrome, When};
+use super::{chart, render};
+use crate::api::report::ReportOut;
+use crate::auth::{self, LOGIN_CSRF_COOKIE, LoginError, SESSION_COOKIE, check_login};
+use crate::error::chain;
+use crate::http::{Ctx, error, internal};
+use crate::license::env as license_env;
+use crate::license::portal_client;
 use crate::state::AppState;
-
-/// Renders a template; a template error (a bug, not input) becomes a 500 with a log line.
-pub fn render<T: Template>(t: &T) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            eprintln!("sipmeter serve: template: {e}");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
-        }
-    }
-}
-
-/// Why a login failed.
-#[derive(Debug)]
-pub enum LoginError {
-    Throttled(Throttled),
-    Wrong,
-    Internal,
-}
-
-/// Checks a user name and password, with the throttle. Unknown users cost the same argon2
-/// work as known ones, so timing does not tell which names exist.
-pub async fn check_login(
-    app: &AppState,
-    name: &str,
-    password: &str,
-    ip: IpAddr,
-) -> Result<AuthUser, LoginError> {
-    if let Some(t) = app.throttle.check(name, ip) {
-        app.metrics
-            .logins_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(LoginError::Throttled(t));
-    }
-    let user = app.store.user_by_name(name).await.map_err(|e| {
-        eprintln!("sipmeter serve: user lookup: {}", crate::sensor::chain(&e));
-        LoginError::Internal
-    })?;
-    let hash = user
-        .as_ref()
-        .map_or(app.dummy_hash.clone(), |u| u.password_hash.clone());
-    let pw = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &pw))
-        .await
-        .unwrap_or(false);
-    match user {
-        Some(u) if ok => {
-            app.throttle.succeeded(name);
-            Ok(AuthUser {
-                name: u.name,
-                role: u.role,
-                csrf: None,
-            })
-        }
-        _ => {
-            app.throttle.failed(name, ip);
-            app.metrics
-                .logins_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Err(LoginError::Wrong)
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -223,11 +161,6 @@ fn chrome(app: &AppState, ctx: &Ctx, nav: &'static str) -> Chrome {
     Chrome::new(app, &ctx.status, ctx.user.as_ref(), nav)
 }
 
-fn internal(ctx: &Ctx, what: &str, e: &dyn std::error::Error) -> Response {
-    eprintln!("sipmeter serve: {what}: {}", crate::sensor::chain(e));
-    error(ctx.route, StatusCode::INTERNAL_SERVER_ERROR, what)
-}
-
 pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
     let now = app.now();
     let tz = app.license.tz.clone();
@@ -272,8 +205,8 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         start: (now - crate::api::DAY_US).div_euclid(60_000_000) * 60_000_000,
         end: now,
     };
-    let chart_24h = crate::chart::calls_24h_chart(
-        &crate::chart::buckets_from_minutes(&rows, window, 5 * 60_000_000),
+    let chart_24h = chart::calls_24h_chart(
+        &chart::buckets_from_minutes(&rows, window, 5 * 60_000_000),
         window,
         Some(ctx.status.limit.effective),
         &tz,
@@ -287,22 +220,6 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         live_note,
         chart_24h,
         quiet_day: !rows.iter().any(|r| r.peak > 0 && r.start >= window.start),
-    })
-}
-
-#[derive(Template)]
-#[template(path = "placeholder.html")]
-struct Placeholder {
-    chrome: Chrome,
-    title: &'static str,
-    text: &'static str,
-}
-
-pub async fn cdrs(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    render(&Placeholder {
-        chrome: chrome(&app, &ctx, "cdrs"),
-        title: "CDRs",
-        text: "The CDR browser (filters, sorting, paging, detail with the SIP ladder) is not built yet.",
     })
 }
 
@@ -386,7 +303,7 @@ async fn explain_instant(app: &AppState, q: &CcsQuery) -> Result<Option<(i64, St
         .store
         .channel_minutes(w.start, w.end)
         .await
-        .map_err(|e| crate::sensor::chain(&e))?;
+        .map_err(|e| chain(&e))?;
     let peak = channels::report(&rows, tz, d, d)
         .map_err(|e| e.to_string())?
         .peak;
@@ -473,17 +390,13 @@ pub async fn concurrent_calls(
         Err(e) => return internal(&ctx, "cannot compute the report", e.as_ref()),
     };
     let tz = &app.license.tz;
-    let hours: Vec<_> = rep
-        .hours
-        .iter()
-        .map(crate::chart::Bucket::from_period)
-        .collect();
+    let hours: Vec<_> = rep.hours.iter().map(chart::Bucket::from_period).collect();
     let days: Vec<_> = rep
         .days
         .iter()
-        .map(crate::chart::DayMark::from_day_stats)
+        .map(chart::DayMark::from_day_stats)
         .collect();
-    let chart = crate::chart::concurrent_calls_chart(
+    let chart = chart::concurrent_calls_chart(
         &hours,
         &days,
         Some(ctx.status.limit.effective),
@@ -657,7 +570,7 @@ struct SettingsLicensePage {
     /// The key's entitlement (licensed plus any active temporary increase).
     entitlement: u32,
     /// The license portal: URL, this installation's ids, last refresh and check-in.
-    portal: crate::portal_client::PortalInfo,
+    portal: portal_client::PortalInfo,
 }
 
 fn settings_page(
@@ -695,7 +608,7 @@ fn settings_page(
             .map_or_else(String::new, |n| n.to_string()),
         config_limit: app.license.operator_limit,
         entitlement: entitlement(status),
-        portal: crate::portal_client::PortalInfo::of(app),
+        portal: portal_client::PortalInfo::of(app),
     }
 }
 
@@ -835,7 +748,7 @@ pub async fn settings_fetch(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
-    let (code, message, ok) = crate::portal_client::get_license_message(&app).await;
+    let (code, message, ok) = portal_client::get_license_message(&app).await;
     after_change(&app, &ctx, code, message, ok).await
 }
 

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
-use crate::chrome::{Chrome, When};
-use crate::gate::Ctx;
-use crate::pages::render;
+use super::{Chrome, When, render};
+use crate::error::chain;
+use crate::http::{Ctx, error};
 use crate::state::AppState;
 
 struct SensorRow {
@@ -59,8 +59,8 @@ async fn page(
     let sensors = match app.store.list_sensors().await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", crate::sensor::chain(&e));
-            return crate::gate::error(
+            eprintln!("sipmeter serve: sensors: {}", chain(&e));
+            return error(
                 ctx.route,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot read the sensors",
@@ -143,7 +143,7 @@ pub async fn create(
             page(&app, &ctx, StatusCode::CONFLICT, Some((m, false)), None).await
         }
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", crate::sensor::chain(&e));
+            eprintln!("sipmeter serve: sensors: {}", chain(&e));
             let m = "Cannot create the sensor.".to_string();
             page(
                 &app,
@@ -177,7 +177,7 @@ pub async fn revoke(
             page(&app, &ctx, StatusCode::NOT_FOUND, Some((m, false)), None).await
         }
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", crate::sensor::chain(&e));
+            eprintln!("sipmeter serve: sensors: {}", chain(&e));
             let m = "Cannot revoke the sensor.".to_string();
             page(
                 &app,

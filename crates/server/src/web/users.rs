@@ -9,10 +9,10 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use store::Role;
 
-use crate::auth::{self, SESSION_COOKIE};
-use crate::chrome::Chrome;
-use crate::gate::Ctx;
-use crate::pages::render;
+use super::{Chrome, When, render};
+use crate::auth::{self, LoginError, SESSION_COOKIE, check_login};
+use crate::error::chain;
+use crate::http::{Ctx, error};
 use crate::state::AppState;
 
 /// Shortest password accepted for a new user or a change.
@@ -44,8 +44,8 @@ async fn users_page(
     let users = match app.store.list_users().await {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("sipmeter serve: users: {}", crate::sensor::chain(&e));
-            return crate::gate::error(
+            eprintln!("sipmeter serve: users: {}", chain(&e));
+            return error(
                 ctx.route,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot read the users",
@@ -59,7 +59,7 @@ async fn users_page(
             .map(|u| UserRow {
                 name: u.name,
                 role: u.role.as_str(),
-                created: crate::chrome::When::new(u.created, &app.license.tz).to_string(),
+                created: When::new(u.created, &app.license.tz).to_string(),
             })
             .collect(),
         message_class: if message.as_ref().is_some_and(|m| m.1) {
@@ -138,7 +138,7 @@ pub async fn create(
                 ),
                 Ok(false) => bad(format!("A user called {name} exists already.")),
                 Err(e) => {
-                    eprintln!("sipmeter serve: create user: {}", crate::sensor::chain(&e));
+                    eprintln!("sipmeter serve: create user: {}", chain(&e));
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         Some(("Cannot store the user.".to_string(), false)),
@@ -202,9 +202,9 @@ pub async fn change_password(
     };
     // The current password again, with the login throttle: a session left open must not be
     // enough to take the account over.
-    if let Err(e) = crate::pages::check_login(&app, &user.name, &f.current, ctx.peer.ip()).await {
+    if let Err(e) = check_login(&app, &user.name, &f.current, ctx.peer.ip()).await {
         let m = match e {
-            crate::pages::LoginError::Throttled(t) => t.message(),
+            LoginError::Throttled(t) => t.message(),
             _ => "The current password is wrong.".to_string(),
         };
         return password_page(&app, &ctx, StatusCode::BAD_REQUEST, Some((m, false)));
