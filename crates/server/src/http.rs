@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
 use license::Status;
 
 use crate::auth::AuthUser;
+use crate::state::AppState;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,12 @@ pub enum Lock {
     DataApi,
 }
 
+/// Makes a route's handler for the method of its row (`|m| on(m, handler)`), so that the
+/// method is written once, in the table.
+pub type MakeHandler = fn(MethodFilter) -> MethodRouter<AppState>;
+
+/// One row of the route table ([`crate::routes::ROUTES`]): the route, who may call it, what a
+/// lock does to it, and its handler.
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
     pub method: Method,
@@ -50,22 +58,32 @@ pub struct RouteSpec {
     /// Under `/api/`: answers JSON, 401 instead of a redirect to the login page, accepts
     /// HTTP Basic.
     pub api: bool,
+    pub(crate) handler: MakeHandler,
 }
 
-pub(crate) const fn r(method: Method, path: &'static str, access: Access, lock: Lock) -> RouteSpec {
-    let b = path.as_bytes();
-    let api = b.len() >= 5
-        && b[0] == b'/'
-        && b[1] == b'a'
-        && b[2] == b'p'
-        && b[3] == b'i'
-        && b[4] == b'/';
-    RouteSpec {
-        method,
-        path,
-        access,
-        lock,
-        api,
+impl RouteSpec {
+    pub(crate) const fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        lock: Lock,
+        handler: MakeHandler,
+    ) -> RouteSpec {
+        let b = path.as_bytes();
+        let api = b.len() >= 5
+            && b[0] == b'/'
+            && b[1] == b'a'
+            && b[2] == b'p'
+            && b[3] == b'i'
+            && b[4] == b'/';
+        RouteSpec {
+            method,
+            path,
+            access,
+            lock,
+            api,
+            handler,
+        }
     }
 }
 

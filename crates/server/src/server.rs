@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, post};
 use channels::ActiveMode;
 use tokio::sync::mpsc;
 
@@ -17,9 +15,9 @@ use crate::error::ServerError;
 use crate::ingest::{watcher, writer};
 use crate::license::env::{self as license_env, LicenseSetup};
 use crate::license::portal_client::{self, PortalConfig, PortalState};
+use crate::routes::router;
 use crate::state::AppState;
-use crate::web::{cdrs, pages, sensors, users};
-use crate::{alerts, api, auth, gate, ingest, reports};
+use crate::{alerts, auth};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -59,55 +57,6 @@ pub struct Running {
     sensor: Option<std::thread::JoinHandle<()>>,
     alerts: tokio::task::JoinHandle<()>,
     portal: tokio::task::JoinHandle<()>,
-}
-
-/// The router: every route of [`crate::routes::ROUTES`], behind the gate.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/login", get(pages::login_form).post(pages::login_submit))
-        .route("/logout", post(pages::logout))
-        .route("/", get(pages::dashboard))
-        .route("/cdrs", get(cdrs::list))
-        .route("/cdrs/{id}", get(cdrs::detail))
-        .route("/tools/concurrent-calls", get(pages::concurrent_calls))
-        .route("/reports", get(reports::page::page))
-        .route("/reports/daily.csv", get(reports::page::daily_csv))
-        .route("/reports/failures.csv", get(reports::page::failures_csv))
-        .route("/alerts", get(alerts::page::page))
-        .route("/alerts/rules", post(alerts::page::save_rule))
-        .route("/alerts/rules/enable", post(alerts::page::enable_rule))
-        .route("/alerts/rules/delete", post(alerts::page::delete_rule))
-        .route("/about", get(pages::about))
-        .route("/settings/license", get(pages::settings_license))
-        .route("/settings/license/token", post(pages::settings_token))
-        .route("/settings/license/upload", post(pages::settings_upload))
-        .route("/settings/license/fetch", post(pages::settings_fetch))
-        .route("/settings/license/limit", post(pages::settings_limit))
-        .route("/settings/users", get(users::list).post(users::create))
-        .route(
-            "/settings/password",
-            get(users::password_form).post(users::change_password),
-        )
-        .route("/api/v1/openapi.json", get(api::openapi))
-        .route("/api/v1/license", get(api::license_status))
-        .route("/api/v1/channels/now", get(api::channels_now))
-        .route("/api/v1/channels/stats", get(api::channels_stats))
-        .route("/api/v1/cdrs", get(api::cdrs::api_list))
-        .route("/api/v1/cdrs.csv", get(api::cdrs::api_csv))
-        .route("/api/v1/ingest/legs", post(ingest::remote::legs))
-        .route("/api/v1/ingest/heartbeat", post(ingest::remote::heartbeat))
-        .route(
-            "/settings/sensors",
-            get(sensors::list).post(sensors::create),
-        )
-        .route("/settings/sensors/revoke", post(sensors::revoke))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gate::gate,
-        ))
-        .with_state(state)
 }
 
 /// Creates the first admin if there is none: whether it was created, and the generated
