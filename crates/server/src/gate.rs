@@ -15,7 +15,7 @@ use license::Status;
 use store::Role;
 
 use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
-use crate::error::chain;
+use crate::error::{ErrorAnswer, chain};
 use crate::http::{Access, Ctx, Lock, RouteSpec, error};
 use crate::routes;
 use crate::state::AppState;
@@ -55,6 +55,10 @@ pub async fn gate(
     } else {
         gated(app.clone(), peer, route, req, next).await
     };
+    // A handler's `AppError`: JSON on the API, the short error page elsewhere.
+    if let Some(ErrorAnswer(message)) = resp.extensions_mut().remove::<ErrorAnswer>() {
+        resp = error(route, resp.status(), &message);
+    }
     security_headers(resp.headers_mut());
     app.metrics.observe(
         route.path,
@@ -181,12 +185,7 @@ async fn gated(
     if locked {
         return locked_response(&app, route, &status, user.as_ref());
     }
-    parts.extensions.insert(Ctx {
-        user,
-        status,
-        route,
-        peer,
-    });
+    parts.extensions.insert(Ctx { user, status, peer });
     next.run(Request::from_parts(parts, body)).await
 }
 

@@ -92,7 +92,6 @@ impl RouteSpec {
 pub struct Ctx {
     pub user: Option<AuthUser>,
     pub status: Arc<Status>,
-    pub route: &'static RouteSpec,
     pub peer: SocketAddr,
 }
 
@@ -118,11 +117,4 @@ fn askama_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// A failure that is not the client's: logged with its causes, answered as a 500 that says
-/// `what` could not be done.
-pub fn internal(ctx: &Ctx, what: &str, e: &dyn std::error::Error) -> Response {
-    eprintln!("sipmeter serve: {what}: {}", crate::error::chain(e));
-    error(ctx.route, StatusCode::INTERNAL_SERVER_ERROR, what)
 }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use store::{AlertKind, AlertOutcome, AlertRule, AlertRuleSpec, Role};
 
 use super::delivery::{valid_email, valid_webhook};
-use crate::error::chain;
-use crate::http::{Ctx, error};
+use crate::error::{AppError, Context};
+use crate::http::Ctx;
 use crate::state::AppState;
 use crate::web::{Chrome, When, render};
 
@@ -166,7 +166,7 @@ async fn alerts_page(
     code: StatusCode,
     form: Option<FormValues>,
     message: Option<(String, bool)>,
-) -> Response {
+) -> Result<Response, AppError> {
     let built = async {
         let rules = app.store.alert_rules().await?;
         let total = app.store.count_alert_log().await?;
@@ -178,17 +178,9 @@ async fn alerts_page(
             .await?;
         Ok::<_, store::StoreError>((rules, log, page, pages))
     };
-    let (rules, log, page, pages) = match built.await {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("sipmeter serve: alerts page: {}", chain(&e));
-            return error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read the alerts",
-            );
-        }
-    };
+    let (rules, log, page, pages) = built
+        .await
+        .log_as("alerts page", "cannot read the alerts")?;
     let form = form.unwrap_or_else(|| {
         q.edit
             .and_then(|id| rules.iter().find(|r| r.id == id))
@@ -233,7 +225,7 @@ async fn alerts_page(
             .clone()
             .unwrap_or_else(|| "not configured (--smtp HOST:PORT)".into()),
     };
-    (code, render(&page)).into_response()
+    Ok((code, render(&page)).into_response())
 }
 
 /// `GET /alerts?page=N&edit=ID`.
@@ -241,7 +233,7 @@ pub async fn page(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, AppError> {
     alerts_page(&app, &ctx, &q, StatusCode::OK, None, None).await
 }
 
@@ -346,7 +338,7 @@ pub async fn save_rule(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<RuleForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let q = PageQuery::default();
     let spec = match f.spec() {
         Ok(s) => s,
@@ -374,7 +366,7 @@ pub async fn save_rule(
         },
     };
     match result {
-        Ok(true) => Redirect::to("/alerts").into_response(),
+        Ok(true) => Ok(Redirect::to("/alerts").into_response()),
         Ok(false) => {
             alerts_page(
                 &app,
@@ -386,14 +378,11 @@ pub async fn save_rule(
             )
             .await
         }
-        Err(e) => {
-            eprintln!("sipmeter serve: alert rule: {}", chain(&e));
-            error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot store the rule",
-            )
-        }
+        Err(e) => Err(AppError::internal(
+            "alert rule",
+            "cannot store the rule",
+            &e,
+        )),
     }
 }
 
@@ -409,7 +398,7 @@ pub async fn enable_rule(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<RuleAction>,
-) -> Response {
+) -> Result<Response, AppError> {
     let on = f.enabled.as_deref().is_some_and(|v| v == "1");
     finish(&app, &ctx, app.store.set_alert_rule_enabled(f.id, on).await).await
 }
@@ -419,13 +408,17 @@ pub async fn delete_rule(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<RuleAction>,
-) -> Response {
+) -> Result<Response, AppError> {
     finish(&app, &ctx, app.store.delete_alert_rule(f.id).await).await
 }
 
-async fn finish(app: &AppState, ctx: &Ctx, r: Result<bool, store::StoreError>) -> Response {
+async fn finish(
+    app: &AppState,
+    ctx: &Ctx,
+    r: Result<bool, store::StoreError>,
+) -> Result<Response, AppError> {
     match r {
-        Ok(true) => Redirect::to("/alerts").into_response(),
+        Ok(true) => Ok(Redirect::to("/alerts").into_response()),
         Ok(false) => {
             alerts_page(
                 app,
@@ -437,13 +430,10 @@ async fn finish(app: &AppState, ctx: &Ctx, r: Result<bool, store::StoreError>) -
             )
             .await
         }
-        Err(e) => {
-            eprintln!("sipmeter serve: alert rule: {}", chain(&e));
-            error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot change the rule",
-            )
-        }
+        Err(e) => Err(AppError::internal(
+            "alert rule",
+            "cannot change the rule",
+            &e,
+        )),
     }
 }

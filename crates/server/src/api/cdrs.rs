@@ -4,18 +4,17 @@
 //! shared with `sipmeter read`, so a CSV exported from the GUI and one printed by the CLI have
 //! the same columns.
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use calls::time::format_rfc3339;
 use calls::{Leg, Micros};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use store::{CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, Match, PageAt, StoredLeg};
 
-use crate::error::chain;
-use crate::http::{Ctx, error, internal};
+use crate::error::{AppError, Context, chain};
 use crate::state::AppState;
 
 /// The printed shape of a leg. Field names are a contract: scripts and the CSV header read them.
@@ -291,18 +290,15 @@ struct ApiPage<'a> {
 /// `GET /api/v1/cdrs`: one page of the filtered list as JSON.
 pub async fn api_list(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(p): Query<ListParams>,
-) -> Response {
-    let q = match query_of(&p, &app.license.tz, 100) {
-        Ok(q) => q,
-        Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
-    };
-    let page: CdrPage = match app.store.cdr_page(&q).await {
-        Ok(p) => p,
-        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-    };
-    Json(ApiPage {
+) -> Result<Response, AppError> {
+    let q = query_of(&p, &app.license.tz, 100).map_err(AppError::bad_request)?;
+    let page: CdrPage = app
+        .store
+        .cdr_page(&q)
+        .await
+        .context("cannot read the CDRs")?;
+    Ok(Json(ApiPage {
         legs: page
             .legs
             .iter()
@@ -314,7 +310,7 @@ pub async fn api_list(
         next: page.next.map(|c| c.to_token()),
         prev: page.prev.map(|c| c.to_token()),
     })
-    .into_response()
+    .into_response())
 }
 
 /// `GET /api/v1/cdrs.csv`: the whole filtered list (in the asked order) as CSV, streamed page
@@ -325,22 +321,19 @@ pub async fn api_list(
 /// short file that looks complete).
 pub async fn api_csv(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(p): Query<ListParams>,
-) -> Response {
-    let mut q = match query_of(&p, &app.license.tz, CSV_PAGE_ROWS) {
-        Ok(q) => q,
-        Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
-    };
+) -> Result<Response, AppError> {
+    let mut q = query_of(&p, &app.license.tz, CSV_PAGE_ROWS).map_err(AppError::bad_request)?;
     q.limit = CSV_PAGE_ROWS;
     q.page = PageAt::First;
     q.count = false;
     // The first page is read before answering, so a database that cannot be read gets a 500
     // rather than a 200 with a broken body.
-    let first = match app.store.cdr_page(&q).await {
-        Ok(p) => p,
-        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-    };
+    let first = app
+        .store
+        .cdr_page(&q)
+        .await
+        .context("cannot read the CDRs")?;
     let mut head = CSV_COLUMNS.join(",");
     head.push_str("\r\n");
     let chunk = csv_chunk(head, &first.legs);
@@ -385,7 +378,7 @@ pub async fn api_csv(
         Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk))
     })
     .chain(pages);
-    csv_response(axum::body::Body::from_stream(body))
+    Ok(csv_response(axum::body::Body::from_stream(body)))
 }
 
 /// Rows read from the store per CSV chunk (the store's largest page).

@@ -14,7 +14,8 @@ pub mod cdrs;
 pub mod report;
 
 use self::report::ReportOut;
-use crate::http::{Ctx, error};
+use crate::error::AppError;
+use crate::http::Ctx;
 use crate::license::state_name;
 use crate::metrics::Gauges;
 use crate::state::AppState;
@@ -51,31 +52,21 @@ pub struct StatsQuery {
 
 pub async fn channels_stats(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(q): Query<StatsQuery>,
-) -> Response {
+) -> Result<Response, AppError> {
     let days = match q.days.as_deref().map(str::parse::<u32>) {
         None => REPORT_DAYS,
         Some(Ok(d)) if (1..=MAX_REPORT_DAYS).contains(&d) => d,
         _ => {
-            return error(
-                ctx.route,
-                StatusCode::BAD_REQUEST,
-                &format!("days must be a whole number from 1 to {MAX_REPORT_DAYS}"),
-            );
+            return Err(AppError::bad_request(format!(
+                "days must be a whole number from 1 to {MAX_REPORT_DAYS}"
+            )));
         }
     };
-    match stats_report(&app, days).await {
-        Ok((_, out)) => Json(out).into_response(),
-        Err(e) => {
-            eprintln!("sipmeter serve: stats: {e}");
-            error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot compute the report",
-            )
-        }
-    }
+    let (_, out) = stats_report(&app, days)
+        .await
+        .map_err(|e| AppError::internal("stats", "cannot compute the report", e.as_ref()))?;
+    Ok(Json(out).into_response())
 }
 
 #[derive(Serialize)]

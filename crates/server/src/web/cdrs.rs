@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use calls::Micros;
 use store::{CdrSort, Cursor, Match, MatchCount, StoredLeg};
 
 use super::{Chrome, When, render};
 use crate::api::cdrs::{CSV_COLUMNS, LegRecord, ListParams, given, query_of};
-use crate::http::{Ctx, error, internal};
+use crate::error::{AppError, Context};
+use crate::http::Ctx;
 use crate::state::AppState;
 
 /// Rows per page of the GUI list.
@@ -108,17 +108,15 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Query(p): Query<ListParams>,
-) -> Response {
+) -> Result<Response, AppError> {
     let tz = app.license.tz.clone();
-    let mut q = match query_of(&p, &tz, PAGE_ROWS) {
-        Ok(q) => q,
-        Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
-    };
+    let mut q = query_of(&p, &tz, PAGE_ROWS).map_err(AppError::bad_request)?;
     q.count = true;
-    let page = match app.store.cdr_page(&q).await {
-        Ok(p) => p,
-        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-    };
+    let page = app
+        .store
+        .cdr_page(&q)
+        .await
+        .context("cannot read the CDRs")?;
     let filters = filter_qs(&p);
     let sort_pairs = |mut pairs: Vec<(&'static str, String)>| {
         if q.sort != CdrSort::Start {
@@ -193,7 +191,7 @@ pub async fn list(
         None => String::new(),
     };
     let v = |o: &Option<String>| given(o).unwrap_or("").to_string();
-    render(&ListPage {
+    Ok(render(&ListPage {
         chrome: Chrome::new(&app, &ctx.status, ctx.user.as_ref(), "cdrs"),
         from: v(&p.from),
         to: v(&p.to),
@@ -212,7 +210,7 @@ pub async fn list(
         prev: page_link("before", &page.prev),
         next: page_link("after", &page.next),
         csv: href("/api/v1/cdrs.csv", &sort_pairs(filters.clone())),
-    })
+    }))
 }
 
 /// One SIP message of the ladder.
@@ -323,21 +321,21 @@ pub async fn detail(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
-) -> Response {
-    let not_found = || error(ctx.route, StatusCode::NOT_FOUND, "no such CDR leg");
-    let Ok(id) = id.parse::<i64>() else {
-        return not_found();
-    };
-    let leg = match app.store.leg(id).await {
-        Ok(Some(l)) => l,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(&ctx, "cannot read the CDR", &e),
-    };
+) -> Result<Response, AppError> {
+    let not_found = || AppError::not_found("no such CDR leg");
+    let id = id.parse::<i64>().map_err(|_| not_found())?;
+    let leg = app
+        .store
+        .leg(id)
+        .await
+        .context("cannot read the CDR")?
+        .ok_or_else(not_found)?;
     let tz = app.license.tz.clone();
-    let related = match app.store.related_legs(&leg).await {
-        Ok(r) => r,
-        Err(e) => return internal(&ctx, "cannot read the related legs", &e),
-    };
+    let related = app
+        .store
+        .related_legs(&leg)
+        .await
+        .context("cannot read the related legs")?;
     // A damaged message blob must not hide the rest of the leg: say so instead.
     let (messages, messages_note) = match app.store.leg_messages(id).await {
         Ok(m) if m.is_empty() => (m, "No SIP messages were kept for this leg.".to_string()),
@@ -351,7 +349,7 @@ pub async fn detail(
         }
     };
     let (columns, steps) = ladder(&messages);
-    render(&DetailPage {
+    Ok(render(&DetailPage {
         chrome: Chrome::new(&app, &ctx.status, ctx.user.as_ref(), "cdrs"),
         id,
         call_id: leg.leg.call_id.clone(),
@@ -371,5 +369,5 @@ pub async fn detail(
         columns,
         steps,
         messages_note,
-    })
+    }))
 }

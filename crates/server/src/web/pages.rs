@@ -12,8 +12,8 @@ use super::chrome::{Chrome, When};
 use super::{chart, render};
 use crate::api::report::ReportOut;
 use crate::auth::{self, LOGIN_CSRF_COOKIE, LoginError, SESSION_COOKIE, check_login};
-use crate::error::chain;
-use crate::http::{Ctx, error, internal};
+use crate::error::{AppError, Context, chain};
+use crate::http::Ctx;
 use crate::license::env as license_env;
 use crate::license::portal_client;
 use crate::state::AppState;
@@ -161,7 +161,10 @@ fn chrome(app: &AppState, ctx: &Ctx, nav: &'static str) -> Chrome {
     Chrome::new(app, &ctx.status, ctx.user.as_ref(), nav)
 }
 
-pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn dashboard(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
     let now = app.now();
     let tz = app.license.tz.clone();
     let today = license::day_of(now, &tz);
@@ -170,21 +173,17 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         end: to,
     }) = channels::day_bounds(today, &tz)
     else {
-        return error(
-            ctx.route,
+        return Err(AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "date out of range",
-        );
+        ));
     };
     let day_start = now - crate::api::DAY_US;
-    let rows = match app
+    let rows = app
         .store
         .channel_minutes(from.min(day_start), to.max(now))
         .await
-    {
-        Ok(r) => r,
-        Err(e) => return internal(&ctx, "cannot read the channel figures", &e),
-    };
+        .context("cannot read the channel figures")?;
     let today_rows: Vec<_> = rows
         .iter()
         .filter(|r| r.start >= from && r.start < to)
@@ -212,7 +211,7 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         &tz,
         tz.iana_name().unwrap_or("UTC"),
     );
-    render(&DashboardPage {
+    Ok(render(&DashboardPage {
         chrome: chrome(&app, &ctx, "dashboard"),
         calls_now: live.calls,
         today_peak: peak.map_or(0, |p| p.value),
@@ -220,7 +219,7 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         live_note,
         chart_24h,
         quiet_day: !rows.iter().any(|r| r.peak > 0 && r.start >= window.start),
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -376,19 +375,22 @@ pub async fn concurrent_calls(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Query(q): Query<CcsQuery>,
-) -> Response {
-    let explain = match explain_instant(&app, &q).await {
-        Ok(None) => None,
-        Ok(Some((at, title))) => match explain_view(&app, at, title).await {
-            Ok(v) => Some(v),
-            Err(e) => return internal(&ctx, "cannot read the legs to explain", &e),
-        },
-        Err(msg) => return error(ctx.route, StatusCode::BAD_REQUEST, &msg),
+) -> Result<Response, AppError> {
+    let explain = match explain_instant(&app, &q)
+        .await
+        .map_err(AppError::bad_request)?
+    {
+        None => None,
+        Some((at, title)) => Some(
+            explain_view(&app, at, title)
+                .await
+                .context("cannot read the legs to explain")?,
+        ),
     };
-    let (rep, report) = match crate::api::stats_report(&app, crate::api::REPORT_DAYS).await {
-        Ok(r) => r,
-        Err(e) => return internal(&ctx, "cannot compute the report", e.as_ref()),
-    };
+    let what = "cannot compute the report";
+    let (rep, report) = crate::api::stats_report(&app, crate::api::REPORT_DAYS)
+        .await
+        .map_err(|e| AppError::internal(what, what, e.as_ref()))?;
     let tz = &app.license.tz;
     let hours: Vec<_> = rep.hours.iter().map(chart::Bucket::from_period).collect();
     let days: Vec<_> = rep
@@ -426,7 +428,7 @@ pub async fn concurrent_calls(
             mean: out.mean,
         })
         .collect();
-    render(&ConcurrentCallsPage {
+    Ok(render(&ConcurrentCallsPage {
         chrome: chrome(&app, &ctx, "ccs"),
         peak_at: rep.peak.map(|p| When::new(p.at, tz)),
         days,
@@ -435,7 +437,7 @@ pub async fn concurrent_calls(
         report,
         chart,
         explain,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -643,25 +645,32 @@ pub async fn settings_token(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<TokenForm>,
-) -> Response {
-    match f.token.trim().parse::<license::LicenseToken>() {
-        Ok(t) => match license_env::store_token(&app.data_dir, &t) {
-            Ok(_) => {
-                after_change(&app, &ctx, StatusCode::OK, format!(
-                    "License token {t} saved. Use Get/Update License to fetch the license file for it (or upload the key file)."
-                ), true).await
-            }
-            Err(e) => internal(&ctx, "cannot save the token", &e),
-        },
-        Err(e) => after_change(&app, &ctx, StatusCode::BAD_REQUEST, format!("Not a license token: {e}"), false).await,
-    }
+) -> Result<Response, AppError> {
+    Ok(match f.token.trim().parse::<license::LicenseToken>() {
+        Ok(t) => {
+            license_env::store_token(&app.data_dir, &t).context("cannot save the token")?;
+            after_change(&app, &ctx, StatusCode::OK, format!(
+                "License token {t} saved. Use Get/Update License to fetch the license file for it (or upload the key file)."
+            ), true).await
+        }
+        Err(e) => {
+            after_change(
+                &app,
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                format!("Not a license token: {e}"),
+                false,
+            )
+            .await
+        }
+    })
 }
 
 pub async fn settings_upload(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     mut mp: Multipart,
-) -> Response {
+) -> Result<Response, AppError> {
     let mut file: Option<Vec<u8>> = None;
     loop {
         match mp.next_field().await {
@@ -675,60 +684,60 @@ pub async fn settings_upload(
             }
             Ok(None) => break,
             Err(_) => {
-                return after_change(
+                return Ok(after_change(
                     &app,
                     &ctx,
                     StatusCode::BAD_REQUEST,
                     "The upload could not be read; try again.".into(),
                     false,
                 )
-                .await;
+                .await);
             }
         }
     }
     let Some(bytes) = file.filter(|b| !b.is_empty()) else {
-        return after_change(
+        return Ok(after_change(
             &app,
             &ctx,
             StatusCode::BAD_REQUEST,
             "Choose a license key file to upload.".into(),
             false,
         )
-        .await;
+        .await);
     };
     let name = license_env::display_name(&app.license.license_path);
     let text = match license::license_text(&bytes, &name) {
         Ok(t) => t.to_string(),
         Err(e) => {
-            return after_change(
+            return Ok(after_change(
                 &app,
                 &ctx,
                 StatusCode::BAD_REQUEST,
                 format!("Not installed: {e}"),
                 false,
             )
-            .await;
+            .await);
         }
     };
     let verified = match app.license.verify(&text, app.now()) {
         Ok(v) => v,
         Err(e) => {
-            return after_change(
+            return Ok(after_change(
                 &app,
                 &ctx,
                 StatusCode::BAD_REQUEST,
                 format!("Not installed: {e}"),
                 false,
             )
-            .await;
+            .await);
         }
     };
-    if let Err(e) = app.license.install(&text, &verified) {
-        return internal(&ctx, "cannot install the license file", &e);
-    }
+    app.license
+        .install(&text, &verified)
+        .context("cannot install the license file")?;
     app.invalidate_status();
     let t = &verified.terms;
-    after_change(
+    Ok(after_change(
         &app,
         &ctx,
         StatusCode::OK,
@@ -741,7 +750,7 @@ pub async fn settings_upload(
         ),
         true,
     )
-    .await
+    .await)
 }
 
 pub async fn settings_fetch(
@@ -774,26 +783,25 @@ pub async fn settings_limit(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<LimitForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let Some(text) = f.channel_limit else {
-        return after_change(
+        return Ok(after_change(
             &app,
             &ctx,
             StatusCode::BAD_REQUEST,
             "Configured channel limit: the field is missing from the form.".into(),
             false,
         )
-        .await;
+        .await);
     };
     let limit = match license_env::parse_limit(&text) {
         Ok(l) => l,
         Err(msg) => {
-            return after_change(&app, &ctx, StatusCode::BAD_REQUEST, msg, false).await;
+            return Ok(after_change(&app, &ctx, StatusCode::BAD_REQUEST, msg, false).await);
         }
     };
-    if let Err(e) = license_env::store_limit(&app.data_dir, limit) {
-        return internal(&ctx, "cannot save the configured channel limit", &e);
-    }
+    license_env::store_limit(&app.data_dir, limit)
+        .context("cannot save the configured channel limit")?;
     app.invalidate_status();
     let message = match limit {
         None => match app.license.operator_limit {
@@ -816,5 +824,5 @@ pub async fn settings_limit(
             }
         }
     };
-    after_change(&app, &ctx, StatusCode::OK, message, true).await
+    Ok(after_change(&app, &ctx, StatusCode::OK, message, true).await)
 }

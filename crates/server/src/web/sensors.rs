@@ -9,8 +9,8 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::{Chrome, When, render};
-use crate::error::chain;
-use crate::http::{Ctx, error};
+use crate::error::{AppError, Context, chain};
+use crate::http::Ctx;
 use crate::state::AppState;
 
 struct SensorRow {
@@ -55,18 +55,12 @@ async fn page(
     code: StatusCode,
     message: Option<(String, bool)>,
     new_token: Option<String>,
-) -> Response {
-    let sensors = match app.store.list_sensors().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", chain(&e));
-            return error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read the sensors",
-            );
-        }
-    };
+) -> Result<Response, AppError> {
+    let sensors = app
+        .store
+        .list_sensors()
+        .await
+        .log_as("sensors", "cannot read the sensors")?;
     let tz = &app.license.tz;
     let rows = sensors
         .into_iter()
@@ -104,10 +98,13 @@ async fn page(
         message: message.map(|m| m.0),
         new_token,
     };
-    (code, render(&p)).into_response()
+    Ok((code, render(&p)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
     page(&app, &ctx, StatusCode::OK, None, None).await
 }
 
@@ -120,7 +117,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<NewSensor>,
-) -> Response {
+) -> Result<Response, AppError> {
     let name = f.name.trim();
     if !valid_name(name) {
         let m = "A sensor name has 1 to 64 letters, digits or . _ -".to_string();
@@ -166,7 +163,7 @@ pub async fn revoke(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Revoke>,
-) -> Response {
+) -> Result<Response, AppError> {
     match app.store.revoke_sensor(f.id, app.now()).await {
         Ok(true) => {
             let m = format!("Sensor {} revoked: its token is refused from now on.", f.id);

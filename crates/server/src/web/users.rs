@@ -11,8 +11,8 @@ use store::Role;
 
 use super::{Chrome, When, render};
 use crate::auth::{self, LoginError, SESSION_COOKIE, check_login};
-use crate::error::chain;
-use crate::http::{Ctx, error};
+use crate::error::{AppError, Context, chain};
+use crate::http::Ctx;
 use crate::state::AppState;
 
 /// Shortest password accepted for a new user or a change.
@@ -40,18 +40,12 @@ async fn users_page(
     ctx: &Ctx,
     code: StatusCode,
     message: Option<(String, bool)>,
-) -> Response {
-    let users = match app.store.list_users().await {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("sipmeter serve: users: {}", chain(&e));
-            return error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read the users",
-            );
-        }
-    };
+) -> Result<Response, AppError> {
+    let users = app
+        .store
+        .list_users()
+        .await
+        .log_as("users", "cannot read the users")?;
     let page = UsersPage {
         chrome: Chrome::new(app, &ctx.status, ctx.user.as_ref(), "settings-users"),
         users: users
@@ -69,10 +63,13 @@ async fn users_page(
         },
         message: message.map(|m| m.0),
     };
-    (code, render(&page)).into_response()
+    Ok((code, render(&page)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
     users_page(&app, &ctx, StatusCode::OK, None).await
 }
 
@@ -118,7 +115,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<NewUser>,
-) -> Response {
+) -> Result<Response, AppError> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, Some((m, false)));
     let name = f.name.trim();
     let (code, msg) = if !valid_name(name) {
