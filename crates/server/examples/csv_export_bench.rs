@@ -122,7 +122,7 @@ async fn main() {
             rows += page.legs.len() as u64;
             if make_lines {
                 for l in &page.legs {
-                    bytes += server::cdrs::csv_line(&l.leg, true).len() + 2;
+                    bytes += server::csv_line(&l.leg, true).len() + 2;
                 }
             }
             match page.next {

@@ -4,32 +4,25 @@
 //! the license status in the request's extensions and never decide access themselves.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use license::Status;
 use store::Role;
 
 use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
-use crate::routes::{self, Access, Lock, RouteSpec};
+use crate::error::{ErrorAnswer, chain};
+use crate::http::{Access, Ctx, Lock, RouteSpec, error};
+use crate::routes;
 use crate::state::AppState;
+use crate::web::{Chrome, render};
 
 /// Largest POST body accepted (a license file is a few KiB).
 pub const MAX_POST_BODY: usize = 256 * 1024;
-
-/// What the gate found out, for the handler.
-#[derive(Clone)]
-pub struct Ctx {
-    pub user: Option<AuthUser>,
-    pub status: Arc<Status>,
-    pub route: &'static RouteSpec,
-    pub peer: SocketAddr,
-}
 
 pub async fn gate(
     State(app): State<AppState>,
@@ -52,19 +45,20 @@ pub async fn gate(
     } else {
         method.clone()
     };
+    // The router is built from the table, so a matched path is in it; another method is
+    // not allowed.
     let Some(route) = routes::find(&lookup, &matched) else {
-        if routes::ROUTES.iter().any(|r| r.path == matched) {
-            return StatusCode::METHOD_NOT_ALLOWED.into_response();
-        }
-        // Served by the router but not in the table: refuse rather than guess its access.
-        eprintln!("sipmeter serve: route {method} {matched} is missing from the route table");
-        return (StatusCode::INTERNAL_SERVER_ERROR, "route not configured").into_response();
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
     };
     let mut resp = if route.access == Access::Sensor {
-        crate::ingest::gate_sensor(app.clone(), route, req, next).await
+        crate::ingest::remote::gate_sensor(app.clone(), req, next).await
     } else {
         gated(app.clone(), peer, route, req, next).await
     };
+    // A handler's `AppError`: JSON on the API, the short error page elsewhere.
+    if let Some(ErrorAnswer(message)) = resp.extensions_mut().remove::<ErrorAnswer>() {
+        resp = error(route, resp.status(), &message);
+    }
     security_headers(resp.headers_mut());
     app.metrics.observe(
         route.path,
@@ -172,10 +166,7 @@ async fn gated(
     let status = match app.status().await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "sipmeter serve: license status: {}",
-                crate::sensor::chain(&e)
-            );
+            eprintln!("sipmeter serve: license status: {}", chain(&e));
             return error(
                 route,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -194,12 +185,7 @@ async fn gated(
     if locked {
         return locked_response(&app, route, &status, user.as_ref());
     }
-    parts.extensions.insert(Ctx {
-        user,
-        status,
-        route,
-        peer,
-    });
+    parts.extensions.insert(Ctx { user, status, peer });
     next.run(Request::from_parts(parts, body)).await
 }
 
@@ -228,30 +214,6 @@ fn unauthorized_or_login(route: &RouteSpec, uri: &axum::http::Uri) -> Response {
     Redirect::to(&format!("/login?{q}")).into_response()
 }
 
-/// An error as JSON on the API, as a short page elsewhere.
-pub fn error(route: &RouteSpec, code: StatusCode, message: &str) -> Response {
-    if route.api {
-        (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
-    } else {
-        (
-            code,
-            Html(format!(
-                "<!doctype html><title>{}</title><p>{}</p><p><a href=\"/\">sipmeter</a></p>",
-                code.as_u16(),
-                askama_escape(message)
-            )),
-        )
-            .into_response()
-    }
-}
-
-fn askama_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 const UNLOCK_HELP: &str = "Install a license with a higher channel limit or a renewed license in Settings > License (or Get/Update License), ask support for a temporary channel increase, raise a configured channel limit up to the entitlement, or delete/recompute miscounted CDRs. Recording continues while locked.";
 
 fn locked_response(
@@ -260,22 +222,22 @@ fn locked_response(
     st: &Status,
     user: Option<&AuthUser>,
 ) -> Response {
-    let reason = crate::chrome::lock_reason_text(st);
+    let reason = crate::web::chrome::lock_reason_text(st);
     let code = StatusCode::LOCKED;
     // CSV downloads are fetched by scripts as often as by browsers: JSON says why.
     if route.api || route.lock == Lock::Csv {
         let body = serde_json::json!({
             "error": "locked",
-            "state": crate::chrome::state_name(st.state),
+            "state": crate::license::state_name(st.state),
             "lock_reason": st.lock_reason,
             "reason": reason,
             "unlock": UNLOCK_HELP,
         });
         return (code, axum::Json(body)).into_response();
     }
-    let page = crate::pages::LockedPage {
-        chrome: crate::chrome::Chrome::new(app, st, user, ""),
+    let page = crate::web::pages::LockedPage {
+        chrome: Chrome::new(app, st, user, ""),
         reason,
     };
-    (code, crate::pages::render(&page)).into_response()
+    (code, render(&page)).into_response()
 }

@@ -1,62 +1,112 @@
 //! The central server: web GUI, JSON API, login, license enforcement, alerts, reports.
 //!
-//! Module map (one job each):
-//! - `server`: start/stop: two store handles (one writer task, one reader for requests), the
-//!   embedded sensor thread, the HTTP listener; `router` lists the handlers.
-//! - `routes`: THE route table: access (public/user/admin) and lock class of every route.
-//! - `gate`: the one middleware: route lookup, session or HTTP Basic, CSRF on every POST,
-//!   license lock (423), latency metrics.
-//! - `auth`: argon2 passwords, in-memory sessions, CSRF tokens, the failed-login throttle.
-//! - `state`: shared state; the license status cache (invalidated on change, TTL 5 s).
-//! - `license_env`: gathering the license facts (file, hwid, clock high-water mark, daily
-//!   peaks); shared with `sipmeter license`.
-//! - `sensor`: the embedded sensor (capture directory watcher) and the database writer.
-//! - `pages`, `chrome`: askama pages and what surrounds every page (nav, banners, footer).
-//! - `api`: `/api/v1`, `/healthz`, `/metrics`; `report`: the channel report JSON shape
-//!   (shared with `sipmeter channels`); `metrics`: Prometheus text.
-//! - `alerts`: the alert engine (rules from the store, evaluated on the clock; webhook and
-//!   SMTP delivery, suppressed when locked) and the Alerts page.
-//! - `cdrs`: the CDR browser, CDR detail (related legs, SIP ladder), `/api/v1/cdrs` JSON and CSV;
-//!   the printed leg shape and CSV columns shared with `sipmeter read`.
-//! - `reports`: the Reports page and its CSV downloads (figures from `daily`).
-//! - `users`: Settings › Users (admins add users) and Settings › Password.
-//! - `portal_client`: the license portal's API client; Get/Update License, the refresh before
-//!   `refresh_by`, the periodic check-ins and their concurrent-use verdict.
-//! - `clock`: the time source (a fake one for tests).
-//! - `chart`: server-side SVG charts (Concurrent Calls Stats, dashboard), pure rendering.
-//! - `daily`: the daily report figures (calls, answered, ASR, ACD, failures by code, peak).
+//! The folders follow the roles at run time (see ARCHITECTURE.md for the tree):
+//! - `license/`: the license facts of this machine and data directory (`env`, shared with
+//!   `sipmeter license`) and the vendor portal's client (Get/Update License, refresh,
+//!   check-ins).
+//! - `auth/`: passwords (argon2), sessions, CSRF tokens, HTTP Basic, the failed-login throttle.
+//! - `ingest/`: where legs come in: the capture-directory `watcher`, `remote` sensors, and the
+//!   one database `writer`.
+//! - `api/`: `/api/v1`, `/healthz`, `/metrics`; the channel report JSON (`report`) and the CDR
+//!   list as JSON/CSV with the printed leg shape (`cdrs`), both shared with the CLI.
+//! - `web/`: the pages (askama, no JavaScript), the chrome around them, SVG charts.
+//! - `reports/`: the Reports page and CSV, and the daily report figures.
+//! - `alerts/`: the engine (rules evaluated on the clock), delivery (webhook, SMTP), the page.
+//!
+//! Layers, lowest first: `license`, `auth`, `ingest`, `api`, `web`, `reports`, `alerts`; a
+//! folder imports only folders before it (the test `layers` below checks it). Beside them, at
+//! the root: `error` (the error types, `chain`), `clock`, `metrics`, `state` (the shared
+//! state: it holds each role's part, and every role sees it), `http` (route spec, request
+//! context, error answer), `tls`, and on top `routes` (the one route table, with its handlers),
+//! `gate` (the one middleware) and `server` (start/stop).
+//!
+//! The modules are private; what other crates use is re-exported below.
 
-pub mod alerts;
-pub mod api;
-pub mod auth;
-pub mod cdrs;
-pub mod chart;
-pub mod chrome;
-pub mod clock;
-pub mod daily;
-pub mod error;
-pub mod gate;
-pub mod ingest;
-pub mod license_env;
-pub mod metrics;
-pub mod pages;
-pub mod portal_client;
-pub mod report;
-pub mod reports;
-pub mod routes;
-pub mod sensor;
-pub mod sensors_page;
-pub mod server;
-pub mod state;
+mod alerts;
+mod api;
+mod auth;
+mod clock;
+mod error;
+mod gate;
+mod http;
+mod ingest;
+mod license;
+mod metrics;
+mod reports;
+mod routes;
+mod server;
+mod state;
 pub mod tls;
-pub mod users;
+mod web;
 
+pub use self::license::env::{self as license_env, LicenseSetup};
+pub use self::license::portal_client;
+pub use alerts::{AlertsConfig, evaluate_once as evaluate_alerts, trust_anchors, valid_email};
+pub use api::cdrs::{CSV_COLUMNS, LegRecord, csv_cell, csv_line};
+pub use api::report::{DayOut, HourOut, ReportOut};
+pub use auth::{MAX_FAILURES_PER_USER, hash_password};
 pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::{ServerError, chain};
+pub use http::{Access, Lock, RouteSpec};
+pub use routes::ROUTES;
+pub use server::{FIRST_ADMIN, Running, ServerConfig};
+pub use state::{AppState, STATUS_TTL_US};
+pub use web::sensors::{new_token as new_sensor_token, valid_name as valid_sensor_name};
 
 /// What a development build (feature `dev-keys`) says wherever the license is shown: the
 /// `--version` line, `license status` and the GUI footer.
 pub const DEVELOPMENT_BUILD_NOTICE: &str =
     "development build: licenses from the development root are accepted";
-pub use error::ServerError;
-pub use license_env::LicenseSetup;
-pub use server::{FIRST_ADMIN, Running, ServerConfig};
+
+#[cfg(test)]
+mod tests {
+    /// The role folders, lowest first: each may import only the ones before it (and the root
+    /// modules: `error`, `clock`, `metrics`, `state`, `http`).
+    const LAYERS: &[&str] = &[
+        "license", "auth", "ingest", "api", "web", "reports", "alerts",
+    ];
+    /// Root modules a role folder must not import (they import the roles).
+    const TOP: &[&str] = &["routes", "gate", "server"];
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn layers() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for (level, folder) in LAYERS.iter().enumerate() {
+            let mut files = Vec::new();
+            sources(&src.join(folder), &mut files);
+            assert!(!files.is_empty(), "{folder}");
+            for (path, text) in files {
+                let code = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                for (i, _) in code.match_indices("crate::") {
+                    let name: String = code[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    let higher = LAYERS[level + 1..].contains(&name.as_str());
+                    assert!(
+                        !higher && !TOP.contains(&name.as_str()),
+                        "{path} imports crate::{name}: `{folder}` is below it"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, post};
 use channels::ActiveMode;
 use tokio::sync::mpsc;
 
 use crate::alerts::AlertsConfig;
 use crate::clock::Clock;
 use crate::error::ServerError;
-use crate::license_env::{self, LicenseSetup};
-use crate::portal_client::{self, PortalConfig, PortalState};
+use crate::ingest::{watcher, writer};
+use crate::license::env::{self as license_env, LicenseSetup};
+use crate::license::portal_client::{self, PortalConfig, PortalState};
+use crate::routes::router;
 use crate::state::AppState;
-use crate::{alerts, api, auth, cdrs, gate, ingest, pages, reports, sensor, sensors_page, users};
+use crate::{alerts, auth};
 
 /// Name of the first administrator, created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -57,55 +57,6 @@ pub struct Running {
     sensor: Option<std::thread::JoinHandle<()>>,
     alerts: tokio::task::JoinHandle<()>,
     portal: tokio::task::JoinHandle<()>,
-}
-
-/// The router: every route of [`crate::routes::ROUTES`], behind the gate.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/login", get(pages::login_form).post(pages::login_submit))
-        .route("/logout", post(pages::logout))
-        .route("/", get(pages::dashboard))
-        .route("/cdrs", get(cdrs::list))
-        .route("/cdrs/{id}", get(cdrs::detail))
-        .route("/tools/concurrent-calls", get(pages::concurrent_calls))
-        .route("/reports", get(reports::page))
-        .route("/reports/daily.csv", get(reports::daily_csv))
-        .route("/reports/failures.csv", get(reports::failures_csv))
-        .route("/alerts", get(alerts::page))
-        .route("/alerts/rules", post(alerts::save_rule))
-        .route("/alerts/rules/enable", post(alerts::enable_rule))
-        .route("/alerts/rules/delete", post(alerts::delete_rule))
-        .route("/about", get(pages::about))
-        .route("/settings/license", get(pages::settings_license))
-        .route("/settings/license/token", post(pages::settings_token))
-        .route("/settings/license/upload", post(pages::settings_upload))
-        .route("/settings/license/fetch", post(pages::settings_fetch))
-        .route("/settings/license/limit", post(pages::settings_limit))
-        .route("/settings/users", get(users::list).post(users::create))
-        .route(
-            "/settings/password",
-            get(users::password_form).post(users::change_password),
-        )
-        .route("/api/v1/openapi.json", get(api::openapi))
-        .route("/api/v1/license", get(api::license_status))
-        .route("/api/v1/channels/now", get(api::channels_now))
-        .route("/api/v1/channels/stats", get(api::channels_stats))
-        .route("/api/v1/cdrs", get(cdrs::api_list))
-        .route("/api/v1/cdrs.csv", get(cdrs::api_csv))
-        .route("/api/v1/ingest/legs", post(ingest::legs))
-        .route("/api/v1/ingest/heartbeat", post(ingest::heartbeat))
-        .route(
-            "/settings/sensors",
-            get(sensors_page::list).post(sensors_page::create),
-        )
-        .route("/settings/sensors/revoke", post(sensors_page::revoke))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gate::gate,
-        ))
-        .with_state(state)
 }
 
 /// Creates the first admin if there is none: whether it was created, and the generated
@@ -153,7 +104,7 @@ impl Running {
     /// Like [`Running::start`], with the alert delivery settings (`--smtp`, `--smtp-from`)
     /// and the evaluation interval (tests use a long interval and call
     /// [`crate::alerts::evaluate_once`] themselves), and the license portal (URL, check-in
-    /// interval; tests call [`crate::portal_client::tick`] themselves).
+    /// interval; tests call [`crate::license::portal_client::tick`] themselves).
     pub async fn start_full(
         config: ServerConfig,
         alerts: AlertsConfig,
@@ -220,7 +171,7 @@ impl Running {
         );
         let (tx, rx) = mpsc::channel(4);
         state.remote.set_ingest(tx.clone());
-        let writer = tokio::spawn(sensor::writer(
+        let writer = tokio::spawn(writer::writer(
             writer_store,
             second_writer,
             rx,
@@ -230,19 +181,19 @@ impl Running {
         let sensor_stop = Arc::new(AtomicBool::new(false));
         let sensor = match &config.pcap_dir {
             Some(dir) => {
-                let cfg = sensor::WatchConfig {
+                let cfg = watcher::WatchConfig {
                     dir: dir.clone(),
                     pipeline: config.pipeline.clone(),
                     mode: config.channel_mode,
                     poll: config.pcap_poll,
                     settle: config.pcap_settle,
                 };
-                let done = sensor::load_done(&config.data_dir);
+                let done = watcher::load_done(&config.data_dir);
                 let stop = sensor_stop.clone();
                 Some(
                     std::thread::Builder::new()
                         .name("sensor".into())
-                        .spawn(move || sensor::watch(cfg, done, tx, stop))
+                        .spawn(move || watcher::watch(cfg, done, tx, stop))
                         .map_err(ServerError::Sensor)?,
                 )
             }

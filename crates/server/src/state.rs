@@ -12,7 +12,7 @@ use license::Status;
 use crate::auth::{Sessions, Throttle};
 use crate::clock::Clock;
 use crate::error::ServerError;
-use crate::license_env::{self, LicenseSetup};
+use crate::license::env::{self as license_env, LicenseSetup};
 use crate::metrics::Metrics;
 
 /// How long a computed license status is served as fresh (by the server's clock). Any known
@@ -53,13 +53,13 @@ pub struct Inner {
     /// The alert engine's settings and its one-evaluation-at-a-time lock.
     pub alerts: crate::alerts::Engine,
     /// The license portal: its client, this installation's ids, the last check-in verdict.
-    pub portal: crate::portal_client::PortalState,
+    pub portal: crate::license::portal_client::PortalState,
     /// The hash checked when a login names an unknown user, so that a failed login takes
     /// the same time whether or not the user exists.
     pub dummy_hash: String,
     live: RwLock<LiveSnapshot>,
     /// Remote sensors: the ingest queue and their last heartbeats.
-    pub remote: crate::ingest::Remote,
+    pub remote: crate::ingest::remote::Remote,
     generation: AtomicU64,
     /// The last status computed; read without waiting.
     status: RwLock<Option<CachedStatus>>,
@@ -91,7 +91,7 @@ impl AppState {
         pcap_dir: Option<PathBuf>,
         dummy_hash: String,
         alerts: crate::alerts::AlertsConfig,
-        portal: crate::portal_client::PortalState,
+        portal: crate::license::portal_client::PortalState,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
@@ -174,7 +174,7 @@ impl AppState {
             if let Err(e) = app.compute(None).await {
                 eprintln!(
                     "sipmeter serve: license status: {}",
-                    crate::sensor::chain(&e)
+                    crate::error::chain(&e)
                 );
             }
             app.refreshing.store(false, Ordering::SeqCst);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use calls::Micros;
 use reqwest::StatusCode;
-use server::alerts::{self, AlertsConfig};
+use server::AlertsConfig;
 use server::{Clock, FakeClock, Running};
 use store::{AlertKind, AlertOutcome, AlertRuleSpec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -190,12 +190,12 @@ async fn channels_above_the_share_go_to_the_webhook_and_by_email_once_then_again
     s.state.store.create_alert_rule(&quiet, now).await.unwrap();
 
     assert_eq!(
-        alerts::evaluate_once(&s.state).await.unwrap(),
+        server::evaluate_alerts(&s.state).await.unwrap(),
         0,
         "no calls yet"
     );
     feed(&w, &s, "basic_concurrent.pcap", 10).await;
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 2);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 2);
 
     let docs = hook.docs();
     assert_eq!(docs.len(), 1, "{docs:?}");
@@ -224,16 +224,16 @@ async fn channels_above_the_share_go_to_the_webhook_and_by_email_once_then_again
 
     // Edge-triggered: still above, not due again yet.
     clock.advance(MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     assert_eq!(hook.docs().len(), 1);
     // Re-notify after 2 minutes while it holds (16:33: the 5-minute window still has 16:29).
     clock.advance(MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 2);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 2);
     assert_eq!(hook.docs()[1]["event"], "still_firing");
     assert_eq!(sink.mails().len(), 2);
     // Out of the window: quiet, and nothing more is sent.
     clock.advance(10 * MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     assert!(!s.state.store.alert_rule(id).await.unwrap().unwrap().firing);
 
     let log = s.state.store.alert_log(10, 0).await.unwrap();
@@ -269,11 +269,11 @@ async fn license_changes_alert_and_a_locked_license_sends_nothing_and_logs_why()
     s.state.store.create_alert_rule(&spec, now).await.unwrap();
 
     // First look: the situation is remembered, nothing is sent.
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     // 280 days on: the formal end is 20 days away.
     clock.advance(280 * DAY);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 2);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 2);
     let docs = hook.docs();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["event"], "changed");
@@ -285,14 +285,14 @@ async fn license_changes_alert_and_a_locked_license_sends_nothing_and_logs_why()
             .contains("License: ok, expiring soon (was ok)")
     );
     assert_eq!(
-        alerts::evaluate_once(&s.state).await.unwrap(),
+        server::evaluate_alerts(&s.state).await.unwrap(),
         0,
         "no change, no alert"
     );
 
     // Past the grace end: expired, locked. The change would be alerted, but nothing leaves.
     clock.advance(45 * DAY);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 2);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 2);
     assert_eq!(hook.docs().len(), 1, "nothing sent while locked");
     assert_eq!(sink.mails().len(), 1, "nothing mailed while locked");
     let log = s.state.store.alert_log(2, 0).await.unwrap();
@@ -337,7 +337,7 @@ async fn lockdown_alerts_admins_daily() {
         s.state.status().await.unwrap().state,
         license::State::Lockdown
     );
-    alerts::evaluate_once(&s.state).await.unwrap();
+    server::evaluate_alerts(&s.state).await.unwrap();
     assert_eq!(
         hook.docs().len(),
         1,
@@ -345,10 +345,10 @@ async fn lockdown_alerts_admins_daily() {
     );
     assert_eq!(hook.docs()[0]["event"], "still_firing");
     clock.advance(6 * 60 * MINUTE);
-    alerts::evaluate_once(&s.state).await.unwrap();
+    server::evaluate_alerts(&s.state).await.unwrap();
     assert_eq!(hook.docs().len(), 1, "not twice a day");
     clock.advance(18 * 60 * MINUTE);
-    alerts::evaluate_once(&s.state).await.unwrap();
+    server::evaluate_alerts(&s.state).await.unwrap();
     let docs = hook.docs();
     assert_eq!(docs.len(), 2, "again the next day");
     assert!(docs[1]["message"].as_str().unwrap().contains("lockdown"));
@@ -380,7 +380,7 @@ async fn failed_call_ratio_fires_above_the_threshold_with_enough_calls() {
     s.state.store.create_alert_rule(&high, now).await.unwrap();
 
     feed(&w, &s, "failures.pcap", 4).await;
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 1);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 1);
     let docs = hook.docs();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["rule"]["name"], "failures");
@@ -390,7 +390,7 @@ async fn failed_call_ratio_fires_above_the_threshold_with_enough_calls() {
     assert_eq!(docs[0]["details"]["failed_percent"], 75.0);
     // An hour later the calls are out of the window.
     clock.advance(60 * MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     s.stop().await.unwrap();
 }
 
@@ -409,9 +409,9 @@ async fn a_webhook_that_refuses_the_connection_is_logged_as_failed() {
     spec.webhook_url = Some(format!("http://{dead}/hook"));
     spec.email = Some("ops@example.test".into());
     s.state.store.create_alert_rule(&spec, now).await.unwrap();
-    alerts::evaluate_once(&s.state).await.unwrap();
+    server::evaluate_alerts(&s.state).await.unwrap();
     clock.advance(280 * DAY);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 2);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 2);
     let log = s.state.store.alert_log(10, 0).await.unwrap();
     let hook = log.iter().find(|e| e.channel == "webhook").unwrap();
     assert_eq!(hook.outcome, AlertOutcome::Failed);
@@ -429,7 +429,7 @@ async fn a_webhook_that_refuses_the_connection_is_logged_as_failed() {
             .contains("no SMTP relay configured")
     );
     // The engine keeps going after failures.
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     let c = logged_in(s.addr).await;
     let (_, html) = get_text(&c, s.addr, "/alerts").await;
     assert!(html.contains("failed: "), "the page shows the error");

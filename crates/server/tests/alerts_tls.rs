@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use server::alerts::{self, AlertsConfig};
+use server::AlertsConfig;
 use server::tls::TlsFiles;
 use server::{FakeClock, Running};
 use store::{AlertKind, AlertOutcome, AlertRuleSpec};
@@ -209,9 +209,9 @@ async fn https_webhooks_and_starttls_mail_trust_the_configured_ca_only() {
         .unwrap();
 
     // First look remembers the situation; 280 days on the formal end is near: a change.
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     clock.advance(280 * DAY);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 3);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 3);
     let docs = hook.docs();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["rule"]["name"], "ours");
@@ -252,9 +252,9 @@ async fn without_the_ca_nothing_is_delivered_and_mail_never_falls_back_to_plain_
         .create_alert_rule(&rule("ours", &hook_url, Some("noc@example.test")), now)
         .await
         .unwrap();
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     clock.advance(280 * DAY);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 2);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 2);
     assert!(hook.docs().is_empty());
     assert!(sink.mails().is_empty());
     let log = log(&s).await;
@@ -268,15 +268,15 @@ async fn without_the_ca_nothing_is_delivered_and_mail_never_falls_back_to_plain_
 fn a_bad_ca_file_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem");
-    let e = alerts::trust_anchors(Some(&missing)).unwrap_err();
+    let e = server::trust_anchors(Some(&missing)).unwrap_err();
     assert!(e.contains("missing.pem"), "{e}");
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
-    let e = alerts::trust_anchors(Some(&empty)).unwrap_err();
+    let e = server::trust_anchors(Some(&empty)).unwrap_err();
     assert!(
         e.contains("empty.pem") && e.contains("no certificate"),
         "{e}"
     );
     let (ca, _) = private_ca(dir.path(), "ok");
-    assert!(!alerts::trust_anchors(Some(&ca)).unwrap().is_empty());
+    assert!(!server::trust_anchors(Some(&ca)).unwrap().is_empty());
 }

@@ -42,7 +42,7 @@ async fn licensed_server() -> (World, Running) {
 #[tokio::test]
 async fn basic_checks_are_cached_until_the_password_changes() {
     let (_w, s) = licensed_server().await;
-    let hash = server::auth::hash_password("script pw 1").unwrap();
+    let hash = server::hash_password("script pw 1").unwrap();
     assert!(
         s.state
             .store
@@ -66,7 +66,7 @@ async fn basic_checks_are_cached_until_the_password_changes() {
 
     // The password changes (as the Password page or another process does, in the store):
     // the old one is refused on the very next request, the new one works.
-    let new_hash = server::auth::hash_password("script pw 2").unwrap();
+    let new_hash = server::hash_password("script pw 2").unwrap();
     assert!(
         s.state
             .store
@@ -97,7 +97,7 @@ async fn failures_are_not_cached_and_still_throttled() {
     }
     assert_eq!(hits(&s), 1);
     // ...wrong passwords never are, and each one counts toward the throttle.
-    for _ in 0..server::auth::MAX_FAILURES_PER_USER {
+    for _ in 0..server::MAX_FAILURES_PER_USER {
         let (code, _) = api_as(s.addr, "admin", "guess").await;
         assert_eq!(code, StatusCode::UNAUTHORIZED);
     }

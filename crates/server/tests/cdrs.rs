@@ -268,7 +268,7 @@ async fn browse_filter_sort_page_detail_and_csv() {
     let r = get_csv(&c, s.addr, "/api/v1/cdrs.csv?caller=44207111000").await;
     let body = r.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(lines[0], server::cdrs::CSV_COLUMNS.join(","));
+    assert_eq!(lines[0], server::CSV_COLUMNS.join(","));
     assert_eq!(lines.len() - 1, xfer.len());
     assert!(xfer.iter().all(|id| body.contains(id.as_str())));
 

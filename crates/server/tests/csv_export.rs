@@ -37,8 +37,8 @@ fn legs(base: Micros) -> Vec<calls::Leg> {
 fn exported_ids(body: &str) -> Vec<String> {
     let mut lines = body.split("\r\n");
     let header = lines.next().unwrap();
-    assert_eq!(header, server::cdrs::CSV_COLUMNS.join(","));
-    let col = server::cdrs::CSV_COLUMNS
+    assert_eq!(header, server::CSV_COLUMNS.join(","));
+    let col = server::CSV_COLUMNS
         .iter()
         .position(|c| *c == "call_id")
         .unwrap();

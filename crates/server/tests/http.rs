@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use license::{Binding, LicenseTerms, SigningKey};
 use reqwest::StatusCode;
 use server::FakeClock;
-use server::routes::{Access, ROUTES};
+use server::{Access, ROUTES};
 
 mod common;
 use common::{
@@ -91,7 +91,7 @@ async fn wrong_passwords_are_throttled_per_user_with_a_clear_message() {
     let clock = FakeClock::new(us("2026-11-28T18:00:00Z"));
     let s = w.start(&clock).await;
     let c = client();
-    for _ in 0..server::auth::MAX_FAILURES_PER_USER {
+    for _ in 0..server::MAX_FAILURES_PER_USER {
         let r = login_as(&c, s.addr, "admin", "guess").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(
@@ -333,8 +333,7 @@ async fn a_capture_dropped_into_the_pcap_dir_shows_in_the_footer_and_the_figures
         "calls today: no empty-state hint"
     );
 
-    let stats: server::report::ReportOut =
-        get_json(&c, s.addr, "/api/v1/channels/stats?days=14").await;
+    let stats: server::ReportOut = get_json(&c, s.addr, "/api/v1/channels/stats?days=14").await;
     assert_eq!(stats.peak, 5);
     assert_eq!(stats.days.len(), 14);
     assert_eq!(stats.days.last().unwrap().day, "2026-11-28");
@@ -421,8 +420,7 @@ async fn stats_end_today_and_times_read_in_the_license_zone() {
     .unwrap();
     wait_for_captures(s.addr, 1.0).await;
 
-    let stats: server::report::ReportOut =
-        get_json(&c, s.addr, "/api/v1/channels/stats?days=14").await;
+    let stats: server::ReportOut = get_json(&c, s.addr, "/api/v1/channels/stats?days=14").await;
     assert_eq!(stats.days.len(), 14);
     assert_eq!(stats.from, "2026-11-20");
     assert_eq!(
@@ -821,7 +819,7 @@ async fn a_key_replaced_behind_the_servers_back_is_noticed_after_the_cache_ages(
     // until it is older than the cache time, then a background refresh picks the file up.
     std::fs::write(w.data().join("license.key"), w.license(20, now)).unwrap();
     assert_eq!(get_text(&c, s.addr, "/").await.0, StatusCode::LOCKED);
-    clock.advance(server::state::STATUS_TTL_US + 1);
+    clock.advance(server::STATUS_TTL_US + 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (code, html) = get_text(&c, s.addr, "/").await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use calls::Micros;
 use reqwest::StatusCode;
-use server::alerts::{self, AlertsConfig};
+use server::AlertsConfig;
 use server::{Clock, FakeClock, Running};
 use store::{AlertKind, AlertRuleSpec};
 
@@ -106,17 +106,17 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
     };
 
     // Never heard from: not yet deployed, no alert.
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     // Healthy heartbeat: nothing.
     assert_eq!(beat(false, 2).await, StatusCode::OK);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
 
     // Spool full: one webhook naming the sensor, not repeated while it stays full.
     clock.advance(MINUTE);
     assert_eq!(beat(true, 500).await, StatusCode::OK);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 1);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 1);
     clock.advance(MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     let docs = hook.docs();
     assert_eq!(docs.len(), 1, "{docs:?}");
     assert_eq!(docs[0]["event"], "fired");
@@ -128,8 +128,8 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
 
     // Drained: one recovery, then quiet.
     assert_eq!(beat(false, 0).await, StatusCode::OK);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 1);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 1);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     let docs = hook.docs();
     assert_eq!(docs.len(), 2, "{docs:?}");
     assert_eq!(docs[1]["event"], "recovered");
@@ -144,15 +144,15 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
 
     // Silent for the window: alerted with how long; a heartbeat clears it.
     clock.advance(9 * MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 0);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 0);
     clock.advance(MINUTE);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 1);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 1);
     assert_eq!(
         hook.docs()[2]["message"],
         "Sensors: site-berlin (silent for 10 min)"
     );
     assert_eq!(beat(false, 0).await, StatusCode::OK);
-    assert_eq!(alerts::evaluate_once(&s.state).await.unwrap(), 1);
+    assert_eq!(server::evaluate_alerts(&s.state).await.unwrap(), 1);
     assert_eq!(hook.docs()[3]["event"], "recovered");
     assert_eq!(hook.docs().len(), 4);
 

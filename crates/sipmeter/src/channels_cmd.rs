@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{CommonFlags, FileConfig, Settings};
 use crate::ingest;
-use server::report::{HourOut, ReportOut};
+use server::{HourOut, ReportOut};
 
 const DAY: Micros = 86_400_000_000;
 /// Days in the default report: the Concurrent Calls Stats window.

@@ -605,7 +605,7 @@ pub fn set_license_key(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("sipmeter: {}", server::sensor::chain(&e));
+            eprintln!("sipmeter: {}", server::chain(&e));
             eprintln!(
                 "sipmeter: no license installed; {} is unchanged",
                 env.license_path.display()

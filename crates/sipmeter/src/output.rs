@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use calls::Leg;
-use server::cdrs::{CSV_COLUMNS, LegRecord};
+use server::{CSV_COLUMNS, LegRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -97,7 +97,7 @@ fn clip(s: &str, n: usize) -> String {
 /// RFC 4180 cell as the CLI prints it: the shared quoting, without the spreadsheet formula
 /// guard of the GUI export (CLI output feeds scripts, which want the values unchanged).
 fn csv_cell(v: &serde_json::Value) -> String {
-    server::cdrs::csv_cell(v, false)
+    server::csv_cell(v, false)
 }
 
 #[cfg(test)]

@@ -45,10 +45,10 @@ pub fn run(args: SensorsArgs, file: &FileConfig, common: &CommonFlags) -> Result
         let now = jiff::Timestamp::now().as_microsecond();
         let code = match args.command {
             SensorsCommand::Add { name } => {
-                if !server::sensors_page::valid_name(&name) {
+                if !server::valid_sensor_name(&name) {
                     bail!("sensor name {name:?}: use 1 to 64 letters, digits or . _ -");
                 }
-                let token = server::sensors_page::new_token();
+                let token = server::new_sensor_token();
                 match store
                     .create_sensor(&name, &store::token_hash(&token), now)
                     .await?

@@ -78,7 +78,7 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         pcap_settle: Duration::from_secs(2),
         tls: tls_files.clone(),
     };
-    let mut alerts = server::alerts::AlertsConfig {
+    let mut alerts = server::AlertsConfig {
         smtp_relay: args.smtp.clone().or_else(|| file.smtp_relay.clone()),
         ca_file: args
             .alerts_ca_file
@@ -87,13 +87,13 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         ..Default::default()
     };
     if let Some(ca) = &alerts.ca_file {
-        server::alerts::trust_anchors(Some(ca))
+        server::trust_anchors(Some(ca))
             .map_err(anyhow::Error::msg)
             .context("--alerts-ca / alerts_ca_file")?;
     }
     if let Some(from) = args.smtp_from.clone().or_else(|| file.smtp_from.clone()) {
         anyhow::ensure!(
-            server::alerts::valid_email(&from),
+            server::valid_email(&from),
             "--smtp-from / smtp_from {from:?} is not an e-mail address"
         );
         alerts.smtp_from = from;

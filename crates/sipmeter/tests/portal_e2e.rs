@@ -107,7 +107,7 @@ fn server_world(hwid: &str, domain: Option<&str>) -> (World, server::ServerConfi
 /// Starts a server on `clock` with the portal at `portal_url`, without background refresh and
 /// check-ins: the tests drive [`portal_client::tick`] themselves on the fake clock.
 async fn serve(config: server::ServerConfig, portal_url: &str, clock: &FakeClock) -> Running {
-    let alerts = server::alerts::AlertsConfig {
+    let alerts = server::AlertsConfig {
         interval: Duration::from_secs(3600),
         ..Default::default()
     };

@@ -324,7 +324,7 @@ pub fn csrf_of(html: &str) -> String {
 /// A client logged in as the viewer `eve` (created here), for the "viewers may look but not
 /// change" checks.
 pub async fn logged_in_viewer(s: &Running) -> reqwest::Client {
-    let hash = server::auth::hash_password("viewer pw").unwrap();
+    let hash = server::hash_password("viewer pw").unwrap();
     assert!(
         s.state
             .store

@@ -1,84 +1,22 @@
 //! The server-rendered pages (askama templates in `crates/server/templates`).
 
-use std::net::IpAddr;
-
 use askama::Template;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use license::Status;
 use serde::Deserialize;
 
-use crate::auth::{self, AuthUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Throttled};
-use crate::chrome::{Chrome, When};
-use crate::gate::{Ctx, error};
-use crate::license_env;
-use crate::report::ReportOut;
+use super::chrome::{Chrome, When};
+use super::{chart, render};
+use crate::api::report::ReportOut;
+use crate::auth::{self, LOGIN_CSRF_COOKIE, LoginError, SESSION_COOKIE, check_login};
+use crate::error::{AppError, Context, chain};
+use crate::http::Ctx;
+use crate::license::env as license_env;
+use crate::license::portal_client;
 use crate::state::AppState;
-
-/// Renders a template; a template error (a bug, not input) becomes a 500 with a log line.
-pub fn render<T: Template>(t: &T) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            eprintln!("sipmeter serve: template: {e}");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
-        }
-    }
-}
-
-/// Why a login failed.
-#[derive(Debug)]
-pub enum LoginError {
-    Throttled(Throttled),
-    Wrong,
-    Internal,
-}
-
-/// Checks a user name and password, with the throttle. Unknown users cost the same argon2
-/// work as known ones, so timing does not tell which names exist.
-pub async fn check_login(
-    app: &AppState,
-    name: &str,
-    password: &str,
-    ip: IpAddr,
-) -> Result<AuthUser, LoginError> {
-    if let Some(t) = app.throttle.check(name, ip) {
-        app.metrics
-            .logins_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(LoginError::Throttled(t));
-    }
-    let user = app.store.user_by_name(name).await.map_err(|e| {
-        eprintln!("sipmeter serve: user lookup: {}", crate::sensor::chain(&e));
-        LoginError::Internal
-    })?;
-    let hash = user
-        .as_ref()
-        .map_or(app.dummy_hash.clone(), |u| u.password_hash.clone());
-    let pw = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &pw))
-        .await
-        .unwrap_or(false);
-    match user {
-        Some(u) if ok => {
-            app.throttle.succeeded(name);
-            Ok(AuthUser {
-                name: u.name,
-                role: u.role,
-                csrf: None,
-            })
-        }
-        _ => {
-            app.throttle.failed(name, ip);
-            app.metrics
-                .logins_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Err(LoginError::Wrong)
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -223,12 +161,10 @@ fn chrome(app: &AppState, ctx: &Ctx, nav: &'static str) -> Chrome {
     Chrome::new(app, &ctx.status, ctx.user.as_ref(), nav)
 }
 
-fn internal(ctx: &Ctx, what: &str, e: &dyn std::error::Error) -> Response {
-    eprintln!("sipmeter serve: {what}: {}", crate::sensor::chain(e));
-    error(ctx.route, StatusCode::INTERNAL_SERVER_ERROR, what)
-}
-
-pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn dashboard(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
     let now = app.now();
     let tz = app.license.tz.clone();
     let today = license::day_of(now, &tz);
@@ -237,21 +173,17 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         end: to,
     }) = channels::day_bounds(today, &tz)
     else {
-        return error(
-            ctx.route,
+        return Err(AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "date out of range",
-        );
+        ));
     };
     let day_start = now - crate::api::DAY_US;
-    let rows = match app
+    let rows = app
         .store
         .channel_minutes(from.min(day_start), to.max(now))
         .await
-    {
-        Ok(r) => r,
-        Err(e) => return internal(&ctx, "cannot read the channel figures", &e),
-    };
+        .context("cannot read the channel figures")?;
     let today_rows: Vec<_> = rows
         .iter()
         .filter(|r| r.start >= from && r.start < to)
@@ -272,14 +204,14 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         start: (now - crate::api::DAY_US).div_euclid(60_000_000) * 60_000_000,
         end: now,
     };
-    let chart_24h = crate::chart::calls_24h_chart(
-        &crate::chart::buckets_from_minutes(&rows, window, 5 * 60_000_000),
+    let chart_24h = chart::calls_24h_chart(
+        &chart::buckets_from_minutes(&rows, window, 5 * 60_000_000),
         window,
         Some(ctx.status.limit.effective),
         &tz,
         tz.iana_name().unwrap_or("UTC"),
     );
-    render(&DashboardPage {
+    Ok(render(&DashboardPage {
         chrome: chrome(&app, &ctx, "dashboard"),
         calls_now: live.calls,
         today_peak: peak.map_or(0, |p| p.value),
@@ -287,23 +219,7 @@ pub async fn dashboard(State(app): State<AppState>, Extension(ctx): Extension<Ct
         live_note,
         chart_24h,
         quiet_day: !rows.iter().any(|r| r.peak > 0 && r.start >= window.start),
-    })
-}
-
-#[derive(Template)]
-#[template(path = "placeholder.html")]
-struct Placeholder {
-    chrome: Chrome,
-    title: &'static str,
-    text: &'static str,
-}
-
-pub async fn cdrs(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    render(&Placeholder {
-        chrome: chrome(&app, &ctx, "cdrs"),
-        title: "CDRs",
-        text: "The CDR browser (filters, sorting, paging, detail with the SIP ladder) is not built yet.",
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -386,7 +302,7 @@ async fn explain_instant(app: &AppState, q: &CcsQuery) -> Result<Option<(i64, St
         .store
         .channel_minutes(w.start, w.end)
         .await
-        .map_err(|e| crate::sensor::chain(&e))?;
+        .map_err(|e| chain(&e))?;
     let peak = channels::report(&rows, tz, d, d)
         .map_err(|e| e.to_string())?
         .peak;
@@ -459,31 +375,30 @@ pub async fn concurrent_calls(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Query(q): Query<CcsQuery>,
-) -> Response {
-    let explain = match explain_instant(&app, &q).await {
-        Ok(None) => None,
-        Ok(Some((at, title))) => match explain_view(&app, at, title).await {
-            Ok(v) => Some(v),
-            Err(e) => return internal(&ctx, "cannot read the legs to explain", &e),
-        },
-        Err(msg) => return error(ctx.route, StatusCode::BAD_REQUEST, &msg),
+) -> Result<Response, AppError> {
+    let explain = match explain_instant(&app, &q)
+        .await
+        .map_err(AppError::bad_request)?
+    {
+        None => None,
+        Some((at, title)) => Some(
+            explain_view(&app, at, title)
+                .await
+                .context("cannot read the legs to explain")?,
+        ),
     };
-    let (rep, report) = match crate::api::stats_report(&app, crate::api::REPORT_DAYS).await {
-        Ok(r) => r,
-        Err(e) => return internal(&ctx, "cannot compute the report", e.as_ref()),
-    };
+    let what = "cannot compute the report";
+    let (rep, report) = crate::api::stats_report(&app, crate::api::REPORT_DAYS)
+        .await
+        .map_err(|e| AppError::internal(what, what, e.as_ref()))?;
     let tz = &app.license.tz;
-    let hours: Vec<_> = rep
-        .hours
-        .iter()
-        .map(crate::chart::Bucket::from_period)
-        .collect();
+    let hours: Vec<_> = rep.hours.iter().map(chart::Bucket::from_period).collect();
     let days: Vec<_> = rep
         .days
         .iter()
-        .map(crate::chart::DayMark::from_day_stats)
+        .map(chart::DayMark::from_day_stats)
         .collect();
-    let chart = crate::chart::concurrent_calls_chart(
+    let chart = chart::concurrent_calls_chart(
         &hours,
         &days,
         Some(ctx.status.limit.effective),
@@ -513,7 +428,7 @@ pub async fn concurrent_calls(
             mean: out.mean,
         })
         .collect();
-    render(&ConcurrentCallsPage {
+    Ok(render(&ConcurrentCallsPage {
         chrome: chrome(&app, &ctx, "ccs"),
         peak_at: rep.peak.map(|p| When::new(p.at, tz)),
         days,
@@ -522,7 +437,7 @@ pub async fn concurrent_calls(
         report,
         chart,
         explain,
-    })
+    }))
 }
 
 #[derive(Template)]
@@ -657,7 +572,7 @@ struct SettingsLicensePage {
     /// The key's entitlement (licensed plus any active temporary increase).
     entitlement: u32,
     /// The license portal: URL, this installation's ids, last refresh and check-in.
-    portal: crate::portal_client::PortalInfo,
+    portal: portal_client::PortalInfo,
 }
 
 fn settings_page(
@@ -695,7 +610,7 @@ fn settings_page(
             .map_or_else(String::new, |n| n.to_string()),
         config_limit: app.license.operator_limit,
         entitlement: entitlement(status),
-        portal: crate::portal_client::PortalInfo::of(app),
+        portal: portal_client::PortalInfo::of(app),
     }
 }
 
@@ -730,25 +645,32 @@ pub async fn settings_token(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<TokenForm>,
-) -> Response {
-    match f.token.trim().parse::<license::LicenseToken>() {
-        Ok(t) => match license_env::store_token(&app.data_dir, &t) {
-            Ok(_) => {
-                after_change(&app, &ctx, StatusCode::OK, format!(
-                    "License token {t} saved. Use Get/Update License to fetch the license file for it (or upload the key file)."
-                ), true).await
-            }
-            Err(e) => internal(&ctx, "cannot save the token", &e),
-        },
-        Err(e) => after_change(&app, &ctx, StatusCode::BAD_REQUEST, format!("Not a license token: {e}"), false).await,
-    }
+) -> Result<Response, AppError> {
+    Ok(match f.token.trim().parse::<license::LicenseToken>() {
+        Ok(t) => {
+            license_env::store_token(&app.data_dir, &t).context("cannot save the token")?;
+            after_change(&app, &ctx, StatusCode::OK, format!(
+                "License token {t} saved. Use Get/Update License to fetch the license file for it (or upload the key file)."
+            ), true).await
+        }
+        Err(e) => {
+            after_change(
+                &app,
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                format!("Not a license token: {e}"),
+                false,
+            )
+            .await
+        }
+    })
 }
 
 pub async fn settings_upload(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     mut mp: Multipart,
-) -> Response {
+) -> Result<Response, AppError> {
     let mut file: Option<Vec<u8>> = None;
     loop {
         match mp.next_field().await {
@@ -762,60 +684,60 @@ pub async fn settings_upload(
             }
             Ok(None) => break,
             Err(_) => {
-                return after_change(
+                return Ok(after_change(
                     &app,
                     &ctx,
                     StatusCode::BAD_REQUEST,
                     "The upload could not be read; try again.".into(),
                     false,
                 )
-                .await;
+                .await);
             }
         }
     }
     let Some(bytes) = file.filter(|b| !b.is_empty()) else {
-        return after_change(
+        return Ok(after_change(
             &app,
             &ctx,
             StatusCode::BAD_REQUEST,
             "Choose a license key file to upload.".into(),
             false,
         )
-        .await;
+        .await);
     };
     let name = license_env::display_name(&app.license.license_path);
     let text = match license::license_text(&bytes, &name) {
         Ok(t) => t.to_string(),
         Err(e) => {
-            return after_change(
+            return Ok(after_change(
                 &app,
                 &ctx,
                 StatusCode::BAD_REQUEST,
                 format!("Not installed: {e}"),
                 false,
             )
-            .await;
+            .await);
         }
     };
     let verified = match app.license.verify(&text, app.now()) {
         Ok(v) => v,
         Err(e) => {
-            return after_change(
+            return Ok(after_change(
                 &app,
                 &ctx,
                 StatusCode::BAD_REQUEST,
                 format!("Not installed: {e}"),
                 false,
             )
-            .await;
+            .await);
         }
     };
-    if let Err(e) = app.license.install(&text, &verified) {
-        return internal(&ctx, "cannot install the license file", &e);
-    }
+    app.license
+        .install(&text, &verified)
+        .context("cannot install the license file")?;
     app.invalidate_status();
     let t = &verified.terms;
-    after_change(
+    Ok(after_change(
         &app,
         &ctx,
         StatusCode::OK,
@@ -828,14 +750,14 @@ pub async fn settings_upload(
         ),
         true,
     )
-    .await
+    .await)
 }
 
 pub async fn settings_fetch(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
-    let (code, message, ok) = crate::portal_client::get_license_message(&app).await;
+    let (code, message, ok) = portal_client::get_license_message(&app).await;
     after_change(&app, &ctx, code, message, ok).await
 }
 
@@ -861,26 +783,25 @@ pub async fn settings_limit(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<LimitForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let Some(text) = f.channel_limit else {
-        return after_change(
+        return Ok(after_change(
             &app,
             &ctx,
             StatusCode::BAD_REQUEST,
             "Configured channel limit: the field is missing from the form.".into(),
             false,
         )
-        .await;
+        .await);
     };
     let limit = match license_env::parse_limit(&text) {
         Ok(l) => l,
         Err(msg) => {
-            return after_change(&app, &ctx, StatusCode::BAD_REQUEST, msg, false).await;
+            return Ok(after_change(&app, &ctx, StatusCode::BAD_REQUEST, msg, false).await);
         }
     };
-    if let Err(e) = license_env::store_limit(&app.data_dir, limit) {
-        return internal(&ctx, "cannot save the configured channel limit", &e);
-    }
+    license_env::store_limit(&app.data_dir, limit)
+        .context("cannot save the configured channel limit")?;
     app.invalidate_status();
     let message = match limit {
         None => match app.license.operator_limit {
@@ -903,5 +824,5 @@ pub async fn settings_limit(
             }
         }
     };
-    after_change(&app, &ctx, StatusCode::OK, message, true).await
+    Ok(after_change(&app, &ctx, StatusCode::OK, message, true).await)
 }

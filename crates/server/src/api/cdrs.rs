@@ -1,33 +1,21 @@
-//! The CDR browser: `/cdrs` (filters, sortable columns, keyset paging, all plain GET links so
-//! it works without JavaScript), `/cdrs/{id}` (every field, related legs with the reason, the
-//! SIP message ladder), and the same list as JSON (`/api/v1/cdrs`) and CSV
-//! (`/api/v1/cdrs.csv`).
-//!
-//! The printed shape of a leg ([`LegRecord`], [`CSV_COLUMNS`]) lives here and is shared with
-//! `sipmeter read`, so a CSV exported from the GUI and one printed by the CLI have the same
-//! columns.
+//! The CDR list as data: `/api/v1/cdrs` (one page as JSON) and `/api/v1/cdrs.csv` (the whole
+//! filtered list, streamed), the query parameters they share with the CDR browser
+//! ([`crate::web::cdrs`]), and the printed shape of a leg ([`LegRecord`], [`CSV_COLUMNS`]),
+//! shared with `sipmeter read`, so a CSV exported from the GUI and one printed by the CLI have
+//! the same columns.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-
-use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use calls::time::format_rfc3339;
 use calls::{Leg, Micros};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use store::{CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, Match, MatchCount, PageAt, StoredLeg};
+use store::{CdrFilter, CdrPage, CdrQuery, CdrSort, Cursor, Match, PageAt, StoredLeg};
 
-use crate::chrome::Chrome;
-use crate::gate::{Ctx, error};
-use crate::pages::render;
+use crate::error::{AppError, Context, chain};
 use crate::state::AppState;
-
-/// Rows per page of the GUI list.
-const PAGE_ROWS: u32 = 50;
 
 /// The printed shape of a leg. Field names are a contract: scripts and the CSV header read them.
 #[derive(Serialize)]
@@ -171,26 +159,26 @@ pub fn csv_cell(v: &serde_json::Value, guard_formulas: bool) -> String {
 /// message naming it instead of a generic rejection.
 #[derive(Deserialize, Default, Clone)]
 pub struct ListParams {
-    from: Option<String>,
-    to: Option<String>,
-    caller: Option<String>,
-    called: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) caller: Option<String>,
+    pub(crate) called: Option<String>,
     /// `prefix` (default) or `contains`.
     #[serde(rename = "match")]
-    number_match: Option<String>,
-    sensor: Option<String>,
-    code: Option<String>,
+    pub(crate) number_match: Option<String>,
+    pub(crate) sensor: Option<String>,
+    pub(crate) code: Option<String>,
     /// `yes`, `no` or empty.
-    answered: Option<String>,
-    sort: Option<String>,
+    pub(crate) answered: Option<String>,
+    pub(crate) sort: Option<String>,
     /// `asc` or `desc` (default).
-    dir: Option<String>,
-    after: Option<String>,
-    before: Option<String>,
-    limit: Option<String>,
+    pub(crate) dir: Option<String>,
+    pub(crate) after: Option<String>,
+    pub(crate) before: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
+pub(crate) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -213,7 +201,7 @@ fn parse_time(s: &str, tz: &jiff::tz::TimeZone, what: &str) -> Result<Micros, St
 }
 
 /// The store query the parameters ask for; `Err` is a message for a 400.
-fn query_of(
+pub(crate) fn query_of(
     p: &ListParams,
     tz: &jiff::tz::TimeZone,
     default_limit: u32,
@@ -282,204 +270,6 @@ fn query_of(
     })
 }
 
-/// The filter parameters as a query string (no sort, no paging), for links that keep them.
-fn filter_qs(p: &ListParams) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for (k, v) in [
-        ("from", &p.from),
-        ("to", &p.to),
-        ("caller", &p.caller),
-        ("called", &p.called),
-        ("match", &p.number_match),
-        ("sensor", &p.sensor),
-        ("code", &p.code),
-        ("answered", &p.answered),
-    ] {
-        if let Some(v) = given(v) {
-            out.push((k, v.to_string()));
-        }
-    }
-    out
-}
-
-fn href(path: &str, pairs: &[(&'static str, String)]) -> String {
-    let qs = serde_urlencoded::to_string(pairs).unwrap_or_default();
-    if qs.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{qs}")
-    }
-}
-
-fn local(t: Micros, tz: &jiff::tz::TimeZone) -> String {
-    jiff::Timestamp::from_microsecond(t)
-        .map(|ts| {
-            ts.to_zoned(tz.clone())
-                .strftime("%Y-%m-%d %H:%M:%S%.3f")
-                .to_string()
-        })
-        .unwrap_or_else(|_| t.to_string())
-}
-
-fn internal(ctx: &Ctx, what: &str, e: &dyn std::error::Error) -> Response {
-    eprintln!("sipmeter serve: {what}: {}", crate::sensor::chain(e));
-    error(ctx.route, StatusCode::INTERNAL_SERVER_ERROR, what)
-}
-
-struct Row {
-    href: String,
-    start: String,
-    duration: String,
-    caller: String,
-    called: String,
-    code: String,
-    answered: &'static str,
-    sensor: u32,
-    end_reason: &'static str,
-}
-
-struct Header {
-    label: &'static str,
-    href: String,
-    /// ` ▲` / ` ▼` on the current sort column.
-    mark: &'static str,
-}
-
-#[derive(Template)]
-#[template(path = "cdrs.html")]
-struct ListPage {
-    chrome: Chrome,
-    from: String,
-    to: String,
-    caller: String,
-    called: String,
-    contains: bool,
-    sensor: String,
-    code: String,
-    answered: String,
-    sort: &'static str,
-    dir: &'static str,
-    time_zone: String,
-    headers: Vec<Header>,
-    rows: Vec<Row>,
-    count: String,
-    prev: Option<String>,
-    next: Option<String>,
-    csv: String,
-}
-
-/// `GET /cdrs`: the CDR browser.
-pub async fn list(
-    State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
-    Query(p): Query<ListParams>,
-) -> Response {
-    let tz = app.license.tz.clone();
-    let mut q = match query_of(&p, &tz, PAGE_ROWS) {
-        Ok(q) => q,
-        Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
-    };
-    q.count = true;
-    let page = match app.store.cdr_page(&q).await {
-        Ok(p) => p,
-        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-    };
-    let filters = filter_qs(&p);
-    let sort_pairs = |mut pairs: Vec<(&'static str, String)>| {
-        if q.sort != CdrSort::Start {
-            pairs.push(("sort", q.sort.as_str().to_string()));
-        }
-        if !q.descending {
-            pairs.push(("dir", "asc".into()));
-        }
-        if q.limit != PAGE_ROWS {
-            pairs.push(("limit", q.limit.to_string()));
-        }
-        pairs
-    };
-    let headers = [
-        ("Start", CdrSort::Start),
-        ("Duration", CdrSort::Duration),
-        ("Caller", CdrSort::Caller),
-        ("Called", CdrSort::Called),
-        ("Code", CdrSort::Code),
-    ]
-    .into_iter()
-    .map(|(label, sort)| {
-        // Clicking the current column flips the direction; another column starts descending
-        // for numbers (newest, longest, highest first) and ascending for names.
-        let desc = if sort == q.sort {
-            !q.descending
-        } else {
-            !matches!(sort, CdrSort::Caller | CdrSort::Called)
-        };
-        let mut pairs = filters.clone();
-        pairs.push(("sort", sort.as_str().to_string()));
-        pairs.push(("dir", if desc { "desc" } else { "asc" }.into()));
-        Header {
-            label,
-            href: href("/cdrs", &pairs),
-            mark: match (sort == q.sort, q.descending) {
-                (false, _) => "",
-                (true, true) => " ▼",
-                (true, false) => " ▲",
-            },
-        }
-    })
-    .collect();
-    let page_link = |key: &'static str, c: &Option<Cursor>| {
-        c.as_ref().map(|c| {
-            let mut pairs = sort_pairs(filters.clone());
-            pairs.push((key, c.to_token()));
-            href("/cdrs", &pairs)
-        })
-    };
-    let rows = page
-        .legs
-        .iter()
-        .map(|s| {
-            let l = &s.leg;
-            Row {
-                href: format!("/cdrs/{}", s.id),
-                start: crate::chrome::When::new(l.start, &tz).to_string(),
-                duration: format!("{:.1} s", l.duration()),
-                caller: l.caller.clone(),
-                called: l.called.clone(),
-                code: l.last_response.map_or("–".into(), |c| c.to_string()),
-                answered: if l.answer.is_some() { "yes" } else { "no" },
-                sensor: l.sensor_id,
-                end_reason: l.end_reason.as_str(),
-            }
-        })
-        .collect();
-    let count = match page.count {
-        Some(MatchCount::Exact(n)) => format!("{n} legs"),
-        Some(MatchCount::AtLeast(n)) => format!("more than {n} legs"),
-        None => String::new(),
-    };
-    let v = |o: &Option<String>| given(o).unwrap_or("").to_string();
-    render(&ListPage {
-        chrome: Chrome::new(&app, &ctx.status, ctx.user.as_ref(), "cdrs"),
-        from: v(&p.from),
-        to: v(&p.to),
-        caller: v(&p.caller),
-        called: v(&p.called),
-        contains: q.filter.number_match == Match::Contains,
-        sensor: v(&p.sensor),
-        code: v(&p.code),
-        answered: v(&p.answered),
-        sort: q.sort.as_str(),
-        dir: if q.descending { "desc" } else { "asc" },
-        time_zone: tz.iana_name().unwrap_or("UTC").to_string(),
-        headers,
-        rows,
-        count,
-        prev: page_link("before", &page.prev),
-        next: page_link("after", &page.next),
-        csv: href("/api/v1/cdrs.csv", &sort_pairs(filters.clone())),
-    })
-}
-
 /// A leg in the JSON list: its id and the printed record.
 #[derive(Serialize)]
 struct ApiLeg<'a> {
@@ -500,18 +290,15 @@ struct ApiPage<'a> {
 /// `GET /api/v1/cdrs`: one page of the filtered list as JSON.
 pub async fn api_list(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(p): Query<ListParams>,
-) -> Response {
-    let q = match query_of(&p, &app.license.tz, 100) {
-        Ok(q) => q,
-        Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
-    };
-    let page: CdrPage = match app.store.cdr_page(&q).await {
-        Ok(p) => p,
-        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-    };
-    Json(ApiPage {
+) -> Result<Response, AppError> {
+    let q = query_of(&p, &app.license.tz, 100).map_err(AppError::bad_request)?;
+    let page: CdrPage = app
+        .store
+        .cdr_page(&q)
+        .await
+        .context("cannot read the CDRs")?;
+    Ok(Json(ApiPage {
         legs: page
             .legs
             .iter()
@@ -523,7 +310,7 @@ pub async fn api_list(
         next: page.next.map(|c| c.to_token()),
         prev: page.prev.map(|c| c.to_token()),
     })
-    .into_response()
+    .into_response())
 }
 
 /// `GET /api/v1/cdrs.csv`: the whole filtered list (in the asked order) as CSV, streamed page
@@ -534,22 +321,19 @@ pub async fn api_list(
 /// short file that looks complete).
 pub async fn api_csv(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(p): Query<ListParams>,
-) -> Response {
-    let mut q = match query_of(&p, &app.license.tz, CSV_PAGE_ROWS) {
-        Ok(q) => q,
-        Err(m) => return error(ctx.route, StatusCode::BAD_REQUEST, &m),
-    };
+) -> Result<Response, AppError> {
+    let mut q = query_of(&p, &app.license.tz, CSV_PAGE_ROWS).map_err(AppError::bad_request)?;
     q.limit = CSV_PAGE_ROWS;
     q.page = PageAt::First;
     q.count = false;
     // The first page is read before answering, so a database that cannot be read gets a 500
     // rather than a 200 with a broken body.
-    let first = match app.store.cdr_page(&q).await {
-        Ok(p) => p,
-        Err(e) => return internal(&ctx, "cannot read the CDRs", &e),
-    };
+    let first = app
+        .store
+        .cdr_page(&q)
+        .await
+        .context("cannot read the CDRs")?;
     let mut head = CSV_COLUMNS.join(",");
     head.push_str("\r\n");
     let chunk = csv_chunk(head, &first.legs);
@@ -574,10 +358,7 @@ pub async fn api_csv(
                         Ok(chunk.into())
                     }
                     Err(e) => {
-                        eprintln!(
-                            "sipmeter serve: CSV export stopped: {}",
-                            crate::sensor::chain(&e)
-                        );
+                        eprintln!("sipmeter serve: CSV export stopped: {}", chain(&e));
                         let _ = tx
                             .send(Err(std::io::Error::other("cannot read the CDRs")))
                             .await;
@@ -597,7 +378,7 @@ pub async fn api_csv(
         Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk))
     })
     .chain(pages);
-    csv_response(axum::body::Body::from_stream(body))
+    Ok(csv_response(axum::body::Body::from_stream(body)))
 }
 
 /// Rows read from the store per CSV chunk (the store's largest page).
@@ -626,165 +407,6 @@ fn csv_response(body: axum::body::Body) -> Response {
         body,
     )
         .into_response()
-}
-
-/// One SIP message of the ladder.
-struct Step {
-    offset: String,
-    /// Empty cells before the arrow, the arrow's span, empty cells after.
-    before: usize,
-    span: usize,
-    after: usize,
-    /// Left to right.
-    rightwards: bool,
-    first_line: String,
-    from_to: String,
-    text: String,
-}
-
-/// The ladder of a leg's messages: columns are the endpoints in order of first appearance.
-fn ladder(messages: &[calls::LegMessage]) -> (Vec<String>, Vec<Step>) {
-    let mut columns: Vec<SocketAddr> = Vec::new();
-    let mut index: HashMap<SocketAddr, usize> = HashMap::new();
-    let mut col = |a: SocketAddr| {
-        *index.entry(a).or_insert_with(|| {
-            columns.push(a);
-            columns.len() - 1
-        })
-    };
-    let placed: Vec<(usize, usize)> = messages.iter().map(|m| (col(m.src), col(m.dst))).collect();
-    let n = columns.len();
-    let t0 = messages.first().map_or(0, |m| m.ts);
-    let steps = messages
-        .iter()
-        .zip(placed)
-        .map(|(m, (s, d))| {
-            let text = String::from_utf8_lossy(&m.raw).into_owned();
-            let first_line = text.lines().next().unwrap_or("").trim_end().to_string();
-            let (lo, hi) = (s.min(d), s.max(d));
-            Step {
-                offset: format!("+{:.3} s", (m.ts - t0) as f64 / 1e6),
-                before: lo,
-                span: hi - lo + 1,
-                after: n - hi - 1,
-                rightwards: d >= s,
-                first_line,
-                from_to: format!("{} → {} ({})", m.src, m.dst, m.transport.as_str()),
-                text,
-            }
-        })
-        .collect();
-    (columns.iter().map(|a| a.to_string()).collect(), steps)
-}
-
-struct Field {
-    name: &'static str,
-    value: String,
-}
-
-struct RelatedRow {
-    href: String,
-    start: String,
-    caller: String,
-    called: String,
-    sensor: u32,
-    call_id: String,
-    reasons: Vec<String>,
-}
-
-#[derive(Template)]
-#[template(path = "cdr.html")]
-struct DetailPage {
-    chrome: Chrome,
-    id: i64,
-    call_id: String,
-    fields: Vec<Field>,
-    related: Vec<RelatedRow>,
-    columns: Vec<String>,
-    steps: Vec<Step>,
-    messages_note: String,
-}
-
-fn fields(s: &StoredLeg, tz: &jiff::tz::TimeZone) -> Vec<Field> {
-    let value = serde_json::to_value(LegRecord::new(&s.leg)).unwrap_or_default();
-    let mut out = vec![Field {
-        name: "id",
-        value: s.id.to_string(),
-    }];
-    for c in CSV_COLUMNS {
-        let mut v = match &value[*c] {
-            serde_json::Value::Null => "–".to_string(),
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let local_of = match *c {
-            "start" => Some(s.leg.start),
-            "end" => Some(s.leg.end),
-            "answer" => s.leg.answer,
-            _ => None,
-        };
-        if let Some(t) = local_of {
-            v = format!("{} ({v})", local(t, tz));
-        }
-        out.push(Field { name: c, value: v });
-    }
-    out
-}
-
-/// `GET /cdrs/{id}`: one leg in full.
-pub async fn detail(
-    State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-) -> Response {
-    let not_found = || error(ctx.route, StatusCode::NOT_FOUND, "no such CDR leg");
-    let Ok(id) = id.parse::<i64>() else {
-        return not_found();
-    };
-    let leg = match app.store.leg(id).await {
-        Ok(Some(l)) => l,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(&ctx, "cannot read the CDR", &e),
-    };
-    let tz = app.license.tz.clone();
-    let related = match app.store.related_legs(&leg).await {
-        Ok(r) => r,
-        Err(e) => return internal(&ctx, "cannot read the related legs", &e),
-    };
-    // A damaged message blob must not hide the rest of the leg: say so instead.
-    let (messages, messages_note) = match app.store.leg_messages(id).await {
-        Ok(m) if m.is_empty() => (m, "No SIP messages were kept for this leg.".to_string()),
-        Ok(m) => (m, String::new()),
-        Err(e) => {
-            eprintln!("sipmeter serve: messages of leg {id}: {e}");
-            (
-                Vec::new(),
-                format!("The stored SIP messages cannot be read: {e}"),
-            )
-        }
-    };
-    let (columns, steps) = ladder(&messages);
-    render(&DetailPage {
-        chrome: Chrome::new(&app, &ctx.status, ctx.user.as_ref(), "cdrs"),
-        id,
-        call_id: leg.leg.call_id.clone(),
-        fields: fields(&leg, &tz),
-        related: related
-            .iter()
-            .map(|r| RelatedRow {
-                href: format!("/cdrs/{}", r.leg.id),
-                start: crate::chrome::When::new(r.leg.leg.start, &tz).to_string(),
-                caller: r.leg.leg.caller.clone(),
-                called: r.leg.leg.called.clone(),
-                sensor: r.leg.leg.sensor_id,
-                call_id: r.leg.leg.call_id.clone(),
-                reasons: r.relations.iter().map(|x| x.text()).collect(),
-            })
-            .collect(),
-        columns,
-        steps,
-        messages_note,
-    })
 }
 
 #[cfg(test)]

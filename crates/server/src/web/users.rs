@@ -9,10 +9,10 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use store::Role;
 
-use crate::auth::{self, SESSION_COOKIE};
-use crate::chrome::Chrome;
-use crate::gate::Ctx;
-use crate::pages::render;
+use super::{Chrome, When, render};
+use crate::auth::{self, LoginError, SESSION_COOKIE, check_login};
+use crate::error::{AppError, Context, chain};
+use crate::http::Ctx;
 use crate::state::AppState;
 
 /// Shortest password accepted for a new user or a change.
@@ -40,18 +40,12 @@ async fn users_page(
     ctx: &Ctx,
     code: StatusCode,
     message: Option<(String, bool)>,
-) -> Response {
-    let users = match app.store.list_users().await {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("sipmeter serve: users: {}", crate::sensor::chain(&e));
-            return crate::gate::error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read the users",
-            );
-        }
-    };
+) -> Result<Response, AppError> {
+    let users = app
+        .store
+        .list_users()
+        .await
+        .log_as("users", "cannot read the users")?;
     let page = UsersPage {
         chrome: Chrome::new(app, &ctx.status, ctx.user.as_ref(), "settings-users"),
         users: users
@@ -59,7 +53,7 @@ async fn users_page(
             .map(|u| UserRow {
                 name: u.name,
                 role: u.role.as_str(),
-                created: crate::chrome::When::new(u.created, &app.license.tz).to_string(),
+                created: When::new(u.created, &app.license.tz).to_string(),
             })
             .collect(),
         message_class: if message.as_ref().is_some_and(|m| m.1) {
@@ -69,10 +63,13 @@ async fn users_page(
         },
         message: message.map(|m| m.0),
     };
-    (code, render(&page)).into_response()
+    Ok((code, render(&page)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
     users_page(&app, &ctx, StatusCode::OK, None).await
 }
 
@@ -118,7 +115,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<NewUser>,
-) -> Response {
+) -> Result<Response, AppError> {
     let bad = |m: String| (StatusCode::BAD_REQUEST, Some((m, false)));
     let name = f.name.trim();
     let (code, msg) = if !valid_name(name) {
@@ -138,7 +135,7 @@ pub async fn create(
                 ),
                 Ok(false) => bad(format!("A user called {name} exists already.")),
                 Err(e) => {
-                    eprintln!("sipmeter serve: create user: {}", crate::sensor::chain(&e));
+                    eprintln!("sipmeter serve: create user: {}", chain(&e));
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         Some(("Cannot store the user.".to_string(), false)),
@@ -202,9 +199,9 @@ pub async fn change_password(
     };
     // The current password again, with the login throttle: a session left open must not be
     // enough to take the account over.
-    if let Err(e) = crate::pages::check_login(&app, &user.name, &f.current, ctx.peer.ip()).await {
+    if let Err(e) = check_login(&app, &user.name, &f.current, ctx.peer.ip()).await {
         let m = match e {
-            crate::pages::LoginError::Throttled(t) => t.message(),
+            LoginError::Throttled(t) => t.message(),
             _ => "The current password is wrong.".to_string(),
         };
         return password_page(&app, &ctx, StatusCode::BAD_REQUEST, Some((m, false)));

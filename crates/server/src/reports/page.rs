@@ -4,17 +4,17 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use calls::Micros;
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::chrome::Chrome;
-use crate::daily::{self, DailyReport};
-use crate::gate::{Ctx, error};
-use crate::pages::render;
+use super::daily::{self, DailyReport};
+use crate::error::AppError;
+use crate::http::Ctx;
 use crate::state::AppState;
+use crate::web::{Chrome, render};
 
 /// Days in the default report.
 const DEFAULT_DAYS: i64 = 14;
@@ -88,16 +88,13 @@ async fn build(app: &AppState, q: &RangeQuery) -> Result<(Date, Date, DailyRepor
     ))
 }
 
-fn failed(ctx: &Ctx, f: Failed) -> Response {
-    match f {
-        Failed::BadRequest(m) => error(ctx.route, StatusCode::BAD_REQUEST, &m),
-        Failed::Internal(e) => {
-            eprintln!("sipmeter serve: daily report: {e}");
-            error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot build the report",
-            )
+impl From<Failed> for AppError {
+    fn from(f: Failed) -> AppError {
+        match f {
+            Failed::BadRequest(m) => AppError::bad_request(m),
+            Failed::Internal(e) => {
+                AppError::internal("daily report", "cannot build the report", e.as_ref())
+            }
         }
     }
 }
@@ -158,13 +155,10 @@ pub async fn page(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    let (from, to, rep) = match build(&app, &q).await {
-        Ok(r) => r,
-        Err(f) => return failed(&ctx, f),
-    };
+) -> Result<Response, AppError> {
+    let (from, to, rep) = build(&app, &q).await?;
     let tz = &app.license.tz;
-    render(&ReportsPage {
+    Ok(render(&ReportsPage {
         chrome: Chrome::new(&app, &ctx.status, ctx.user.as_ref(), "reports"),
         from: from.to_string(),
         to: to.to_string(),
@@ -175,7 +169,7 @@ pub async fn page(
             .map(|d| row(d.day.to_string(), &d.figures, tz))
             .collect(),
         total: row("Total".into(), &rep.total, tz),
-    })
+    }))
 }
 
 fn csv(name: String, body: String) -> Response {
@@ -195,29 +189,23 @@ fn csv(name: String, body: String) -> Response {
 /// `GET /reports/daily.csv?from=&to=`: one row per day.
 pub async fn daily_csv(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    match build(&app, &q).await {
-        Ok((from, to, rep)) => csv(
-            format!("sipmeter-daily-{from}-{to}.csv"),
-            daily::daily_csv(&rep, &app.license.tz),
-        ),
-        Err(f) => failed(&ctx, f),
-    }
+) -> Result<Response, AppError> {
+    let (from, to, rep) = build(&app, &q).await?;
+    Ok(csv(
+        format!("sipmeter-daily-{from}-{to}.csv"),
+        daily::daily_csv(&rep, &app.license.tz),
+    ))
 }
 
 /// `GET /reports/failures.csv?from=&to=`: one row per day and final code.
 pub async fn failures_csv(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(q): Query<RangeQuery>,
-) -> Response {
-    match build(&app, &q).await {
-        Ok((from, to, rep)) => csv(
-            format!("sipmeter-failures-{from}-{to}.csv"),
-            daily::failures_csv(&rep),
-        ),
-        Err(f) => failed(&ctx, f),
-    }
+) -> Result<Response, AppError> {
+    let (from, to, rep) = build(&app, &q).await?;
+    Ok(csv(
+        format!("sipmeter-failures-{from}-{to}.csv"),
+        daily::failures_csv(&rep),
+    ))
 }

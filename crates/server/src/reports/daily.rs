@@ -82,6 +82,13 @@ pub fn windows(days: &[ReportDay]) -> Vec<Window> {
 /// The outcome aggregates of legs held in memory, with exactly the meaning of
 /// `Store::leg_outcomes` (same grouping, same order, same smallest reason text): for reports
 /// straight from captures, and to check one against the other.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "only the tests read reports from legs in memory so far"
+    )
+)]
 pub fn outcomes_from_legs(legs: &[Leg], days: &[Window]) -> Vec<DayOutcomes> {
     type Key = (Option<u16>, bool, &'static str);
     days.iter()

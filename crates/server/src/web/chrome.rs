@@ -3,6 +3,8 @@
 
 use license::{DatePhase, LockReason, Mode, State, Status};
 
+pub use crate::license::state_name;
+
 use crate::auth::AuthUser;
 use crate::state::AppState;
 
@@ -68,15 +70,6 @@ pub struct Chrome {
     pub banners: Vec<Banner>,
     /// [`crate::DEVELOPMENT_BUILD_NOTICE`] in a `dev-keys` build.
     pub development_build: Option<&'static str>,
-}
-
-pub fn state_name(s: State) -> &'static str {
-    match s {
-        State::Ok => "ok",
-        State::Grace => "grace",
-        State::Lockdown => "lockdown",
-        State::Locked => "locked",
-    }
 }
 
 /// One line for the footer and the About page.

@@ -10,9 +10,14 @@ use calls::time::format_rfc3339;
 use channels::Report;
 use serde::{Deserialize, Serialize};
 
-use crate::gate::{Ctx, error};
+pub mod cdrs;
+pub mod report;
+
+use self::report::ReportOut;
+use crate::error::AppError;
+use crate::http::Ctx;
+use crate::license::state_name;
 use crate::metrics::Gauges;
-use crate::report::ReportOut;
 use crate::state::AppState;
 
 pub const DAY_US: Micros = 86_400_000_000;
@@ -47,31 +52,21 @@ pub struct StatsQuery {
 
 pub async fn channels_stats(
     State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
     Query(q): Query<StatsQuery>,
-) -> Response {
+) -> Result<Response, AppError> {
     let days = match q.days.as_deref().map(str::parse::<u32>) {
         None => REPORT_DAYS,
         Some(Ok(d)) if (1..=MAX_REPORT_DAYS).contains(&d) => d,
         _ => {
-            return error(
-                ctx.route,
-                StatusCode::BAD_REQUEST,
-                &format!("days must be a whole number from 1 to {MAX_REPORT_DAYS}"),
-            );
+            return Err(AppError::bad_request(format!(
+                "days must be a whole number from 1 to {MAX_REPORT_DAYS}"
+            )));
         }
     };
-    match stats_report(&app, days).await {
-        Ok((_, out)) => Json(out).into_response(),
-        Err(e) => {
-            eprintln!("sipmeter serve: stats: {e}");
-            error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot compute the report",
-            )
-        }
-    }
+    let (_, out) = stats_report(&app, days)
+        .await
+        .map_err(|e| AppError::internal("stats", "cannot compute the report", e.as_ref()))?;
+    Ok(Json(out).into_response())
 }
 
 #[derive(Serialize)]
@@ -93,7 +88,7 @@ pub async fn channels_now(State(app): State<AppState>, Extension(ctx): Extension
         active_calls: live.calls,
         at: live.at.map(format_rfc3339),
         limit: ctx.status.limit.effective,
-        state: crate::chrome::state_name(ctx.status.state),
+        state: state_name(ctx.status.state),
     })
     .into_response()
 }
@@ -119,7 +114,7 @@ pub async fn license_status(
             .as_ref()
             .is_some_and(|u| u.role == store::Role::Admin)
         {
-            let token = crate::license_env::stored_token(&app.data_dir, None)
+            let token = crate::license::env::stored_token(&app.data_dir, None)
                 .ok()
                 .flatten()
                 .map(|t| t.to_string());
@@ -149,7 +144,7 @@ pub async fn metrics(State(app): State<AppState>, Extension(ctx): Extension<Ctx>
         active_channels: live.channels,
         active_calls: live.calls,
         limit: st.limit.effective,
-        state: crate::chrome::state_name(st.state),
+        state: state_name(st.state),
         days_over: st.timeline.days_over,
     };
     (

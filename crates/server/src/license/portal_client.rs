@@ -16,7 +16,8 @@ use std::time::Duration;
 use calls::Micros;
 use serde::{Deserialize, Serialize};
 
-use crate::license_env::{self, EnvError, LicenseSetup};
+use super::env::{self as license_env, EnvError, LicenseSetup};
+use crate::error::chain;
 use crate::state::AppState;
 
 /// How often a server checks in, by default (the portal's live window is three of these).
@@ -274,12 +275,12 @@ impl PortalClient {
         let url = self.base.clone();
         let r = sent.await.map_err(|e| PortalError::Unreachable {
             url: url.clone(),
-            reason: crate::sensor::chain(&e),
+            reason: chain(&e),
         })?;
         let status = r.status();
         let body = r.bytes().await.map_err(|e| PortalError::Unreachable {
             url: url.clone(),
-            reason: crate::sensor::chain(&e),
+            reason: chain(&e),
         })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&body) {
@@ -548,7 +549,7 @@ pub async fn get_license_message(app: &AppState) -> (axum::http::StatusCode, Str
             };
             let msg = format!(
                 "Get/Update License: not installed; the license file is unchanged. {}",
-                crate::sensor::chain(&e)
+                chain(&e)
             );
             (code, msg, false)
         }
@@ -591,7 +592,7 @@ pub async fn tick(app: &AppState) {
     let key = match license_env::install_key(&app.data_dir) {
         Ok(k) => k,
         Err(e) => {
-            let text = format!("check-in not sent: {}", crate::sensor::chain(&e));
+            let text = format!("check-in not sent: {}", chain(&e));
             log_warning(&text);
             PortalState::record(&app.portal.last_checkin, now, false, text);
             return;
@@ -630,7 +631,7 @@ pub async fn tick(app: &AppState) {
                     c.license_id
                 );
                 if let Err(e) = license_env::record_superseded(&app.data_dir, &c.license_id, now) {
-                    log_warning(&format!("cannot record it: {}", crate::sensor::chain(&e)));
+                    log_warning(&format!("cannot record it: {}", chain(&e)));
                 }
                 app.invalidate_status();
             }
@@ -661,7 +662,7 @@ async fn refresh(app: &AppState, now: Micros) -> bool {
             ),
         ),
         Err(e) => {
-            let text = format!("license refresh failed: {}", crate::sensor::chain(&e));
+            let text = format!("license refresh failed: {}", chain(&e));
             log_warning(&text);
             (false, text)
         }

@@ -30,8 +30,8 @@ use channels::{ActiveMode, Keyer};
 use sensor::uplink::{BatchAck, Heartbeat, HeartbeatAck, LiveLeg};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::routes::RouteSpec;
-use crate::sensor::IngestMsg;
+use super::IngestMsg;
+use crate::error::{AppError, chain};
 use crate::state::{AppState, LiveSnapshot};
 
 /// Largest compressed batch accepted.
@@ -145,12 +145,7 @@ fn json_error(code: StatusCode, message: &str) -> Response {
 
 /// The gate for sensor routes: a valid, unrevoked bearer token, else 401. No session, no
 /// CSRF (a bearer header is never sent by a browser on its own) and no license lock.
-pub async fn gate_sensor(
-    app: AppState,
-    _route: &'static RouteSpec,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn gate_sensor(app: AppState, mut req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -172,10 +167,7 @@ pub async fn gate_sensor(
         }
         Ok(None) => unauthorized("unknown or revoked sensor token"),
         Err(e) => {
-            eprintln!(
-                "sipmeter serve: sensor token lookup: {}",
-                crate::sensor::chain(&e)
-            );
+            eprintln!("sipmeter serve: sensor token lookup: {}", chain(&e));
             json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cannot check the sensor token",
@@ -207,7 +199,7 @@ fn record_seen(app: &AppState, sensor: &SensorCtx, report: Option<store::SensorR
             eprintln!(
                 "sipmeter serve: cannot record sensor {}: {}",
                 sensor.name,
-                crate::sensor::chain(&e)
+                chain(&e)
             );
         }
     });
@@ -218,26 +210,42 @@ pub async fn legs(
     State(app): State<AppState>,
     Extension(sensor): Extension<SensorCtx>,
     body: Body,
-) -> Response {
+) -> Result<Response, AppError> {
     let bytes = match axum::body::to_bytes(body, MAX_BATCH_BODY).await {
         Ok(b) => b,
-        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "batch too large"),
+        Err(_) => {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch too large",
+            ));
+        }
     };
     let decoded = tokio::task::spawn_blocking(move || sensor::wire::decode(&bytes)).await;
     let sensor::wire::Batch { mut legs, messages } = match decoded {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(e)) => return Err(AppError::new(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => {
+            return Err(AppError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            ));
+        }
     };
     let Ok(id) = u32::try_from(sensor.id) else {
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "sensor id out of range");
+        return Err(AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sensor id out of range",
+        ));
     };
     for l in &mut legs {
         l.sensor_id = id;
     }
     let n = legs.len() as u64;
     let Some(tx) = app.remote.sender() else {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping",
+        ));
     };
     let (ack, done) = oneshot::channel();
     if tx
@@ -249,7 +257,10 @@ pub async fn legs(
         .await
         .is_err()
     {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping",
+        ));
     }
     let report = match done.await {
         Ok(Ok(r)) => r,
@@ -258,16 +269,24 @@ pub async fn legs(
                 "sipmeter serve: cannot store {n} legs from sensor {}: {e}",
                 sensor.name
             );
-            return json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot store the legs now");
+            return Err(AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot store the legs now",
+            ));
         }
-        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"),
+        Err(_) => {
+            return Err(AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is stopping",
+            ));
+        }
     };
     record_seen(&app, &sensor, None, report.inserted);
-    Json(BatchAck {
+    Ok(Json(BatchAck {
         inserted: report.inserted,
         duplicates: report.duplicates,
     })
-    .into_response()
+    .into_response())
 }
 
 /// `POST /api/v1/ingest/heartbeat`.
@@ -275,30 +294,35 @@ pub async fn heartbeat(
     State(app): State<AppState>,
     Extension(sensor): Extension<SensorCtx>,
     body: Body,
-) -> Response {
+) -> Result<Response, AppError> {
     let bytes = match axum::body::to_bytes(body, MAX_HEARTBEAT_BODY).await {
         Ok(b) => b,
-        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "heartbeat too large"),
+        Err(_) => {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "heartbeat too large",
+            ));
+        }
     };
     let hb: Heartbeat = match serde_json::from_slice(&bytes) {
         Ok(h) => h,
         Err(e) => {
-            return json_error(
+            return Err(AppError::new(
                 StatusCode::BAD_REQUEST,
-                &format!("heartbeat is not valid JSON: {e}"),
-            );
+                format!("heartbeat is not valid JSON: {e}"),
+            ));
         }
     };
     if let Some(claimed) = hb.sensor_id
         && i64::from(claimed) != sensor.id
     {
-        return json_error(
+        return Err(AppError::new(
             StatusCode::CONFLICT,
-            &format!(
+            format!(
                 "this token belongs to sensor {} ({}), not to sensor {claimed}",
                 sensor.id, sensor.name
             ),
-        );
+        ));
     }
     let report = store::SensorReport {
         version: hb.version.chars().take(64).collect(),
@@ -325,8 +349,8 @@ pub async fn heartbeat(
             },
         );
     }
-    Json(HeartbeatAck {
+    Ok(Json(HeartbeatAck {
         sensor_id: u32::try_from(sensor.id).unwrap_or(0),
     })
-    .into_response()
+    .into_response())
 }

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
-use crate::chrome::{Chrome, When};
-use crate::gate::Ctx;
-use crate::pages::render;
+use super::{Chrome, When, render};
+use crate::error::{AppError, Context, chain};
+use crate::http::Ctx;
 use crate::state::AppState;
 
 struct SensorRow {
@@ -55,18 +55,12 @@ async fn page(
     code: StatusCode,
     message: Option<(String, bool)>,
     new_token: Option<String>,
-) -> Response {
-    let sensors = match app.store.list_sensors().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", crate::sensor::chain(&e));
-            return crate::gate::error(
-                ctx.route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read the sensors",
-            );
-        }
-    };
+) -> Result<Response, AppError> {
+    let sensors = app
+        .store
+        .list_sensors()
+        .await
+        .log_as("sensors", "cannot read the sensors")?;
     let tz = &app.license.tz;
     let rows = sensors
         .into_iter()
@@ -104,10 +98,13 @@ async fn page(
         message: message.map(|m| m.0),
         new_token,
     };
-    (code, render(&p)).into_response()
+    Ok((code, render(&p)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, AppError> {
     page(&app, &ctx, StatusCode::OK, None, None).await
 }
 
@@ -120,7 +117,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<NewSensor>,
-) -> Response {
+) -> Result<Response, AppError> {
     let name = f.name.trim();
     if !valid_name(name) {
         let m = "A sensor name has 1 to 64 letters, digits or . _ -".to_string();
@@ -143,7 +140,7 @@ pub async fn create(
             page(&app, &ctx, StatusCode::CONFLICT, Some((m, false)), None).await
         }
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", crate::sensor::chain(&e));
+            eprintln!("sipmeter serve: sensors: {}", chain(&e));
             let m = "Cannot create the sensor.".to_string();
             page(
                 &app,
@@ -166,7 +163,7 @@ pub async fn revoke(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Revoke>,
-) -> Response {
+) -> Result<Response, AppError> {
     match app.store.revoke_sensor(f.id, app.now()).await {
         Ok(true) => {
             let m = format!("Sensor {} revoked: its token is refused from now on.", f.id);
@@ -177,7 +174,7 @@ pub async fn revoke(
             page(&app, &ctx, StatusCode::NOT_FOUND, Some((m, false)), None).await
         }
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", crate::sensor::chain(&e));
+            eprintln!("sipmeter serve: sensors: {}", chain(&e));
             let m = "Cannot revoke the sensor.".to_string();
             page(
                 &app,

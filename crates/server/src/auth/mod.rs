@@ -19,8 +19,7 @@ use blake2::digest::consts::U32;
 use license::rand_core::RngCore;
 use store::Role;
 
-use crate::error::ServerError;
-use crate::pages::LoginError;
+use crate::error::{ServerError, chain};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "sipmeter_session";
@@ -323,6 +322,26 @@ impl BasicCache {
     }
 }
 
+/// Why a login failed.
+#[derive(Debug)]
+pub enum LoginError {
+    Throttled(Throttled),
+    Wrong,
+    Internal,
+}
+
+/// Checks a user name and password, with the throttle. Unknown users cost the same argon2
+/// work as known ones, so timing does not tell which names exist.
+pub async fn check_login(
+    app: &AppState,
+    name: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<AuthUser, LoginError> {
+    let user = throttled_lookup(app, name, ip).await?;
+    verify_login(app, name, password, ip, user).await
+}
+
 /// HTTP Basic credentials of an API request: the throttle first (always), then the cache of
 /// recent successes against the user's current hash, else the full login check (argon2,
 /// throttle bookkeeping), whose success is remembered.
@@ -332,16 +351,7 @@ pub async fn check_basic(
     password: &str,
     ip: IpAddr,
 ) -> Result<AuthUser, LoginError> {
-    if let Some(t) = app.throttle.check(name, ip) {
-        app.metrics
-            .logins_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(LoginError::Throttled(t));
-    }
-    let user = app.store.user_by_name(name).await.map_err(|e| {
-        eprintln!("sipmeter serve: user lookup: {}", crate::sensor::chain(&e));
-        LoginError::Internal
-    })?;
+    let user = throttled_lookup(app, name, ip).await?;
     if let Some(u) = &user
         && app.basic_auth.hit(name, password, &u.password_hash)
     {
@@ -351,13 +361,63 @@ pub async fn check_basic(
             csrf: None,
         });
     }
-    let ok = crate::pages::check_login(app, name, password, ip).await?;
-    // Remembered with the hash read before the check: if the password changed in between,
-    // the entry never matches the new hash, so the race fails closed.
-    if let Some(u) = &user {
-        app.basic_auth.remember(name, password, &u.password_hash);
+    // Remembered with the hash the password was checked against: if the password changes
+    // later, the entry never matches the new hash, so the race fails closed.
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = verify_login(app, name, password, ip, user).await?;
+    if let Some(hash) = hash {
+        app.basic_auth.remember(name, password, &hash);
     }
     Ok(ok)
+}
+
+/// What every password check starts with: the throttle, then the user's row.
+async fn throttled_lookup(
+    app: &AppState,
+    name: &str,
+    ip: IpAddr,
+) -> Result<Option<store::User>, LoginError> {
+    if let Some(t) = app.throttle.check(name, ip) {
+        app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+        return Err(LoginError::Throttled(t));
+    }
+    app.store.user_by_name(name).await.map_err(|e| {
+        eprintln!("sipmeter serve: user lookup: {}", chain(&e));
+        LoginError::Internal
+    })
+}
+
+/// The password against the user's hash (or the dummy hash for an unknown user) on a
+/// blocking thread, and the throttle's bookkeeping.
+async fn verify_login(
+    app: &AppState,
+    name: &str,
+    password: &str,
+    ip: IpAddr,
+    user: Option<store::User>,
+) -> Result<AuthUser, LoginError> {
+    let hash = user
+        .as_ref()
+        .map_or(app.dummy_hash.clone(), |u| u.password_hash.clone());
+    let pw = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(u) if ok => {
+            app.throttle.succeeded(name);
+            Ok(AuthUser {
+                name: u.name,
+                role: u.role,
+                csrf: None,
+            })
+        }
+        _ => {
+            app.throttle.failed(name, ip);
+            app.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+            Err(LoginError::Wrong)
+        }
+    }
 }
 
 /// The value of cookie `name` in a `Cookie` header.
