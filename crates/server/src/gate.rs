@@ -59,7 +59,7 @@ pub async fn gate(
     if let Some(ErrorAnswer(message)) = resp.extensions_mut().remove::<ErrorAnswer>() {
         resp = error(route, resp.status(), &message);
     }
-    security_headers(resp.headers_mut());
+    security_headers(resp.headers_mut(), app.browser_https);
     app.metrics.observe(
         route.path,
         method_name(&method),
@@ -70,8 +70,9 @@ pub async fn gate(
 
 /// Headers every answer carries: no scripts at all (the GUI has none, so an injected one cannot
 /// run), no framing (clickjacking), no content sniffing, no referrer to other sites, and no
-/// caching of pages that show call data.
-fn security_headers(h: &mut axum::http::HeaderMap) {
+/// caching of pages that show call data; over HTTPS, HSTS (a year), so a browser never tries
+/// plain HTTP again.
+fn security_headers(h: &mut axum::http::HeaderMap, https: bool) {
     let set = |h: &mut axum::http::HeaderMap, k: header::HeaderName, v: &'static str| {
         h.entry(k).or_insert(HeaderValue::from_static(v));
     };
@@ -84,6 +85,9 @@ fn security_headers(h: &mut axum::http::HeaderMap) {
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::CACHE_CONTROL, "no-store");
+    if https {
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
 }
 
 fn method_name(m: &Method) -> &'static str {

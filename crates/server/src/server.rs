@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub pcap_settle: Duration,
     /// Serve HTTPS with this certificate and key (else plain HTTP).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// A proxy in front terminates TLS: the browser speaks HTTPS even though we do not, so
+    /// cookies are `Secure` and HSTS is sent as with [`ServerConfig::tls`].
+    pub behind_tls_proxy: bool,
 }
 
 /// A running server.
@@ -152,6 +155,7 @@ impl Running {
             config.data_dir.clone(),
             config.pcap_dir.clone(),
             dummy_hash,
+            config.tls.is_some() || config.behind_tls_proxy,
             alerts,
             PortalState::new(
                 PortalConfig {

@@ -45,6 +45,9 @@ pub struct Inner {
     pub channel_mode: ActiveMode,
     pub data_dir: PathBuf,
     pub pcap_dir: Option<PathBuf>,
+    /// Browsers reach us over HTTPS (our own TLS, or a proxy's): cookies are `Secure` and
+    /// every answer carries HSTS.
+    pub browser_https: bool,
     pub sessions: Sessions,
     pub throttle: Throttle,
     /// Recent successful HTTP Basic checks (see [`crate::auth::BasicCache`]).
@@ -90,6 +93,7 @@ impl AppState {
         data_dir: PathBuf,
         pcap_dir: Option<PathBuf>,
         dummy_hash: String,
+        browser_https: bool,
         alerts: crate::alerts::AlertsConfig,
         portal: crate::license::portal_client::PortalState,
     ) -> AppState {
@@ -100,6 +104,7 @@ impl AppState {
             channel_mode,
             data_dir,
             pcap_dir,
+            browser_https,
             sessions: Sessions::default(),
             throttle: Throttle::default(),
             basic_auth: Default::default(),

@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub smtp_relay: Option<String>,
     /// Sender address of e-mail alerts (`--smtp-from`).
     pub smtp_from: Option<String>,
+    /// A reverse proxy in front of `serve` terminates TLS (`--behind-tls-proxy`).
+    pub behind_tls_proxy: Option<bool>,
     /// The vendor's license portal, `http://host:port` (`--portal`): Get/Update License,
     /// the refresh before refresh-by and the check-ins.
     pub portal_url: Option<String>,

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A reverse proxy in front terminates TLS: session cookies are Secure and HSTS is sent
+    /// [config: behind_tls_proxy]
+    #[arg(long)]
+    behind_tls_proxy: bool,
     #[command(flatten)]
     license: LicenseFlags,
 }
@@ -77,6 +81,7 @@ pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<E
         pcap_poll: Duration::from_secs(1),
         pcap_settle: Duration::from_secs(2),
         tls: tls_files.clone(),
+        behind_tls_proxy: args.behind_tls_proxy || file.behind_tls_proxy.unwrap_or(false),
     };
     let mut alerts = server::AlertsConfig {
         smtp_relay: args.smtp.clone().or_else(|| file.smtp_relay.clone()),

@@ -432,12 +432,14 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value for a cookie the page scripts never need (there are none).
-pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
+/// A `Set-Cookie` value for a cookie the page scripts never need (there are none); `secure`
+/// when browsers reach us over HTTPS, so the cookie never travels in clear.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
     let age = max_age
         .map(|a| format!("; Max-Age={a}"))
         .unwrap_or_default();
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{age}")
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}")
 }
 
 /// User name and password of an `Authorization: Basic` header.

@@ -33,12 +33,52 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only a local absolute path may follow a login.
+/// Only a same-site path may follow a login: one `/` and then a path character, with no
+/// control character or backslash anywhere, checked on the text as given and as
+/// percent-decoded (twice: `%2509` is a tab after two decodings). Browsers drop tabs and
+/// newlines and read `\\` as `/`, so `/\t/evil.example/` or `/%5C/evil.example` would leave the
+/// site. Anything else goes to `/`.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+    fn same_site_path(p: &[u8]) -> bool {
+        p.first() == Some(&b'/')
+            && p.get(1).is_none_or(|c| !matches!(c, b'/' | b'\\' | b' '))
+            && p.iter().all(|&c| c >= b' ' && c != 0x7f && c != b'\\')
     }
+    let Some(n) = next else {
+        return "/".to_string();
+    };
+    let once = percent_decode(n.as_bytes());
+    let twice = percent_decode(&once);
+    if [n.as_bytes(), &once, &twice]
+        .iter()
+        .all(|p| same_site_path(p))
+    {
+        n.to_string()
+    } else {
+        "/".to_string()
+    }
+}
+
+/// `%XX` sequences decoded; anything else (including a `%` without two hex digits) kept.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn login_page(
@@ -80,7 +120,10 @@ pub async fn login_form(
         None,
     );
     let mut resp = render(&page);
-    set_cookie(&mut resp, &auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, None));
+    set_cookie(
+        &mut resp,
+        &auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, None, app.browser_https),
+    );
     resp
 }
 
@@ -108,9 +151,15 @@ pub async fn login_submit(
         Ok(u) => {
             let id = app.sessions.create(&u.name, u.role);
             let mut resp = Redirect::to(&next).into_response();
-            set_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, &id, None));
+            set_cookie(
+                &mut resp,
+                &auth::set_cookie(SESSION_COOKIE, &id, None, app.browser_https),
+            );
             // The login token has done its job; a fresh one comes with the next login page.
-            set_cookie(&mut resp, &auth::set_cookie(LOGIN_CSRF_COOKIE, "", Some(0)));
+            set_cookie(
+                &mut resp,
+                &auth::set_cookie(LOGIN_CSRF_COOKIE, "", Some(0), app.browser_https),
+            );
             resp
         }
         Err(e) => {
@@ -140,7 +189,10 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response
         app.sessions.remove(id);
     }
     let mut resp = Redirect::to("/login").into_response();
-    set_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, "", Some(0)));
+    set_cookie(
+        &mut resp,
+        &auth::set_cookie(SESSION_COOKIE, "", Some(0), app.browser_https),
+    );
     resp
 }
 
@@ -825,4 +877,40 @@ pub async fn settings_limit(
         }
     };
     Ok(after_change(&app, &ctx, StatusCode::OK, message, true).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_same_site_paths_follow_a_login() {
+        for ok in [
+            "/",
+            "/cdrs",
+            "/cdrs?from=2026-01-01&sort=start",
+            "/a%20b",
+            "/reports/daily",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok, "{ok}");
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example/",
+            "/\t/evil.example/",
+            "/%09/evil.example/",
+            "/%2509/evil.example/",
+            "/%2F/evil.example/",
+            "/%5C/evil.example/",
+            "/%5c%5cevil.example",
+            "https://evil.example/",
+            "evil.example",
+            "/\n/x",
+            "/ /x",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

@@ -165,6 +165,7 @@ impl World {
             pcap_poll: Duration::from_millis(50),
             pcap_settle: Duration::from_millis(200),
             tls: None,
+            behind_tls_proxy: false,
         }
     }
 

@@ -1,0 +1,168 @@
+//! Findings of a review as an attacker (issue 20): where a login may send the browser, cookie
+//! flags and HSTS when browsers speak HTTPS, and what an anonymous visitor learns.
+
+mod common;
+
+use common::{ADMIN_PW, World, client, csrf_of, get_text, url, us};
+use reqwest::StatusCode;
+use server::FakeClock;
+
+/// Logs in as the admin with `next` and returns where the answer sends the browser.
+async fn login_with_next(addr: std::net::SocketAddr, next: &str) -> String {
+    let c = client();
+    let page = c.get(url(addr, "/login")).send().await.unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let r = c
+        .post(url(addr, "/login"))
+        .form(&[
+            ("user", "admin"),
+            ("password", ADMIN_PW),
+            ("csrf", &csrf),
+            ("next", next),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{next:?}");
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_login_sends_the_browser_only_to_a_path_of_this_site() {
+    let w = World::new();
+    let s = w.start(&FakeClock::new(us("2026-12-01T12:00:00Z"))).await;
+    for (next, to) in [
+        ("/cdrs?sort=start", "/cdrs?sort=start"),
+        ("/\t/evil.example/", "/"),
+        ("/%09/evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("/%5C/evil.example", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        assert_eq!(login_with_next(s.addr, next).await, to, "{next:?}");
+    }
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_anonymous_visitor_sees_no_channels_limit_or_license_state() {
+    let w = World::new();
+    let s = w.start(&FakeClock::new(us("2026-12-01T12:00:00Z"))).await;
+    let (code, html) = get_text(&client(), s.addr, "/login").await;
+    assert_eq!(code, StatusCode::OK);
+    for hidden in [
+        "Active channels",
+        "License limit",
+        "license-state",
+        "evaluation",
+    ] {
+        assert!(!html.contains(hidden), "{hidden} on the login page: {html}");
+    }
+    let admin = common::logged_in(s.addr).await;
+    let (_, html) = get_text(&admin, s.addr, "/").await;
+    assert!(html.contains("id=\"footer-channels\"") && html.contains("license-state"));
+    s.stop().await.unwrap();
+}
+
+/// The `Set-Cookie` values of the login page and of a login.
+async fn cookies_and_hsts(base: &str, c: &reqwest::Client) -> (Vec<String>, Option<String>) {
+    let page = c.get(format!("{base}/login")).send().await.unwrap();
+    let hsts = page
+        .headers()
+        .get("strict-transport-security")
+        .map(|v| v.to_str().unwrap().to_string());
+    let mut cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[
+            ("user", "admin"),
+            ("password", ADMIN_PW),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    cookies.extend(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string()),
+    );
+    (cookies, hsts)
+}
+
+fn no_redirects() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+}
+
+#[tokio::test]
+async fn cookies_are_secure_and_hsts_is_sent_only_when_browsers_speak_https() {
+    let clock = FakeClock::new(us("2026-12-01T12:00:00Z"));
+    // Plain HTTP: neither (a Secure cookie would never come back).
+    let w = World::new();
+    let s = w.start(&clock).await;
+    let (cookies, hsts) = cookies_and_hsts(&format!("http://{}", s.addr), &client()).await;
+    assert!(
+        !cookies.is_empty() && cookies.iter().all(|c| !c.contains("Secure")),
+        "{cookies:?}"
+    );
+    assert_eq!(hsts, None);
+    s.stop().await.unwrap();
+
+    // Behind a TLS-terminating proxy.
+    let w = World::new();
+    let mut config = w.config();
+    config.behind_tls_proxy = true;
+    let s = common::start(config, &clock).await;
+    let (cookies, hsts) = cookies_and_hsts(&format!("http://{}", s.addr), &client()).await;
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000"));
+    s.stop().await.unwrap();
+
+    // Our own TLS, with a certificate of a private CA made here.
+    let w = World::new();
+    let dir = w.dir.path();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let files = server::tls::TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    let mut config = w.config();
+    config.tls = Some(files);
+    let s = common::start(config, &clock).await;
+    let https = no_redirects()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let (cookies, hsts) = cookies_and_hsts(&format!("https://{}", s.addr), &https).await;
+    assert!(
+        !cookies.is_empty() && cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000"));
+    s.stop().await.unwrap();
+}
