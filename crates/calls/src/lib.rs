@@ -10,4 +10,6 @@ mod tracker;
 
 pub use tracker::{Origin, Tracker, TrackerConfig, TrackerStats};
 pub mod clock;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 pub mod time;

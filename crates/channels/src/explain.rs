@@ -363,8 +363,6 @@ pub fn explain<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calls::EndReason;
-    use std::net::{IpAddr, Ipv4Addr};
 
     fn leg(
         sensor: u32,
@@ -374,37 +372,16 @@ mod tests {
         start: Micros,
         end: Micros,
     ) -> Leg {
-        Leg {
-            call_id: call_id.into(),
-            sensor_id: sensor,
-            caller: caller.into(),
-            caller_domain: "example.com".into(),
-            caller_name: None,
-            called: called.into(),
-            called_domain: "example.com".into(),
-            called_name: None,
-            from_tag: None,
-            to_tag: None,
-            start,
-            answer: Some(start + 1),
-            end,
-            last_response: Some(200),
-            last_response_text: None,
-            end_reason: EndReason::ByeConfirmed,
-            hangup_by: None,
-            transport: sip::Transport::Udp,
-            src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            src_port: 5060,
-            dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            dst_port: 5060,
-            partial: false,
-            referred_by: None,
-            refer_to: None,
-            replaces: None,
-            user_agent: None,
-            sip_message_count: 0,
-            messages: Vec::new(),
-        }
+        Leg::builder()
+            .call_id(call_id)
+            .sensor_id(sensor)
+            .caller(caller)
+            .called(called)
+            .start(start)
+            .answer(Some(start + 1))
+            .end(end)
+            .last_response(Some(200))
+            .build()
     }
 
     fn links_of(g: &Group) -> Vec<Link> {

@@ -171,38 +171,16 @@ fn spans_of(legs: &[TLeg], mode: ActiveMode) -> Vec<Span> {
 }
 
 fn to_leg(i: usize, l: &TLeg) -> calls::Leg {
-    use std::net::{IpAddr, Ipv4Addr};
-    calls::Leg {
-        call_id: format!("c{i}"),
-        sensor_id: (i % 4) as u32 + 1,
-        caller: l.caller.into(),
-        caller_domain: String::new(),
-        caller_name: None,
-        called: l.called.into(),
-        called_domain: String::new(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start: l.start,
-        answer: l.answer,
-        end: l.end,
-        last_response: None,
-        last_response_text: None,
-        end_reason: calls::EndReason::ByeConfirmed,
-        hangup_by: None,
-        transport: sip::Transport::Udp,
-        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        src_port: 5060,
-        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 0,
-        messages: Vec::new(),
-    }
+    calls::Leg::builder()
+        .call_id(format!("c{i}"))
+        .sensor_id((i % 4) as u32 + 1)
+        .caller(l.caller)
+        .called(l.called)
+        .domains("", "")
+        .start(l.start)
+        .answer(l.answer)
+        .end(l.end)
+        .build()
 }
 
 fn mode() -> impl Strategy<Value = ActiveMode> {

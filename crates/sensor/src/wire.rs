@@ -431,43 +431,34 @@ mod tests {
     use super::*;
 
     fn leg(i: u32) -> Leg {
-        Leg {
-            call_id: format!("call-{i}@example"),
-            sensor_id: 3,
-            caller: "+4930123".into(),
-            caller_domain: "a.example".into(),
-            caller_name: Some("Älice".into()),
-            called: "+4940999".into(),
-            called_domain: "b.example".into(),
-            called_name: None,
-            from_tag: Some("ft".into()),
-            to_tag: None,
-            start: 1_700_000_000_000_000 + i64::from(i),
-            answer: Some(1_700_000_001_000_000),
-            end: 1_700_000_060_000_000,
-            last_response: Some(200),
-            last_response_text: Some("OK".into()),
-            end_reason: EndReason::ByeConfirmed,
-            hangup_by: Some(Side::Callee),
-            transport: Transport::Tcp,
-            src_ip: "10.0.0.1".parse().unwrap(),
-            src_port: 5060,
-            dst_ip: "2001:db8::1".parse().unwrap(),
-            dst_port: 5061,
-            partial: false,
-            referred_by: None,
-            refer_to: Some("sip:x@y".into()),
-            replaces: None,
-            user_agent: Some("ua".into()),
-            sip_message_count: 7,
-            messages: vec![LegMessage {
+        Leg::builder()
+            .call_id(format!("call-{i}@example"))
+            .sensor_id(3)
+            .caller("+4930123")
+            .domains("a.example", "b.example")
+            .caller_name(Some("Älice"))
+            .called("+4940999")
+            .from_tag(Some("ft"))
+            .start(1_700_000_000_000_000 + i64::from(i))
+            .answer(Some(1_700_000_001_000_000))
+            .end(1_700_000_060_000_000)
+            .response(200, "OK")
+            .hangup_by(Some(Side::Callee))
+            .transport(Transport::Tcp)
+            .src_ip("10.0.0.1".parse().unwrap())
+            .dst_ip("2001:db8::1".parse().unwrap())
+            .dst_port(5061)
+            .refer_to(Some("sip:x@y"))
+            .user_agent(Some("ua"))
+            .sip_message_count(7)
+            .messages(vec![LegMessage {
                 ts: 1_700_000_000_000_001,
                 src: "10.0.0.1:5060".parse().unwrap(),
                 dst: "[2001:db8::1]:5061".parse().unwrap(),
                 transport: Transport::Udp,
                 raw: b"INVITE sip:x SIP/2.0\r\n\r\n".to_vec(),
-            }],
-        }
+            }])
+            .build()
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl AppError {
     /// A failure that is not the client's: logged as `label: causes`, answered as a 500 that
     /// says `answer`.
     pub fn internal(label: &str, answer: &str, e: &dyn std::error::Error) -> AppError {
-        eprintln!("sipmeter serve: {label}: {}", chain(e));
+        tracing::error!("{label}: {}", chain(e));
         AppError::new(StatusCode::INTERNAL_SERVER_ERROR, answer)
     }
 }

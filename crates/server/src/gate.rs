@@ -170,7 +170,7 @@ async fn gated(
     let status = match app.status().await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("sipmeter serve: license status: {}", chain(&e));
+            tracing::error!("license status: {}", chain(&e));
             return error(
                 route,
                 StatusCode::INTERNAL_SERVER_ERROR,

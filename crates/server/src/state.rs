@@ -177,10 +177,7 @@ impl AppState {
         let app = self.clone();
         tokio::spawn(async move {
             if let Err(e) = app.compute(None).await {
-                eprintln!(
-                    "sipmeter serve: license status: {}",
-                    crate::error::chain(&e)
-                );
+                tracing::error!("license status: {}", crate::error::chain(&e));
             }
             app.refreshing.store(false, Ordering::SeqCst);
         });

@@ -17,7 +17,7 @@ mod common;
 #[path = "common/hook.rs"]
 mod hook;
 use common::{
-    DAY, World, csrf_of, days_before, get_text, logged_in, logged_in_viewer, repo_file, url, us,
+    DAY, World, csrf_of, days_before, get_text, logged_in, logged_in_viewer, post, repo_file, us,
 };
 use hook::Hook;
 
@@ -465,19 +465,9 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     // No token, a wrong token: refused, nothing stored.
     let mut no_token = form("");
     no_token.remove(0);
-    let r = admin
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&no_token)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, s.addr, "/alerts/rules", &no_token).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = admin
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&form("0000"))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, s.addr, "/alerts/rules", &form("0000")).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(s.state.store.alert_rules().await.unwrap().is_empty());
 
@@ -487,24 +477,14 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     assert_eq!(code, StatusCode::OK, "viewers see the alerts");
     assert!(!eve_html.contains("Add a rule"), "but get no forms");
     let eve_csrf = csrf_of(&eve_html);
-    let r = eve
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&form(&eve_csrf))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&eve, s.addr, "/alerts/rules", &form(&eve_csrf)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(s.state.store.alert_rules().await.unwrap().is_empty());
 
     // Bad input is refused with a message and the form kept.
     let mut bad = form(&csrf);
     bad[10].1 = "x@y\r\nRCPT TO:<z@w>".into();
-    let r = admin
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&bad)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, s.addr, "/alerts/rules", &bad).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(
         r.text()
@@ -514,12 +494,7 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     );
 
     // The admin with the token: created.
-    let r = admin
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&form(&csrf))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, s.addr, "/alerts/rules", &form(&csrf)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let rules = s.state.store.alert_rules().await.unwrap();
     assert_eq!(rules.len(), 1);
@@ -534,12 +509,7 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     edit[1].1 = id.to_string();
     edit[2].1 = "trunk nearly full".into();
     edit[5].1 = "75".into();
-    let r = admin
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&edit)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, s.addr, "/alerts/rules", &edit).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = s.state.store.alert_rule(id).await.unwrap().unwrap();
     assert_eq!(
@@ -549,12 +519,13 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
 
     // Disable, enable, delete.
     let idv = id.to_string();
-    let r = admin
-        .post(url(s.addr, "/alerts/rules/enable"))
-        .form(&[("csrf", csrf.as_str()), ("id", idv.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &admin,
+        s.addr,
+        "/alerts/rules/enable",
+        &[("csrf", csrf.as_str()), ("id", idv.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(
         !s.state
@@ -568,27 +539,29 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
     );
     let (_, html) = get_text(&admin, s.addr, "/alerts").await;
     assert!(html.contains(">disabled<"));
-    let r = eve
-        .post(url(s.addr, "/alerts/rules/enable"))
-        .form(&[
+    let r = post(
+        &eve,
+        s.addr,
+        "/alerts/rules/enable",
+        &[
             ("csrf", eve_csrf.as_str()),
             ("id", idv.as_str()),
             ("enabled", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = admin
-        .post(url(s.addr, "/alerts/rules/enable"))
-        .form(&[
+    let r = post(
+        &admin,
+        s.addr,
+        "/alerts/rules/enable",
+        &[
             ("csrf", csrf.as_str()),
             ("id", idv.as_str()),
             ("enabled", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(
         s.state
@@ -600,23 +573,25 @@ async fn rule_forms_need_an_admin_and_the_csrf_token() {
             .spec
             .enabled
     );
-    let r = admin
-        .post(url(s.addr, "/alerts/rules/delete"))
-        .form(&[("id", idv.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &admin,
+        s.addr,
+        "/alerts/rules/delete",
+        &[("id", idv.as_str())],
+    )
+    .await;
     assert_eq!(
         r.status(),
         StatusCode::FORBIDDEN,
         "delete needs the token too"
     );
-    let r = admin
-        .post(url(s.addr, "/alerts/rules/delete"))
-        .form(&[("csrf", csrf.as_str()), ("id", idv.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &admin,
+        s.addr,
+        "/alerts/rules/delete",
+        &[("csrf", csrf.as_str()), ("id", idv.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(s.state.store.alert_rules().await.unwrap().is_empty());
     s.stop().await.unwrap();

@@ -14,17 +14,11 @@ mod common;
 use common::{
     ADMIN_PW, DAY, World, an_instant_with_five_calls, client, csrf_of, days_before, get_csv,
     get_json, get_status, get_text, logged_in, logged_in_viewer, login_as, metric, pcap_until,
-    repo_file, url, us,
+    post, post_form, repo_file, session_csrf, url, us,
 };
 
 /// How long the sensor may take to read the captures of a test.
 const CAPTURES_IN: Duration = Duration::from_secs(60);
-
-/// A CSRF token of a logged-in session (from any page with a form).
-async fn session_csrf(c: &reqwest::Client, addr: SocketAddr) -> String {
-    let (_, html) = get_text(c, addr, "/settings/license").await;
-    csrf_of(&html)
-}
 
 async fn wait_for_captures(addr: SocketAddr, n: f64) {
     common::wait_for_captures(addr, n, CAPTURES_IN).await;
@@ -69,12 +63,7 @@ async fn login_session_and_logout() {
     assert!(html.contains("Role: admin"));
 
     let csrf = csrf_of(&html);
-    let r = c
-        .post(url(s.addr, "/logout"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, s.addr, "/logout", &[("csrf", csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = c.get(url(s.addr, "/")).send().await.unwrap();
     assert_eq!(
@@ -129,33 +118,30 @@ async fn posts_without_the_csrf_token_are_rejected() {
     // The login form itself: a made-up token does not match the cookie.
     let c = client();
     let _ = c.get(url(s.addr, "/login")).send().await.unwrap();
-    let r = c
-        .post(url(s.addr, "/login"))
-        .form(&[
+    let r = post(
+        &c,
+        s.addr,
+        "/login",
+        &[
             ("user", "admin"),
             ("password", ADMIN_PW),
             ("csrf", "forged"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     let c = logged_in(s.addr).await;
     let token = [("token", "ABCD-EFGH-JKLM-NPQR")];
-    let r = c
-        .post(url(s.addr, "/settings/license/token"))
-        .form(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, s.addr, "/settings/license/token", &token).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c
-        .post(url(s.addr, "/settings/license/token"))
-        .form(&[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", "0000")])
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &c,
+        s.addr,
+        "/settings/license/token",
+        &[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", "0000")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Multipart without the field.
     let form = reqwest::multipart::Form::new().text("file", "x");
@@ -168,13 +154,13 @@ async fn posts_without_the_csrf_token_are_rejected() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(!w.data().join("license.token").exists());
 
-    let csrf = session_csrf(&c, s.addr).await;
-    let r = c
-        .post(url(s.addr, "/settings/license/token"))
-        .form(&[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &c,
+        s.addr,
+        "/settings/license/token",
+        &[("token", "ABCD-EFGH-JKLM-NPQR")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.text()
@@ -666,13 +652,7 @@ async fn a_key_for_another_hwid_is_reported_in_the_words_users_search_for() {
         StatusCode::LOCKED,
         "an invalid key locks like an expired one"
     );
-    let csrf = session_csrf(&c, s.addr).await;
-    let r = c
-        .post(url(s.addr, "/settings/license/fetch"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&c, s.addr, "/settings/license/fetch", &[]).await;
     assert!(
         r.text()
             .await
@@ -732,13 +712,13 @@ async fn viewers_see_pages_but_cannot_change_the_license() {
     let (code, html) = get_text(&c, s.addr, "/settings/license").await;
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("Only an administrator can change the license."));
-    let csrf = csrf_of(&html);
-    let r = c
-        .post(url(s.addr, "/settings/license/token"))
-        .form(&[("token", "ABCD-EFGH-JKLM-NPQR"), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &c,
+        s.addr,
+        "/settings/license/token",
+        &[("token", "ABCD-EFGH-JKLM-NPQR")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(!w.data().join("license.token").exists());
     let (code, _) = get_text(&c, s.addr, "/about").await;
@@ -842,19 +822,12 @@ async fn admins_add_users_and_everyone_changes_their_own_password() {
     let admin = logged_in(s.addr).await;
     let (code, html) = get_text(&admin, s.addr, "/settings/users").await;
     assert_eq!(code, StatusCode::OK);
-    let csrf = csrf_of(&html);
-    let add = |name: &'static str, pw: &'static str| {
-        admin
-            .post(url(s.addr, "/settings/users"))
-            .form(&[
-                ("name", name),
-                ("role", "viewer"),
-                ("password", pw),
-                ("csrf", csrf.as_str()),
-            ])
-            .send()
+    assert!(html.contains("name=\"csrf\""), "the page has a form");
+    let add = async |name: &str, pw: &str| {
+        let form = [("name", name), ("role", "viewer"), ("password", pw)];
+        post_form(&admin, s.addr, "/settings/users", &form).await
     };
-    let r = add("vic", "viewer-password").await.unwrap();
+    let r = add("vic", "viewer-password").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.text()
@@ -862,14 +835,14 @@ async fn admins_add_users_and_everyone_changes_their_own_password() {
             .unwrap()
             .contains("User vic (viewer) created.")
     );
-    let r = add("vic", "another-password").await.unwrap();
+    let r = add("vic", "another-password").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "names are unique");
     assert_eq!(
-        add("bad:name", "long-enough").await.unwrap().status(),
+        add("bad:name", "long-enough").await.status(),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        add("shorty", "short").await.unwrap().status(),
+        add("shorty", "short").await.status(),
         StatusCode::BAD_REQUEST
     );
 
@@ -891,25 +864,16 @@ async fn admins_add_users_and_everyone_changes_their_own_password() {
         StatusCode::FORBIDDEN
     );
 
-    let (_, html) = get_text(&vic, s.addr, "/settings/password").await;
-    let csrf = csrf_of(&html);
-    let change = |current: &'static str, new: &'static str| {
-        vic.post(url(s.addr, "/settings/password"))
-            .form(&[("current", current), ("new", new), ("csrf", csrf.as_str())])
-            .send()
+    let change = async |current: &str, new: &str| {
+        let form = [("current", current), ("new", new)];
+        post_form(&vic, s.addr, "/settings/password", &form).await
     };
     assert_eq!(
-        change("wrong-password", "fresh-password")
-            .await
-            .unwrap()
-            .status(),
+        change("wrong-password", "fresh-password").await.status(),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        change("viewer-password", "fresh-password")
-            .await
-            .unwrap()
-            .status(),
+        change("viewer-password", "fresh-password").await.status(),
         StatusCode::OK
     );
     assert_eq!(

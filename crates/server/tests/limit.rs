@@ -7,18 +7,17 @@ use reqwest::StatusCode;
 use server::FakeClock;
 
 mod common;
-use common::{World, csrf_of, days_before, get_text, logged_in, logged_in_viewer, url, us};
+use common::{World, days_before, get_text, logged_in, logged_in_viewer, post, post_form, us};
 
 /// Posts the limit form with the session's token; status and page.
 async fn set_limit(c: &reqwest::Client, addr: SocketAddr, value: &str) -> (StatusCode, String) {
-    let (_, html) = get_text(c, addr, "/settings/license").await;
-    let csrf = csrf_of(&html);
-    let r = c
-        .post(url(addr, "/settings/license/limit"))
-        .form(&[("channel_limit", value), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        c,
+        addr,
+        "/settings/license/limit",
+        &[("channel_limit", value)],
+    )
+    .await;
     (r.status(), r.text().await.unwrap())
 }
 
@@ -104,14 +103,7 @@ async fn bad_values_are_refused_with_the_field_named() {
         assert!(!w.data().join("channel-limit").exists(), "{bad}");
     }
     // A form without the field is refused too, rather than read as "clear".
-    let (_, html) = get_text(&c, s.addr, "/settings/license").await;
-    let csrf = csrf_of(&html);
-    let r = c
-        .post(url(s.addr, "/settings/license/limit"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&c, s.addr, "/settings/license/limit", &[]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("Configured channel limit"));
     s.stop().await.unwrap();
@@ -129,12 +121,7 @@ async fn only_admins_with_the_form_token_change_the_limit() {
         vec![("channel_limit", "4")],
         vec![("channel_limit", "4"), ("csrf", "0000")],
     ] {
-        let r = c
-            .post(url(s.addr, "/settings/license/limit"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let r = post(&c, s.addr, "/settings/license/limit", &form).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
     assert!(!w.data().join("channel-limit").exists());

@@ -171,12 +171,7 @@ async fn get_license_without_a_portal_explains_and_installs_nothing() {
         page.contains("not configured (config key portal_url"),
         "{page}"
     );
-    let r = c
-        .post(common::url(s.addr, "/settings/license/fetch"))
-        .form(&[("csrf", common::csrf_of(&page))])
-        .send()
-        .await
-        .unwrap();
+    let r = common::post_form(&c, s.addr, "/settings/license/fetch", &[]).await;
     assert_eq!(r.status(), reqwest::StatusCode::CONFLICT);
     let page = r.text().await.unwrap();
     assert!(

@@ -15,7 +15,7 @@ use store::{AlertKind, AlertRuleSpec};
 mod common;
 #[path = "common/hook.rs"]
 mod hook;
-use common::{DAY, World, client, csrf_of, get_text, logged_in, url, us};
+use common::{DAY, World, client, get_text, logged_in, post_form, url, us};
 use hook::Hook;
 
 const MINUTE: Micros = 60_000_000;
@@ -162,10 +162,11 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("<option value=\"sensor\""), "{html}");
     assert!(html.contains("spool full or silent for 10 min"), "{html}");
-    let r = admin
-        .post(url(s.addr, "/alerts/rules"))
-        .form(&[
-            ("csrf", csrf_of(&html).as_str()),
+    let r = post_form(
+        &admin,
+        s.addr,
+        "/alerts/rules",
+        &[
             ("name", "backlog"),
             ("kind", "sensor"),
             ("enabled", "1"),
@@ -173,10 +174,9 @@ async fn a_full_spool_and_a_silent_sensor_alert_naming_the_sensor_and_recover() 
             ("min_calls", "100"),
             ("webhook", "http://127.0.0.1:9/hook"),
             ("renotify", "0"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "saved, back to the page");
     let saved = s.state.store.alert_rules().await.unwrap();
     let backlog = saved.iter().find(|r| r.spec.name == "backlog").unwrap();

@@ -7,7 +7,7 @@ use server::FakeClock;
 
 mod common;
 use common::{
-    World, answered_leg, client, csrf_of, get_text, logged_in, logged_in_viewer, url, us,
+    World, answered_leg, client, get_text, logged_in, logged_in_viewer, post_form, url, us,
 };
 
 fn leg(i: u32, claimed_sensor: u32) -> calls::Leg {
@@ -29,19 +29,6 @@ fn leg(i: u32, claimed_sensor: u32) -> calls::Leg {
     }
 }
 
-/// POSTs the Settings › Sensors form as `c`.
-async fn post_form(
-    c: &reqwest::Client,
-    addr: std::net::SocketAddr,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    c.post(url(addr, "/settings/sensors"))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     let w = World::new();
@@ -50,11 +37,11 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     let admin = logged_in(s.addr).await;
     let (code, html) = get_text(&admin, s.addr, "/settings/sensors").await;
     assert_eq!(code, StatusCode::OK);
-    let csrf = csrf_of(&html);
+    assert!(html.contains("name=\"csrf\""), "the page has a form");
     // No CSRF token, no sensor.
-    let r = post_form(&admin, s.addr, &[("name", "nocsrf")]).await;
+    let r = common::post(&admin, s.addr, "/settings/sensors", &[("name", "nocsrf")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = post_form(&admin, s.addr, &[("name", "site-a"), ("csrf", &csrf)]).await;
+    let r = post_form(&admin, s.addr, "/settings/sensors", &[("name", "site-a")]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     let key = "<code id=\"sensor-token\">";
@@ -65,7 +52,7 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     assert!(!again.contains(&token), "the token is shown only once");
     assert!(again.contains("site-a") && again.contains("never seen"));
     // The same name twice is refused.
-    let r = post_form(&admin, s.addr, &[("name", "site-a"), ("csrf", &csrf)]).await;
+    let r = post_form(&admin, s.addr, "/settings/sensors", &[("name", "site-a")]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
     let c = client();
@@ -138,12 +125,13 @@ async fn an_admin_creates_a_sensor_whose_token_ingests_until_revoked() {
     let (code, _) = get_text(&viewer, s.addr, "/settings/sensors").await;
     assert_eq!(code, StatusCode::FORBIDDEN);
 
-    let r = admin
-        .post(url(s.addr, "/settings/sensors/revoke"))
-        .form(&[("id", id.to_string()), ("csrf", csrf.clone())])
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &admin,
+        s.addr,
+        "/settings/sensors/revoke",
+        &[("id", &id.to_string())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("revoked"));
     for path in ["/api/v1/ingest/heartbeat", "/api/v1/ingest/legs"] {

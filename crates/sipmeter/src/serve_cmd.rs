@@ -63,6 +63,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs, file: &FileConfig, common: &CommonFlags) -> Result<ExitCode> {
+    init_logging();
     let settings = Settings::resolve(file, common, true)?;
     let license = license_cmd::license_setup(&args.license, file, common)?;
     let tls_files = args
@@ -192,5 +193,40 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// The server's log: its `tracing` events at INFO and above as plain lines on stderr,
+/// `sipmeter serve: <message>`, as an operator reads them. Events of the libraries underneath
+/// (database, HTTP) are left out. Installed once; a second call keeps the first.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter::Targets, fmt};
+
+    let lines = fmt::layer()
+        .with_writer(std::io::stderr)
+        .event_format(ServeLine)
+        .with_filter(Targets::new().with_target("server", tracing::Level::INFO));
+    let _ = tracing_subscriber::registry().with(lines).try_init();
+}
+
+/// One event as one line: `sipmeter serve: ` and the message with any other fields.
+struct ServeLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for ServeLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(w, "sipmeter serve: ")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
     }
 }

@@ -47,41 +47,32 @@ fn leg(n: u64, with_messages: bool) -> Leg {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, (h >> 8) as u8))
     };
     let answered = !h.is_multiple_of(3);
-    let mut leg = Leg {
-        call_id,
-        sensor_id: 1,
-        caller,
-        caller_domain: "pbx.example.net".into(),
-        caller_name: h.is_multiple_of(2).then(|| format!("Agent {}", h % 500)),
-        called,
-        called_domain: "carrier.example.com".into(),
-        called_name: None,
-        from_tag: Some(format!("{:x}", h >> 3)),
-        to_tag: answered.then(|| format!("as{:x}", h >> 5)),
-        start,
-        answer: answered.then_some(start + 4_000_000),
-        end: start + 4_000_000 + (h % 600_000_000) as i64,
-        last_response: Some(if answered { 200 } else { 486 }),
-        last_response_text: Some(if answered { "OK" } else { "Busy Here" }.into()),
-        end_reason: if answered {
+    let mut leg = Leg::builder()
+        .call_id(call_id)
+        .caller(caller)
+        .domains("pbx.example.net", "carrier.example.com")
+        .caller_name(h.is_multiple_of(2).then(|| format!("Agent {}", h % 500)))
+        .called(called)
+        .from_tag(Some(format!("{:x}", h >> 3)))
+        .to_tag(answered.then(|| format!("as{:x}", h >> 5)))
+        .start(start)
+        .answer(answered.then_some(start + 4_000_000))
+        .end(start + 4_000_000 + (h % 600_000_000) as i64)
+        .response(
+            if answered { 200 } else { 486 },
+            if answered { "OK" } else { "Busy Here" },
+        )
+        .end_reason(if answered {
             EndReason::ByeConfirmed
         } else {
             EndReason::NotAnswered
-        },
-        hangup_by: answered.then_some(Side::Caller),
-        transport: Transport::Udp,
-        src_ip,
-        src_port: 5060,
-        dst_ip,
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: Some("Asterisk PBX 20.5.0".into()),
-        sip_message_count: 8,
-        messages: Vec::new(),
-    };
+        })
+        .hangup_by(answered.then_some(Side::Caller))
+        .src_ip(src_ip)
+        .dst_ip(dst_ip)
+        .user_agent(Some("Asterisk PBX 20.5.0"))
+        .sip_message_count(8)
+        .build();
     if with_messages {
         leg.messages = messages(&leg);
     }

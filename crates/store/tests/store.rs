@@ -53,41 +53,36 @@ fn full_leg(n: u32) -> Leg {
     } else {
         "fe80::1".parse().unwrap()
     };
-    Leg {
-        call_id: format!("call-{n}@host.example"),
-        sensor_id: 1,
-        caller: format!("+4930{n:06}"),
-        caller_domain: "a.example".into(),
-        caller_name: Some(format!("Caller \"{n}\" Ünïcode")),
-        called: format!("{n:04}"),
-        called_domain: "b.example".into(),
-        called_name: Some("Callee".into()),
-        from_tag: Some(format!("ft{n}")),
-        to_tag: Some(format!("tt{n}")),
-        start: 1_700_000_000_000_000 + i64::from(n) * 1_000_000,
-        answer: Some(1_700_000_000_500_000 + i64::from(n) * 1_000_000),
-        end: 1_700_000_060_000_000 + i64::from(n) * 1_000_000,
-        last_response: Some(200),
-        last_response_text: Some("OK".into()),
-        end_reason: ALL_END_REASONS[n as usize % ALL_END_REASONS.len()],
-        hangup_by: Some(if n.is_multiple_of(2) {
+    Leg::builder()
+        .call_id(format!("call-{n}@host.example"))
+        .caller(format!("+4930{n:06}"))
+        .domains("a.example", "b.example")
+        .caller_name(Some(format!("Caller \"{n}\" Ünïcode")))
+        .called(format!("{n:04}"))
+        .called_name(Some("Callee"))
+        .from_tag(Some(format!("ft{n}")))
+        .to_tag(Some(format!("tt{n}")))
+        .start(1_700_000_000_000_000 + i64::from(n) * 1_000_000)
+        .answer(Some(1_700_000_000_500_000 + i64::from(n) * 1_000_000))
+        .end(1_700_000_060_000_000 + i64::from(n) * 1_000_000)
+        .response(200, "OK")
+        .end_reason(ALL_END_REASONS[n as usize % ALL_END_REASONS.len()])
+        .hangup_by(Some(if n.is_multiple_of(2) {
             Side::Caller
         } else {
             Side::Callee
-        }),
-        transport: ALL_TRANSPORTS[n as usize % ALL_TRANSPORTS.len()],
-        src_ip,
-        src_port: 5060,
-        dst_ip,
-        dst_port: u16::MAX,
-        partial: n % 2 == 1,
-        referred_by: Some("<sip:x@a.example>".into()),
-        refer_to: Some("<sip:y@b.example?Replaces=abc>".into()),
-        replaces: Some("abc;to-tag=1;from-tag=2".into()),
-        user_agent: Some("SIPp/3.7".into()),
-        sip_message_count: 7 + n,
-        messages: Vec::new(),
-    }
+        }))
+        .transport(ALL_TRANSPORTS[n as usize % ALL_TRANSPORTS.len()])
+        .src_ip(src_ip)
+        .dst_ip(dst_ip)
+        .dst_port(u16::MAX)
+        .partial(n % 2 == 1)
+        .referred_by(Some("<sip:x@a.example>"))
+        .refer_to(Some("<sip:y@b.example?Replaces=abc>"))
+        .replaces(Some("abc;to-tag=1;from-tag=2"))
+        .user_agent(Some("SIPp/3.7"))
+        .sip_message_count(7 + n)
+        .build()
 }
 
 /// A leg with every optional field empty.

@@ -4,10 +4,7 @@
 //! generated legs) by the plain GROUP BY over the legs that the materialised 15-minute buckets
 //! replace.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use calls::{EndReason, Leg, Micros};
-use sip::Transport;
 use store::{OutcomeGroup, Store, Window};
 
 const S: Micros = 1_000_000;
@@ -49,37 +46,16 @@ const ZOMBIE: Outcome = Outcome {
 };
 
 fn leg(id: &str, start: Micros, end: Micros, o: &Outcome) -> Leg {
-    Leg {
-        call_id: id.to_string(),
-        sensor_id: 1,
-        caller: "1001".into(),
-        caller_domain: "example.com".into(),
-        caller_name: None,
-        called: "2002".into(),
-        called_domain: "example.com".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
-        answer: o.answer_after.map(|a| start + a),
-        end,
-        last_response: o.code,
-        last_response_text: o.text.map(str::to_string),
-        end_reason: o.reason,
-        hangup_by: None,
-        transport: Transport::Udp,
-        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        src_port: 5060,
-        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 7,
-        messages: Vec::new(),
-    }
+    Leg::builder()
+        .call_id(id)
+        .start(start)
+        .answer(o.answer_after.map(|a| start + a))
+        .end(end)
+        .last_response(o.code)
+        .last_response_text(o.text)
+        .end_reason(o.reason)
+        .sip_message_count(7)
+        .build()
 }
 
 fn group(

@@ -22,7 +22,7 @@ pub async fn run(app: AppState) {
     loop {
         tick.tick().await;
         if let Err(e) = evaluate_once(&app).await {
-            eprintln!("sipmeter serve: alerts: {}", chain(&e));
+            tracing::error!("alerts: {}", chain(&e));
         }
     }
 }
@@ -70,11 +70,7 @@ pub async fn evaluate_once(app: &AppState) -> Result<usize, ServerError> {
     for rule in rules.iter().filter(|r| r.spec.enabled) {
         match evaluate_rule(app, rule, &status, now).await {
             Ok(n) => written += n,
-            Err(e) => eprintln!(
-                "sipmeter serve: alert rule {:?}: {}",
-                rule.spec.name,
-                chain(&e)
-            ),
+            Err(e) => tracing::error!("alert rule {:?}: {}", rule.spec.name, chain(&e)),
         }
     }
     Ok(written)
@@ -363,7 +359,7 @@ async fn deliver(
                 )
                 .await
             {
-                eprintln!("sipmeter serve: alert log: {}", chain(&e));
+                tracing::error!("alert log: {}", chain(&e));
                 return 0;
             }
             1

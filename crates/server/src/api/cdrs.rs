@@ -358,7 +358,7 @@ pub async fn api_csv(
                         Ok(chunk.into())
                     }
                     Err(e) => {
-                        eprintln!("sipmeter serve: CSV export stopped: {}", chain(&e));
+                        tracing::error!("CSV export stopped: {}", chain(&e));
                         let _ = tx
                             .send(Err(std::io::Error::other("cannot read the CDRs")))
                             .await;

@@ -382,7 +382,7 @@ async fn throttled_lookup(
         return Err(LoginError::Throttled(t));
     }
     app.store.user_by_name(name).await.map_err(|e| {
-        eprintln!("sipmeter serve: user lookup: {}", chain(&e));
+        tracing::error!("user lookup: {}", chain(&e));
         LoginError::Internal
     })
 }

@@ -167,7 +167,7 @@ pub async fn gate_sensor(app: AppState, mut req: Request, next: Next) -> Respons
         }
         Ok(None) => unauthorized("unknown or revoked sensor token"),
         Err(e) => {
-            eprintln!("sipmeter serve: sensor token lookup: {}", chain(&e));
+            tracing::error!("sensor token lookup: {}", chain(&e));
             json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cannot check the sensor token",
@@ -196,11 +196,7 @@ fn record_seen(app: &AppState, sensor: &SensorCtx, report: Option<store::SensorR
             .sensor_seen(sensor.id, app.now(), report.as_ref(), legs)
             .await
         {
-            eprintln!(
-                "sipmeter serve: cannot record sensor {}: {}",
-                sensor.name,
-                chain(&e)
-            );
+            tracing::error!("cannot record sensor {}: {}", sensor.name, chain(&e));
         }
     });
 }
@@ -265,10 +261,7 @@ pub async fn legs(
     let report = match done.await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            eprintln!(
-                "sipmeter serve: cannot store {n} legs from sensor {}: {e}",
-                sensor.name
-            );
+            tracing::error!("cannot store {n} legs from sensor {}: {e}", sensor.name);
             return Err(AppError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cannot store the legs now",
@@ -331,9 +324,11 @@ pub async fn heartbeat(
         spool_full: hb.spool_full,
     };
     if hb.spool_full {
-        eprintln!(
-            "sipmeter serve: sensor {} reports its spool full ({} bytes in {} batches): it cannot keep new legs until the backlog is delivered",
-            sensor.name, hb.spool_bytes, hb.spool_batches
+        tracing::warn!(
+            "sensor {} reports its spool full ({} bytes in {} batches): it cannot keep new legs until the backlog is delivered",
+            sensor.name,
+            hb.spool_bytes,
+            hb.spool_batches
         );
     }
     record_seen(&app, &sensor, Some(report), 0);

@@ -140,7 +140,7 @@ pub fn watch(
             }
             Err(e) => {
                 if !reported_error {
-                    eprintln!("sipmeter serve: {e}");
+                    tracing::error!("{e}");
                     reported_error = true;
                 }
                 Vec::new()
@@ -180,7 +180,7 @@ fn read_one(cfg: &WatchConfig, path: &Path, key: DoneKey, tx: &mpsc::Sender<Inge
         &mut |_| {},
     );
     if let Some(err) = &report.error {
-        eprintln!("sipmeter serve: {err}");
+        tracing::error!("{err}");
     }
     let live: Vec<&Leg> = pipeline.tracker().live_legs().collect();
     for l in &live {

@@ -56,7 +56,7 @@ pub async fn writer(
                     Ok(r) => count_stored(&app, &r),
                     Err(e) => {
                         file_failed = true;
-                        eprintln!("sipmeter serve: cannot store {} legs: {}", legs.len(), chain(&e));
+                        tracing::error!("cannot store {} legs: {}", legs.len(), chain(&e));
                     }
                 },
                 Some(IngestMsg::Remote { legs, messages, ack }) => {
@@ -77,14 +77,14 @@ pub async fn writer(
                 Some(IngestMsg::FileDone { key, live, live_legs, failed }) => {
                     app.remote.set_embedded(live_legs);
                     if let Err(e) = store.update_channel_stats(mode).await {
-                        eprintln!("sipmeter serve: cannot update the channel figures: {}", chain(&e));
+                        tracing::error!("cannot update the channel figures: {}", chain(&e));
                     }
                     if failed || file_failed {
                         app.metrics.captures_failed.fetch_add(1, Ordering::Relaxed);
                     }
                     // A capture whose legs could not be stored is read again after a restart.
                     if !file_failed && let Err(e) = append_done(&data_dir, &key) {
-                        eprintln!("sipmeter serve: cannot record {} as read: {e}", key.name);
+                        tracing::error!("cannot record {} as read: {e}", key.name);
                     }
                     file_failed = false;
                     app.metrics.captures_processed.fetch_add(1, Ordering::Relaxed);
@@ -101,7 +101,7 @@ pub async fn writer(
                         app.invalidate_status();
                         app.refresh_in_background();
                     }
-                    Err(e) => eprintln!("sipmeter serve: cannot update the channel figures: {}", chain(&e)),
+                    Err(e) => tracing::error!("cannot update the channel figures: {}", chain(&e)),
                 }
             }
             _ = tick.tick() => match store.update_channel_stats(mode).await {
@@ -114,7 +114,7 @@ pub async fn writer(
                     app.refresh_in_background();
                 }
                 Ok(_) => {}
-                Err(e) => eprintln!("sipmeter serve: cannot update the channel figures: {}", chain(&e)),
+                Err(e) => tracing::error!("cannot update the channel figures: {}", chain(&e)),
             },
         }
     }
@@ -128,10 +128,7 @@ pub async fn writer(
         handle.close().await;
     }
     if let Err(e) = store.update_channel_stats(mode).await {
-        eprintln!(
-            "sipmeter serve: cannot update the channel figures: {}",
-            chain(&e)
-        );
+        tracing::error!("cannot update the channel figures: {}", chain(&e));
     }
     store.close().await;
 }

@@ -672,7 +672,7 @@ async fn refresh(app: &AppState, now: Micros) -> bool {
 }
 
 fn log_warning(text: &str) {
-    eprintln!("sipmeter serve: {text}");
+    tracing::warn!("{text}");
 }
 
 /// The background task: a [`tick`] at once and every check-in interval, until aborted.

@@ -378,7 +378,6 @@ fn local_time(t: Micros, tz: &TimeZone) -> String {
 mod tests {
     use super::*;
     use jiff::civil::date;
-    use std::net::{IpAddr, Ipv4Addr};
 
     const S: Micros = 1_000_000;
     const HOUR: Micros = 3600 * S;
@@ -394,37 +393,16 @@ mod tests {
         text: Option<&str>,
         reason: EndReason,
     ) -> Leg {
-        Leg {
-            call_id: id.into(),
-            sensor_id: 1,
-            caller: "1001".into(),
-            caller_domain: "example.com".into(),
-            caller_name: None,
-            called: "2002".into(),
-            called_domain: "example.com".into(),
-            called_name: None,
-            from_tag: None,
-            to_tag: None,
-            start,
-            answer: answered_for.map(|_| start + 2 * S),
-            end: start + 2 * S + answered_for.unwrap_or(5) * S,
-            last_response: code,
-            last_response_text: text.map(str::to_string),
-            end_reason: reason,
-            hangup_by: None,
-            transport: sip::Transport::Udp,
-            src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            src_port: 5060,
-            dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            dst_port: 5060,
-            partial: false,
-            referred_by: None,
-            refer_to: None,
-            replaces: None,
-            user_agent: None,
-            sip_message_count: 5,
-            messages: Vec::new(),
-        }
+        Leg::builder()
+            .call_id(id)
+            .start(start)
+            .answer(answered_for.map(|_| start + 2 * S))
+            .end(start + 2 * S + answered_for.unwrap_or(5) * S)
+            .last_response(code)
+            .last_response_text(text)
+            .end_reason(reason)
+            .sip_message_count(5)
+            .build()
     }
 
     fn sample_legs() -> Vec<Leg> {

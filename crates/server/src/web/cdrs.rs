@@ -341,7 +341,7 @@ pub async fn detail(
         Ok(m) if m.is_empty() => (m, "No SIP messages were kept for this leg.".to_string()),
         Ok(m) => (m, String::new()),
         Err(e) => {
-            eprintln!("sipmeter serve: messages of leg {id}: {e}");
+            tracing::error!("messages of leg {id}: {e}");
             (
                 Vec::new(),
                 format!("The stored SIP messages cannot be read: {e}"),

@@ -20,7 +20,7 @@ pub fn render<T: Template>(t: &T) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
-            eprintln!("sipmeter serve: template: {e}");
+            tracing::error!("template: {e}");
             (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
         }
     }

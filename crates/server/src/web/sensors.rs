@@ -140,7 +140,7 @@ pub async fn create(
             page(&app, &ctx, StatusCode::CONFLICT, Some((m, false)), None).await
         }
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", chain(&e));
+            tracing::error!("sensors: {}", chain(&e));
             let m = "Cannot create the sensor.".to_string();
             page(
                 &app,
@@ -174,7 +174,7 @@ pub async fn revoke(
             page(&app, &ctx, StatusCode::NOT_FOUND, Some((m, false)), None).await
         }
         Err(e) => {
-            eprintln!("sipmeter serve: sensors: {}", chain(&e));
+            tracing::error!("sensors: {}", chain(&e));
             let m = "Cannot revoke the sensor.".to_string();
             page(
                 &app,

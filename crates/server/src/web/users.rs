@@ -135,7 +135,7 @@ pub async fn create(
                 ),
                 Ok(false) => bad(format!("A user called {name} exists already.")),
                 Err(e) => {
-                    eprintln!("sipmeter serve: create user: {}", chain(&e));
+                    tracing::error!("create user: {}", chain(&e));
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         Some(("Cannot store the user.".to_string(), false)),

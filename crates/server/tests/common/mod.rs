@@ -198,37 +198,18 @@ pub fn answered_leg(
     start: Micros,
     end: Micros,
 ) -> calls::Leg {
-    calls::Leg {
-        call_id,
-        sensor_id: 1,
-        caller,
-        caller_domain: "example.test".into(),
-        caller_name: None,
-        called,
-        called_domain: "example.test".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
-        answer: Some(start + 1_000_000),
-        end,
-        last_response: Some(200),
-        last_response_text: Some("OK".into()),
-        end_reason: calls::EndReason::ByeConfirmed,
-        hangup_by: None,
-        transport: sip::Transport::Udp,
-        src_ip: "192.0.2.1".parse().unwrap(),
-        src_port: 5060,
-        dst_ip: "192.0.2.2".parse().unwrap(),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 0,
-        messages: vec![],
-    }
+    calls::Leg::builder()
+        .call_id(call_id)
+        .caller(caller)
+        .called(called)
+        .domains("example.test", "example.test")
+        .start(start)
+        .answer(Some(start + 1_000_000))
+        .end(end)
+        .response(200, "OK")
+        .src_ip("192.0.2.1".parse().unwrap())
+        .dst_ip("192.0.2.2".parse().unwrap())
+        .build()
 }
 
 /// `per_day` concurrent 30-minute calls (distinct numbers) at 10:00 UTC on each of `days`.
@@ -320,6 +301,38 @@ pub fn csrf_of(html: &str) -> String {
     let key = "name=\"csrf\" value=\"";
     let at = html.find(key).expect("page has a csrf field") + key.len();
     html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+/// POSTs `form` to `path` as `c`, exactly as given: for the tests of a missing, wrong or
+/// foreign CSRF token, which bring their own.
+pub async fn post<F: serde::Serialize + ?Sized>(
+    c: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    form: &F,
+) -> reqwest::Response {
+    c.post(url(addr, path)).form(form).send().await.unwrap()
+}
+
+/// The CSRF token of `c`'s session, from the license page (which every signed-in user may see,
+/// also when the license locks the other pages).
+pub async fn session_csrf(c: &reqwest::Client, addr: SocketAddr) -> String {
+    let (code, html) = get_text(c, addr, "/settings/license").await;
+    assert_eq!(code, StatusCode::OK, "{html}");
+    csrf_of(&html)
+}
+
+/// Submits a form as a browser does: `form` and the session's CSRF token, POSTed to `path`.
+pub async fn post_form(
+    c: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = session_csrf(c, addr).await;
+    let mut form = form.to_vec();
+    form.push(("csrf", &csrf));
+    post(c, addr, path, &form).await
 }
 
 /// A client logged in as the viewer `eve` (created here), for the "viewers may look but not

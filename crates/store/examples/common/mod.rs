@@ -2,10 +2,7 @@
 //! leg, so the examples differ only in what they measure.
 #![allow(dead_code)] // each example compiles this module on its own and uses part of it
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use calls::{EndReason, Leg};
-use sip::Transport;
 
 pub const S: i64 = 1_000_000;
 pub const DAY: i64 = 86_400 * S;
@@ -33,37 +30,17 @@ impl Rng {
 /// A leg with what a benchmark does not vary filled in plainly (unanswered, zero length);
 /// examples override the outcome fields with struct update syntax.
 pub fn plain_leg(call_id: String, sensor: u32, caller: String, called: String, start: i64) -> Leg {
-    Leg {
-        call_id,
-        sensor_id: sensor,
-        caller,
-        caller_domain: "a.example".into(),
-        caller_name: None,
-        called,
-        called_domain: "b.example".into(),
-        called_name: None,
-        from_tag: None,
-        to_tag: None,
-        start,
-        answer: None,
-        end: start,
-        last_response: None,
-        last_response_text: None,
-        end_reason: EndReason::EndOfInput,
-        hangup_by: None,
-        transport: Transport::Udp,
-        src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        src_port: 5060,
-        dst_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        dst_port: 5060,
-        partial: false,
-        referred_by: None,
-        refer_to: None,
-        replaces: None,
-        user_agent: None,
-        sip_message_count: 7,
-        messages: Vec::new(),
-    }
+    Leg::builder()
+        .call_id(call_id)
+        .sensor_id(sensor)
+        .caller(caller)
+        .called(called)
+        .domains("a.example", "b.example")
+        .start(start)
+        .end(start)
+        .end_reason(EndReason::EndOfInput)
+        .sip_message_count(7)
+        .build()
 }
 
 /// Peak resident memory of this process so far, MB (VmHWM).
