@@ -115,6 +115,15 @@ async fn gated(
     {
         match auth::check_basic(&app, &name, &password, peer.ip()).await {
             Ok(u) => user = Some(u),
+            // A throttled script hears why and when to come back, not "login required".
+            Err(auth::LoginError::Throttled(t)) => {
+                let mut r = error(route, StatusCode::TOO_MANY_REQUESTS, &t.message());
+                let secs = t.retry_after().as_secs().max(1).to_string();
+                if let Ok(v) = HeaderValue::from_str(&secs) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
             Err(_) => return unauthorized(route),
         }
     }

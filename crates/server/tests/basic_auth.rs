@@ -102,9 +102,10 @@ async fn failures_are_not_cached_and_still_throttled() {
         assert_eq!(code, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(hits(&s), 1);
-    // Throttled: even the right (cached) password is refused until the window passes.
+    // Throttled: even the right (cached) password is refused until the window passes, with
+    // the reason (429, not "login required").
     let (code, _) = api_as(s.addr, "admin", common::ADMIN_PW).await;
-    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(hits(&s), 1);
     s.stop().await.unwrap();
 }

@@ -166,3 +166,39 @@ async fn cookies_are_secure_and_hsts_is_sent_only_when_browsers_speak_https() {
     assert_eq!(hsts.as_deref(), Some("max-age=31536000"));
     s.stop().await.unwrap();
 }
+
+/// A client whose connections come from `ip` (any 127.0.0.0/8 address is this machine).
+fn client_from(ip: &str) -> reqwest::Client {
+    no_redirects()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_anonymous_guesser_cannot_lock_the_admin_out_of_another_address() {
+    let w = World::new();
+    let s = w.start(&FakeClock::new(us("2026-12-01T12:00:00Z"))).await;
+    let attacker = client_from("127.0.0.2");
+    for _ in 0..server::MAX_FAILURES_PER_USER {
+        let r = common::login_as(&attacker, s.addr, "admin", "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The guesser's address is refused for admin, even with the right password ...
+    let r = common::login_as(&attacker, s.addr, "admin", ADMIN_PW).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ... and over HTTP Basic it says why and when to come back.
+    let r = attacker
+        .get(url(s.addr, "/api/v1/license"))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    // The admin, from another address, logs in as usual.
+    let admin = client_from("127.0.0.1");
+    let r = common::login_as(&admin, s.addr, "admin", ADMIN_PW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    s.stop().await.unwrap();
+}

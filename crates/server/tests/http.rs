@@ -105,7 +105,14 @@ async fn wrong_passwords_are_throttled_per_user_with_a_clear_message() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=15 * 60).contains(&retry), "{retry}");
+    assert!(r.text().await.unwrap().contains("Too many failed logins"));
     assert!(metric(s.addr, "sipmeter_logins_failed_total").await >= 6.0);
     s.stop().await.unwrap();
 }

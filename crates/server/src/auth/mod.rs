@@ -30,8 +30,13 @@ pub const LOGIN_CSRF_COOKIE: &str = "sipmeter_login_csrf";
 const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 /// Failed logins are counted over this window.
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Failures per user name within the window before that name is refused.
+/// Failures for one user name from one address within the window before that pair is refused.
+/// Only the pair: an anonymous visitor guessing `admin`'s password must not lock the real
+/// admin out from the admin's own address.
 pub const MAX_FAILURES_PER_USER: usize = 5;
+/// Failures for one user name from all addresses together before the name itself is refused
+/// (a distributed guess); far above what a forgetful user reaches, and logged when it happens.
+pub const MAX_FAILURES_PER_USER_EVERYWHERE: usize = 100;
 /// Failures per client address within the window before the address is refused (higher: many
 /// users may share an address behind NAT).
 pub const MAX_FAILURES_PER_IP: usize = 20;
@@ -136,12 +141,14 @@ impl Sessions {
     }
 }
 
-/// Failed logins per user name and per client address, over a sliding window.
+/// Failed logins per (user name, client address), per address and per user name over all
+/// addresses, over a sliding window.
 #[derive(Default)]
 pub struct Throttle(Mutex<ThrottleInner>);
 
 #[derive(Default)]
 struct ThrottleInner {
+    pairs: HashMap<(String, IpAddr), Vec<Instant>>,
     users: HashMap<String, Vec<Instant>>,
     ips: HashMap<IpAddr, Vec<Instant>>,
 }
@@ -149,14 +156,20 @@ struct ThrottleInner {
 /// Why a login is refused before its password is even checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Throttled {
+    /// This user name from this address.
     User { retry_after: Duration },
+    /// This address, whatever the name.
     Ip { retry_after: Duration },
+    /// This user name from everywhere: a distributed guess.
+    UserEverywhere { retry_after: Duration },
 }
 
 impl Throttled {
     pub fn retry_after(&self) -> Duration {
         match self {
-            Throttled::User { retry_after } | Throttled::Ip { retry_after } => *retry_after,
+            Throttled::User { retry_after }
+            | Throttled::Ip { retry_after }
+            | Throttled::UserEverywhere { retry_after } => *retry_after,
         }
     }
 
@@ -169,6 +182,9 @@ impl Throttled {
             ),
             Throttled::Ip { .. } => format!(
                 "Too many failed logins from your address. Login is blocked for {mins} {unit}; try again later."
+            ),
+            Throttled::UserEverywhere { .. } => format!(
+                "Too many failed logins for this user from many addresses. Login is blocked for {mins} {unit}; try again later."
             ),
         }
     }
@@ -191,7 +207,7 @@ impl Throttle {
     pub fn check(&self, user: &str, ip: IpAddr) -> Option<Throttled> {
         let mut t = self.0.lock().ok()?;
         let now = Instant::now();
-        if let Some(v) = t.users.get_mut(user) {
+        if let Some(v) = t.pairs.get_mut(&(user.to_string(), ip)) {
             prune(v, now);
             if let Some(retry_after) = blocked(v, MAX_FAILURES_PER_USER, now) {
                 return Some(Throttled::User { retry_after });
@@ -203,28 +219,51 @@ impl Throttle {
                 return Some(Throttled::Ip { retry_after });
             }
         }
+        if let Some(v) = t.users.get_mut(user) {
+            prune(v, now);
+            if let Some(retry_after) = blocked(v, MAX_FAILURES_PER_USER_EVERYWHERE, now) {
+                return Some(Throttled::UserEverywhere { retry_after });
+            }
+        }
         None
     }
 
     pub fn failed(&self, user: &str, ip: IpAddr) {
         if let Ok(mut t) = self.0.lock() {
             let now = Instant::now();
-            // Bound memory against a flood of made-up user names.
-            if t.users.len() > 100_000 {
+            // Bound memory against a flood of made-up user names or addresses.
+            if t.pairs.len() > 100_000 || t.users.len() > 100_000 || t.ips.len() > 100_000 {
+                t.pairs.retain(|_, v| {
+                    prune(v, now);
+                    !v.is_empty()
+                });
                 t.users.retain(|_, v| {
                     prune(v, now);
                     !v.is_empty()
                 });
+                t.ips.retain(|_, v| {
+                    prune(v, now);
+                    !v.is_empty()
+                });
             }
-            t.users.entry(user.to_string()).or_default().push(now);
+            t.pairs.entry((user.to_string(), ip)).or_default().push(now);
             t.ips.entry(ip).or_default().push(now);
+            let everywhere = t.users.entry(user.to_string()).or_default();
+            everywhere.push(now);
+            if everywhere.len() == MAX_FAILURES_PER_USER_EVERYWHERE {
+                tracing::warn!(
+                    "{MAX_FAILURES_PER_USER_EVERYWHERE} failed logins for user {user:?} from several addresses within {} minutes: that user name is blocked everywhere for a while",
+                    THROTTLE_WINDOW.as_secs() / 60
+                );
+            }
         }
     }
 
-    /// A successful login clears the user's failures (not the address's).
-    pub fn succeeded(&self, user: &str) {
+    /// A successful login clears this user's failures from this address (not the address's
+    /// own count, nor those of other addresses).
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
         if let Ok(mut t) = self.0.lock() {
-            t.users.remove(user);
+            t.pairs.remove(&(user.to_string(), ip));
         }
     }
 }
@@ -405,7 +444,7 @@ async fn verify_login(
         .unwrap_or(false);
     match user {
         Some(u) if ok => {
-            app.throttle.succeeded(name);
+            app.throttle.succeeded(name, ip);
             Ok(AuthUser {
                 name: u.name,
                 role: u.role,
@@ -568,6 +607,8 @@ mod tests {
         assert!(matches!(blocked, Throttled::User { .. }));
         assert!(blocked.message().contains("Too many failed logins"));
         assert_eq!(t.check("other", ip), None);
+        // The same user from another address is not blocked by them.
+        assert_eq!(t.check("admin", "192.0.2.2".parse().unwrap()), None);
     }
 
     #[test]
@@ -584,8 +625,20 @@ mod tests {
         assert!(blocked.retry_after() <= THROTTLE_WINDOW);
         assert_eq!(t.check("fresh-name", "192.0.2.8".parse().unwrap()), None);
         // Success clears the user's count only.
-        t.succeeded("user0");
+        t.succeeded("user0", ip);
         assert!(t.check("user0", ip).is_some());
+    }
+
+    #[test]
+    fn a_user_is_blocked_everywhere_only_after_many_addresses_failed() {
+        let t = Throttle::default();
+        for i in 0..MAX_FAILURES_PER_USER_EVERYWHERE {
+            let ip = IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8 + 1]);
+            assert_eq!(t.check("admin", ip), None, "attempt {i}");
+            t.failed("admin", ip);
+        }
+        let b = t.check("admin", "192.0.2.99".parse().unwrap()).unwrap();
+        assert!(matches!(b, Throttled::UserEverywhere { .. }), "{b:?}");
     }
 
     #[test]
