@@ -35,7 +35,40 @@ pub struct LiveSnapshot {
 struct CachedStatus {
     generation: u64,
     computed_at: Micros,
+    /// The license files as they were when the status was computed.
+    files: FilesStamp,
     status: Arc<Status>,
+}
+
+/// Size, modification time and inode of each file the status reads from the data directory
+/// (`None`: missing). Another process (`sipmeter license install`, `--set-license-key`, a
+/// copied file) changes them without telling us; comparing costs a few `stat` calls per
+/// request, so such a change shows on the very next request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FilesStamp(Vec<Option<(u64, Option<std::time::SystemTime>, u64)>>);
+
+impl FilesStamp {
+    fn of(setup: &LicenseSetup) -> FilesStamp {
+        let files = [
+            setup.license_path.clone(),
+            setup.data_dir.join(license_env::LIMIT_FILE_NAME),
+            setup.data_dir.join(license_env::SUPERSEDED_FILE_NAME),
+        ];
+        FilesStamp(
+            files
+                .iter()
+                .map(|p| {
+                    std::fs::metadata(p).ok().map(|m| {
+                        #[cfg(unix)]
+                        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+                        #[cfg(not(unix))]
+                        let ino = 0;
+                        (m.len(), m.modified().ok(), ino)
+                    })
+                })
+                .collect(),
+        )
+    }
 }
 
 pub struct Inner {
@@ -156,6 +189,7 @@ impl AppState {
         if let Some(c) = self.cached()
             && c.generation == generation
             && c.status.today == today
+            && c.files == FilesStamp::of(&self.license)
         {
             if (now - c.computed_at).abs() >= STATUS_TTL_US {
                 self.refresh_in_background();
@@ -190,9 +224,11 @@ impl AppState {
         let now = self.now();
         let tz = &self.license.tz;
         let today = license::day_of(now, tz);
+        let files = FilesStamp::of(&self.license);
         if let (Some(w), Some(c)) = (wanted, self.cached())
             && c.generation >= w
             && c.status.today == today
+            && c.files == files
         {
             return Ok(c.status);
         }
@@ -209,6 +245,7 @@ impl AppState {
             *c = Some(CachedStatus {
                 generation,
                 computed_at: now,
+                files,
                 status: st.clone(),
             });
         }

@@ -202,3 +202,30 @@ async fn an_anonymous_guesser_cannot_lock_the_admin_out_of_another_address() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_license_changed_by_another_process_counts_on_the_next_request() {
+    let w = World::new();
+    let now = us("2026-12-01T12:00:00Z");
+    // The clock stands still: nothing but the files themselves can make the server look again.
+    let s = w.start(&FakeClock::new(now)).await;
+    let admin = common::logged_in(s.addr).await;
+    let status = || async {
+        let (_, text) = get_text(&admin, s.addr, "/api/v1/license").await;
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    assert_eq!(status().await["mode"], "evaluation");
+    // `sipmeter license install` (or a copy) into the same data directory.
+    std::fs::write(w.data().join("license.key"), w.license(50, now)).unwrap();
+    let st = status().await;
+    assert_eq!(
+        (st["mode"].as_str(), st["limit"]["effective"].as_u64()),
+        (Some("licensed"), Some(50))
+    );
+    // The configured limit written by another process, then removed.
+    std::fs::write(w.data().join("channel-limit"), "20\n").unwrap();
+    assert_eq!(status().await["limit"]["effective"], 20);
+    std::fs::remove_file(w.data().join("channel-limit")).unwrap();
+    assert_eq!(status().await["limit"]["effective"], 50);
+    s.stop().await.unwrap();
+}
