@@ -31,6 +31,11 @@ const DEV_ROOT_PUBLIC: &str = include_str!("../dev-keys/dev-root.pub");
 #[cfg(feature = "dev-keys")]
 const DEV_ROOT_SECRET: &str = include_str!("../tests/keys/dev-root.key");
 
+/// The signing context of a server's check-in with the portal, made with the installation's
+/// key: the one definition both sides use, so no license or certificate signature can pass
+/// for a check-in.
+pub const CHECKIN_CONTEXT: &[u8] = b"sipmeter-checkin-v1\0";
+
 /// Whether this build trusts the development root and directly trusted signing keys
 /// (feature `dev-keys`): binaries print it wherever the license is shown.
 pub const DEVELOPMENT_BUILD: bool = cfg!(feature = "dev-keys");

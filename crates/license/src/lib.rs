@@ -38,7 +38,7 @@ pub use hwid::{
 };
 #[cfg(feature = "dev-keys")]
 pub use keys::dev_root_signing_key;
-pub use keys::{DEVELOPMENT_BUILD, KeyId, Keyring, PublicKey, SigningKey};
+pub use keys::{CHECKIN_CONTEXT, DEVELOPMENT_BUILD, KeyId, Keyring, PublicKey, SigningKey};
 pub use status::{
     EVALUATION_CHANNELS, Features, LicenseFile, LimitBreakdown, LockReason, MOVED_LICENSE_DAYS,
     Mode, PendingLock, REFRESH_OVERDUE_DAYS, State, Status, StatusError, StatusInput, Superseded,

@@ -31,7 +31,7 @@ pub use service::{
     CheckinRequest, CheckinVerdict, Issued, LicenseView, OrderRequest, Portal, REFRESH_AFTER_US,
     Target, rfc3339,
 };
-pub use trust::{CHECKIN_CONTEXT, InstallKey, SignedCheckin};
+pub use trust::{InstallKey, SignedCheckin};
 
 /// Request bodies above this are refused: the largest legitimate one is an offline request
 /// file of a few hundred bytes.

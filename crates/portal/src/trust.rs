@@ -12,8 +12,6 @@ use sqlx::Row;
 use crate::error::{PortalError, Result};
 use crate::service::{AuditRow, CheckinRequest, Portal};
 
-/// The signing context of a check-in (the central server signs with the same bytes).
-pub const CHECKIN_CONTEXT: &[u8] = b"sipmeter-checkin-v1\0";
 /// How far a check-in's own time may be from the portal's: a recorded check-in cannot be
 /// replayed for longer, and honest clocks are far closer.
 pub const CHECKIN_SKEW_US: Micros = 15 * 60 * 1_000_000;
@@ -192,7 +190,11 @@ impl Portal {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| PortalError::bad("signature: not 64 bytes of base64"))?;
-        if !key.verify_in_context(CHECKIN_CONTEXT, signed.checkin.as_bytes(), &signature) {
+        if !key.verify_in_context(
+            license::CHECKIN_CONTEXT,
+            signed.checkin.as_bytes(),
+            &signature,
+        ) {
             return Err(PortalError::BadCheckinSignature(req.install_id));
         }
         let at: jiff::Timestamp = req

@@ -4,7 +4,7 @@
 //! receivers without the CA configured, fail with the reason in the alert log and nothing
 //! leaves in plain text.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,30 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 mod common;
 #[path = "common/hook.rs"]
 mod hook;
-use common::{DAY, World, us};
+use common::{DAY, World, private_ca, us};
 use hook::Hook;
-
-/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`; the CA file.
-fn private_ca(dir: &Path, name: &str) -> (PathBuf, TlsFiles) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let files = TlsFiles {
-        cert: dir.join(format!("{name}-cert.pem")),
-        key: dir.join(format!("{name}-key.pem")),
-    };
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
-    let ca_file = dir.join(format!("{name}-ca.pem"));
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    (ca_file, files)
-}
 
 /// An SMTP sink that offers STARTTLS and refuses mail until the session is encrypted; it
 /// records the DATA of each message it accepted.

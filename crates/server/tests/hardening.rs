@@ -135,27 +135,14 @@ async fn cookies_are_secure_and_hsts_is_sent_only_when_browsers_speak_https() {
 
     // Our own TLS, with a certificate of a private CA made here.
     let w = World::new();
-    let dir = w.dir.path();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let files = server::tls::TlsFiles {
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-    };
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    let (ca_file, files) = common::private_ca(w.dir.path(), "server");
     let mut config = w.config();
     config.tls = Some(files);
     let s = common::start(config, &clock).await;
     let https = no_redirects()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap(),
+        )
         .build()
         .unwrap();
     let (cookies, hsts) = cookies_and_hsts(&format!("https://{}", s.addr), &https).await;

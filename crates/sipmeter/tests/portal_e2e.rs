@@ -818,26 +818,9 @@ async fn an_https_portal_is_trusted_through_the_configured_ca_only() {
     let (id, token) = v.hwid_license(8, "2099-12-31").await;
     // The same portal behind TLS, with a certificate for 127.0.0.1 from a private CA.
     let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let files = server::tls::TlsFiles {
-        cert: dir.path().join("cert.pem"),
-        key: dir.path().join("key.pem"),
-    };
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
-    let ca_pem = dir.path().join("ca.pem");
-    std::fs::write(&ca_pem, ca.pem()).unwrap();
-    let other_ca = dir.path().join("other-ca.pem");
-    let other_key = rcgen::KeyPair::generate().unwrap();
-    std::fs::write(&other_ca, ca_params.self_signed(&other_key).unwrap().pem()).unwrap();
+    let (ca_pem, files) = common::private_ca(dir.path(), "portal");
+    // Another CA, which did not sign the portal's certificate.
+    let (other_ca, _) = common::private_ca(dir.path(), "other");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https = format!("https://{}", listener.local_addr().unwrap());
     let (_stop, signal) = tokio::sync::oneshot::channel();

@@ -54,7 +54,7 @@ pub fn install_key(install: &str) -> SigningKey {
 /// A check-in body as a server sends it: the JSON of `checkin`, signed by `key`.
 pub fn signed_checkin(checkin: &Value, key: &SigningKey) -> Value {
     let text = checkin.to_string();
-    let sig = key.sign_in_context(portal::CHECKIN_CONTEXT, text.as_bytes());
+    let sig = key.sign_in_context(license::CHECKIN_CONTEXT, text.as_bytes());
     json!({
         "checkin": text,
         "signature": base64::engine::general_purpose::STANDARD.encode(sig),

@@ -100,7 +100,7 @@ struct KeysAnswer {
     keys: Vec<PortalKey>,
 }
 
-/// What a check-in says; signed as its canonical JSON ([`CHECKIN_CONTEXT`]).
+/// What a check-in says; signed as its canonical JSON ([`license::CHECKIN_CONTEXT`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Checkin {
     pub license_id: String,
@@ -116,9 +116,6 @@ pub struct Checkin {
     pub at: String,
 }
 
-/// The signing context of check-ins: no license or certificate signature can pass for one.
-pub const CHECKIN_CONTEXT: &[u8] = b"sipmeter-checkin-v1\0";
-
 /// `POST /api/v1/checkin`: the check-in and the installation's signature over its JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignedCheckin {
@@ -132,7 +129,7 @@ impl SignedCheckin {
     pub fn sign(c: &Checkin, key: &license::SigningKey) -> SignedCheckin {
         use base64::Engine;
         let checkin = serde_json::to_string(c).unwrap_or_default();
-        let sig = key.sign_in_context(CHECKIN_CONTEXT, checkin.as_bytes());
+        let sig = key.sign_in_context(license::CHECKIN_CONTEXT, checkin.as_bytes());
         SignedCheckin {
             checkin,
             signature: base64::engine::general_purpose::STANDARD.encode(sig),

@@ -758,20 +758,11 @@ pub async fn settings_upload(
         .await);
     };
     let name = license_env::display_name(&app.license.license_path);
-    let text = match license::license_text(&bytes, &name) {
-        Ok(t) => t.to_string(),
-        Err(e) => {
-            return Ok(after_change(
-                &app,
-                &ctx,
-                StatusCode::BAD_REQUEST,
-                format!("Not installed: {e}"),
-                false,
-            )
-            .await);
-        }
-    };
-    let verified = match app.license.verify(&text, app.now()) {
+    let checked = license::license_text(&bytes, &name).and_then(|text| {
+        let verified = app.license.verify(text, app.now())?;
+        Ok((text.to_string(), verified))
+    });
+    let (text, verified) = match checked {
         Ok(v) => v,
         Err(e) => {
             return Ok(after_change(
