@@ -83,12 +83,30 @@ fn wall_clock_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// A UDP socket and a TCP listener on the same address. With port 0 the system picks the UDP
+/// port, and that number may already be taken for TCP by another socket: then another UDP
+/// port is tried (a few times), instead of failing at random.
+fn bind_both(
+    addr: std::net::SocketAddr,
+) -> io::Result<(UdpSocket, TcpListener, std::net::SocketAddr)> {
+    let mut tries = 0;
+    loop {
+        let udp = UdpSocket::bind(addr)?;
+        let local = udp.local_addr()?;
+        match TcpListener::bind(local) {
+            Ok(tcp) => return Ok((udp, tcp, local)),
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse && tries < 20 => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl HepSource {
     /// Bind UDP and TCP on `cfg.addr` and start receiving.
     pub fn open(cfg: &HepListenConfig) -> io::Result<HepSource> {
-        let udp = UdpSocket::bind(cfg.addr)?;
-        let local = udp.local_addr()?;
-        let tcp = TcpListener::bind(local)?;
+        let (udp, tcp, local) = bind_both(cfg.addr)?;
         udp.set_read_timeout(Some(Duration::from_millis(100)))?;
         tcp.set_nonblocking(true)?;
         let (tx, rx) = sync_channel(QUEUE);
