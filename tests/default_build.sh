@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-}
 if [ -z "$bin" ]; then
   cargo build --locked -p sipmeter --bin sipmeter
-  bin=target/debug/sipmeter
+  bin=${CARGO_TARGET_DIR:-target}/debug/sipmeter
 fi
 work=$(mktemp -d)
 portal_pid=
@@ -37,7 +37,12 @@ expect_refused() {
   fi
 }
 
-"$bin" --version | grep -q development && fail "--version: a default build says it is a development build" || ok "--version is a release version"
+version=$("$bin" --version)
+case "$version" in
+  sipmeter\ *development*) fail "--version: a default build says it is a development build: $version" ;;
+  sipmeter\ *) ok "--version is a release version ($version)" ;;
+  *) fail "--version printed nothing usable: $version" ;;
+esac
 
 data=$work/data
 "$bin" --data-dir "$data" portal keygen --out "$work/k" >/dev/null
